@@ -1,0 +1,89 @@
+// Image<T>: a 2-d pixel array with an origin (xy0) in its parent's pixel frame.
+// Copies and sub-images are views that share pixels; clone() makes an independent deep copy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/Box.h"
+
+namespace drp {
+
+template <typename T>
+class Image {
+public:
+    using Pixel = T;
+
+    Image() = default;
+    /// A width x height image with its origin at (0, 0), filled with `initial`.
+    Image(int width, int height, T initial = T{});
+    /// An image covering `bbox` (xy0 = bbox.min()), filled with `initial`.
+    explicit Image(const Box2I& bbox, T initial = T{});
+
+    /// A view of the pixels of `bbox` (in the parent frame: xy0-relative coordinates) of this image.
+    /// Throws LogicError if `bbox` is not inside bbox().
+    Image subImage(const Box2I& bbox) const;
+    /// An independent, contiguous copy of the pixels.
+    Image clone() const;
+    /// A copy converted to another pixel type (static_cast per pixel).
+    template <typename U>
+    Image<U> convertTo() const;
+
+    int width() const { return width_; }
+    int height() const { return height_; }
+    /// Distance in pixels between the starts of consecutive rows.
+    std::int64_t stride() const { return stride_; }
+    Point2I xy0() const { return xy0_; }
+    Box2I bbox() const { return Box2I(xy0_, width_, height_); }
+    bool empty() const { return width_ == 0 || height_ == 0; }
+    bool isContiguous() const { return stride_ == width_; }
+    /// Move the origin; pixels are unchanged.
+    void setXY0(Point2I xy0) { xy0_ = xy0; }
+    /// True if both are views of the same pixels.
+    bool sharesPixelsWith(const Image& other) const { return storage_ && storage_ == other.storage_; }
+
+    /// Pixel at local (0-based) indices; no bounds check.
+    T& operator()(int x, int y) const { return data_[std::int64_t(y) * stride_ + x]; }
+    /// Pixel at local indices with a bounds check (throws LogicError).
+    T& at(int x, int y) const;
+    /// Pixel at a position in the parent frame (i.e. including xy0), bounds-checked.
+    T& atParent(Point2I p) const { return at(p.x - xy0_.x, p.y - xy0_.y); }
+    T* row(int y) const { return data_ + std::int64_t(y) * stride_; }
+    T* data() const { return data_; }
+
+    void fill(T value) const;
+    /// Copy pixels from an image of the same dimensions (xy0 may differ).
+    void assign(const Image& other) const;
+
+    const Image& operator+=(T v) const;
+    const Image& operator-=(T v) const;
+    const Image& operator*=(T v) const;
+    const Image& operator+=(const Image& o) const;
+    const Image& operator-=(const Image& o) const;
+    const Image& operator*=(const Image& o) const;
+
+    /// Pixel-by-pixel equality of values and dimensions (NaN equals NaN); xy0 is compared too.
+    bool identical(const Image& o) const;
+
+private:
+    void requireSameShape(const Image& o, const char* what) const;
+
+    std::shared_ptr<T[]> storage_;
+    T* data_ = nullptr;
+    int width_ = 0;
+    int height_ = 0;
+    std::int64_t stride_ = 0;
+    Point2I xy0_{};
+};
+
+extern template class Image<float>;
+extern template class Image<double>;
+extern template class Image<std::int32_t>;
+extern template class Image<std::uint16_t>;
+
+using ImageF = Image<float>;
+using ImageD = Image<double>;
+using ImageI = Image<std::int32_t>;
+using ImageU = Image<std::uint16_t>;
+
+}  // namespace drp

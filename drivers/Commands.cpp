@@ -1,0 +1,8 @@
+// Registration of the built-in subcommands. Each command's implementation lives in its own file.
+#include "drivers/Cli.h"
+
+namespace drp {
+
+void registerBuiltinCommands() {}
+
+}  // namespace drp

@@ -1,0 +1,3 @@
+#include "drivers/Cli.h"
+
+int main(int argc, char** argv) { return drp::runCli(argc, argv); }

@@ -1,0 +1,59 @@
+#include "tests/support/TestSupport.h"
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace drp::test {
+
+TempDir::TempDir(const std::string& prefix) {
+    static std::atomic<int> counter{0};
+    auto base = std::filesystem::temp_directory_path();
+    for (int attempt = 0;; ++attempt) {
+        auto p = base / (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+        if (std::filesystem::create_directory(p)) {
+            path_ = p;
+            break;
+        }
+    }
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+std::filesystem::path realDataDir() {
+    const char* env = std::getenv("DRP_SHARED_DATA");
+    std::filesystem::path p = env ? std::filesystem::path(env) / "real" : sourceDir() / ".." / "shared" / "data" / "real";
+    return std::filesystem::exists(p) ? p : std::filesystem::path();
+}
+
+std::filesystem::path sourceDir() {
+    const char* env = std::getenv("DRP_SOURCE_DIR");
+    return env ? std::filesystem::path(env) : std::filesystem::current_path();
+}
+
+int runCommand(const std::string& command, std::string* output) {
+    std::string cmd = command + " 2>&1";
+    FILE* pipe = ::popen(cmd.c_str(), "r");
+    if (!pipe) return -1;
+    std::array<char, 4096> buf{};
+    std::string out;
+    std::size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+    int status = ::pclose(pipe);
+    if (output) *output = out;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string pythonWith(const std::string& modules) {
+    const std::string py = "/usr/bin/python3";
+    if (!std::filesystem::exists(py)) return {};
+    return runCommand(py + " -c 'import " + modules + "'") == 0 ? py : std::string();
+}
+
+}  // namespace drp::test

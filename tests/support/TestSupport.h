@@ -1,0 +1,34 @@
+// Helpers shared by the test binaries: scratch directories, paths to shared data, seeded RNGs.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace drp::test {
+
+/// A fresh directory under the system temp dir, removed (recursively) when the object dies.
+class TempDir {
+public:
+    explicit TempDir(const std::string& prefix = "drp-test");
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+/// ../shared/data/real (from DRP_SHARED_DATA, set by CTest); empty path if it does not exist.
+std::filesystem::path realDataDir();
+/// The source tree root (DRP_SOURCE_DIR, set by CTest).
+std::filesystem::path sourceDir();
+/// /usr/bin/python3 if it has the named modules (e.g. "astropy,numpy"), else empty.
+std::string pythonWith(const std::string& modules);
+/// Run a shell command, returning its exit status and filling `output` with stdout+stderr.
+int runCommand(const std::string& command, std::string* output = nullptr);
+
+}  // namespace drp::test
