@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -21,11 +22,19 @@ public:
     };
 
     void set(const std::string& key, Value value, const std::string& comment = {});
-    void set(const std::string& key, int value, const std::string& comment = {}) {
-        set(key, Value(std::int64_t(value)), comment);
-    }
-    void set(const std::string& key, const char* value, const std::string& comment = {}) {
-        set(key, Value(std::string(value)), comment);
+    /// Any arithmetic or string-like value: bool stays bool, integers become int64, floats double.
+    template <typename T>
+        requires(!std::is_same_v<std::decay_t<T>, Value>)
+    void set(const std::string& key, T&& value, const std::string& comment = {}) {
+        using D = std::decay_t<T>;
+        if constexpr (std::is_same_v<D, bool>)
+            set(key, Value(bool(value)), comment);
+        else if constexpr (std::is_integral_v<D>)
+            set(key, Value(std::int64_t(value)), comment);
+        else if constexpr (std::is_floating_point_v<D>)
+            set(key, Value(double(value)), comment);
+        else
+            set(key, Value(std::string(std::forward<T>(value))), comment);
     }
     bool has(const std::string& key) const { return find(key) != nullptr; }
     void remove(const std::string& key);
