@@ -73,6 +73,10 @@ void Log::write(LogLevel level, const std::string& component, const std::string&
     std::string line = formatLine(level, component, message);
     std::lock_guard<std::mutex> lock(g_mutex);
     std::ostream* os = g_stream.load();
+    if (!os) {  // keep log lines in order with what the program prints on stdout
+        std::fflush(stdout);
+        std::cout.flush();
+    }
     (os ? *os : std::cerr) << line << '\n' << std::flush;
 }
 
