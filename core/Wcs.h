@@ -36,7 +36,13 @@ public:
     static std::shared_ptr<const Wcs> makeTan(Point2D crpix, SpherePoint crval, Angle scale, Angle rotation,
                                               bool flipX = true);
 
+    /// Highest SIP order accepted (A/B and AP/BP), as in wcslib.
+    static constexpr int maxSipOrder = 9;
+
     SpherePoint pixelToSky(Point2D pixel) const;
+    /// Exact inverse of pixelToSky (Newton iteration on the SIP polynomials, to ~1e-10 px; AP/BP, when given,
+    /// only supply the first guess). Returns (NaN, NaN) for a point on the far side of the tangent plane
+    /// (90 deg or more from crval) and where the SIP polynomials cannot be inverted (far outside their domain).
     Point2D skyToPixel(const SpherePoint& sky) const;
     std::vector<SpherePoint> pixelToSky(const std::vector<Point2D>& pixels) const;
     std::vector<Point2D> skyToPixel(const std::vector<SpherePoint>& points) const;
@@ -61,7 +67,13 @@ public:
     /// The same WCS with pixel coordinates shifted: new pixel = old pixel + shift.
     std::shared_ptr<const Wcs> shiftedPixelOrigin(Point2D shift) const;
 
-    /// Equal parameters (exactly).
+    /// The same WCS with inverse SIP polynomials (AP/BP, all terms p+q <= order) fitted by least squares to
+    /// the exact inverse on a grid over `bbox` (grown by 5% on each side), for FITS readers that need them.
+    /// Throws InvalidInputError if there is no forward SIP, the box is empty or order is out of [1, maxSipOrder].
+    std::shared_ptr<const Wcs> withInverseSip(const Box2I& bbox, int order) const;
+
+    /// Equal parameters (exactly). A FITS header round trip keeps CD and SIP coefficients bit-exact; CRVAL
+    /// (radians <-> degrees) and CRPIX (0-based parent <-> 1-based file) may move by an ulp.
     friend bool operator==(const Wcs& a, const Wcs& b);
 
 private:

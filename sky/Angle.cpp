@@ -2,22 +2,40 @@
 
 namespace drp {
 
+namespace {
+constexpr double kPi = std::numbers::pi;
+constexpr double kTwoPi = 2.0 * std::numbers::pi;
+}  // namespace
+
 Angle Angle::wrap() const {
-    constexpr double twoPi = 2.0 * std::numbers::pi;
-    double r = std::fmod(rad_, twoPi);
-    if (r < 0.0) r += twoPi;
-    if (r >= twoPi) r = 0.0;  // fmod of a tiny negative number can round up to 2 pi
+    double r = std::fmod(rad_, kTwoPi);  // exact; in (-2 pi, 2 pi)
+    if (r < 0.0) r += kTwoPi;
+    if (r >= kTwoPi) r = 0.0;  // a tiny negative number plus 2 pi can round up to 2 pi
     return fromRadians(r);
 }
 
 Angle Angle::wrapCtr() const {
-    constexpr double pi = std::numbers::pi;
-    double r = wrap().asRadians();
-    if (r >= pi) r -= 2.0 * pi;
+    // An angle already in range is returned unchanged (going through [0, 2 pi) would round tiny negatives).
+    double r = rad_;
+    if (r >= -kPi && r < kPi) return *this;
+    r = std::fmod(r, kTwoPi);  // exact; in (-2 pi, 2 pi)
+    if (r < -kPi) {
+        r += kTwoPi;
+        if (r >= kPi) r = -kPi;  // rounded up to pi
+    } else if (r >= kPi) {
+        r -= kTwoPi;
+        if (r < -kPi) r = -kPi;
+    }
     return fromRadians(r);
 }
 
-Angle Angle::wrapNear(Angle ref) const { return ref + (*this - ref).wrapCtr(); }
+Angle Angle::wrapNear(Angle ref) const {
+    double r = ref.rad_ + (*this - ref).wrapCtr().rad_;
+    // Rounding in the sum can land just outside [ref - pi, ref + pi).
+    if (r >= ref.rad_ + kPi) r -= kTwoPi;
+    if (r < ref.rad_ - kPi) r += kTwoPi;
+    return fromRadians(r);
+}
 
 std::ostream& operator<<(std::ostream& os, Angle a) { return os << a.asDegrees() << " deg"; }
 

@@ -39,12 +39,39 @@ Angle SpherePoint::separation(const SpherePoint& other) const {
     return Angle::fromRadians(std::atan2(a.cross(b).norm(), a.dot(b)));
 }
 
+namespace {
+/// lon2 - lon1 in (-pi, pi], accurate to rounding of the result even across the wrap at 0 / 2 pi
+/// (2 pi is subtracted in two parts so that its rounding error does not swamp a tiny difference).
+double longitudeDifference(double lon2, double lon1) {
+    constexpr double twoPiHi = 2.0 * std::numbers::pi;
+    constexpr double twoPiLo = 2.4492935982947064e-16;  // 2 pi - twoPiHi
+    double d = lon2 - lon1;
+    if (d > std::numbers::pi) return ((lon2 - twoPiHi) - lon1) - twoPiLo;
+    if (d <= -std::numbers::pi) return (lon2 - (lon1 - twoPiHi)) + twoPiLo;
+    return d;
+}
+}  // namespace
+
 Angle SpherePoint::bearingTo(const SpherePoint& other) const {
-    double dLon = (other.lon_ - lon_).asRadians();
+    constexpr double piHi = std::numbers::pi, piLo = 1.2246467991473532e-16;  // pi = piHi + piLo
+    double dLon = longitudeDifference(other.lon_.asRadians(), lon_.asRadians());
     double lat1 = lat_.asRadians(), lat2 = other.lat_.asRadians();
+    // Beyond 90 deg, aim at the antipode of `other` (which is near) and turn round: the bearing to a nearly
+    // antipodal point is then as accurate as the bearing to a nearby one.
+    const bool far = std::sin(lat1) * std::sin(lat2) + std::cos(lat1) * std::cos(lat2) * std::cos(dLon) < 0.0;
+    if (far) {
+        // lon2 - lon1 -/+ pi, grouped so that the subtractions are exact when the result is small.
+        double lon1 = lon_.asRadians(), lon2 = other.lon_.asRadians();
+        dLon = lon2 >= lon1 ? ((lon2 - piHi) - lon1) - piLo : (lon2 - (lon1 - piHi)) + piLo;
+        lat2 = -lat2;
+    }
     double y = std::sin(dLon) * std::cos(lat2);
-    double x = std::cos(lat1) * std::sin(lat2) - std::sin(lat1) * std::cos(lat2) * std::cos(dLon);
-    return Angle::fromRadians(std::atan2(y, x)).wrap();
+    // cos1 sin2 - sin1 cos2 cos(dLon), rewritten without cancellation for nearby points.
+    double h = std::sin(0.5 * dLon);
+    double x = std::sin(lat2 - lat1) + 2.0 * std::sin(lat1) * std::cos(lat2) * h * h;
+    double bearing = std::atan2(y, x);
+    if (far) bearing += piHi;
+    return Angle::fromRadians(bearing).wrap();
 }
 
 SpherePoint SpherePoint::offset(Angle bearing, Angle distance) const {
