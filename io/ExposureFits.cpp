@@ -1,0 +1,391 @@
+#include "io/ExposureFits.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <utility>
+
+#include "core/Error.h"
+#include "io/AtomicFile.h"
+
+namespace drp {
+
+namespace {
+
+constexpr const char* kImageExt = "IMAGE";
+constexpr const char* kMaskExt = "MASK";
+constexpr const char* kVarianceExt = "VARIANCE";
+constexpr const char* kPsfExt = "PSF";
+constexpr std::int64_t kFormatVersion = 1;
+
+/// Run `fn`; re-throw any drp::Error as the same family with `context` prefixed and `file` attached.
+/// LogicError from header accessors (a key of the wrong type) becomes InvalidInputError.
+template <typename Fn>
+auto withContext(const std::string& file, const std::string& context, Fn&& fn) -> decltype(fn()) {
+    try {
+        return fn();
+    } catch (const FitsError& e) {
+        throw FitsError(context + e.message(), file);
+    } catch (const IoError& e) {
+        throw IoError(context + e.message(), file);
+    } catch (const NotFoundError& e) {
+        throw NotFoundError(context + e.message(), file);
+    } catch (const InvalidInputError& e) {
+        throw InvalidInputError(context + e.message(), file);
+    } catch (const LogicError& e) {
+        throw InvalidInputError(context + e.message(), file);
+    } catch (const NumericalError& e) {
+        throw InvalidInputError(context + e.message(), file);
+    }
+}
+
+/// Keys the writer derives from the Exposure's typed members; the reader removes them from metadata.
+bool isOwnedPrimaryKey(const std::string& key) {
+    if (key == "DRPVERS" || key == "DRPFMT") return true;
+    for (const auto& k : VisitInfo::metadataKeys())
+        if (k == key) return true;
+    for (const auto& k : PhotoCalib::metadataKeys())
+        if (k == key) return true;
+    return false;
+}
+
+/// Header cards shared by the three image planes: WCS, exact WCS companions, xy0.
+PropertyList planeHeader(const Exposure& exposure) {
+    const Point2I xy0 = exposure.xy0();
+    PropertyList md;
+    if (exposure.hasWcs()) {
+        const Wcs& wcs = *exposure.wcs();
+        md = wcs.toFitsMetadata(xy0);
+        md.set("DRPCRPX1", wcs.crpix().x, "exact CRPIX1: 0-based parent frame (drp)");
+        md.set("DRPCRPX2", wcs.crpix().y, "exact CRPIX2: 0-based parent frame (drp)");
+        md.set("DRPCRVR1", wcs.crval().ra().asRadians(), "[rad] exact CRVAL1 (drp)");
+        md.set("DRPCRVR2", wcs.crval().dec().asRadians(), "[rad] exact CRVAL2 (drp)");
+    }
+    md.set("LTV1", -xy0.x, "IRAF: image pixel = physical pixel + LTV");
+    md.set("LTV2", -xy0.y, "IRAF: image pixel = physical pixel + LTV");
+    md.set("LTM1_1", 1.0, "IRAF physical-to-image scale");
+    md.set("LTM2_2", 1.0, "IRAF physical-to-image scale");
+    md.set("WCSNAMEA", "PARENT", "parent-frame pixel coordinates (0-based)");
+    md.set("CTYPE1A", "LINEAR", "");
+    md.set("CTYPE2A", "LINEAR", "");
+    md.set("CRPIX1A", 1.0, "");
+    md.set("CRPIX2A", 1.0, "");
+    md.set("CRVAL1A", double(xy0.x), "parent x of the first pixel");
+    md.set("CRVAL2A", double(xy0.y), "parent y of the first pixel");
+    md.set("CUNIT1A", "PIXEL", "");
+    md.set("CUNIT2A", "PIXEL", "");
+    return md;
+}
+
+/// xy0 = -LTV (IRAF convention); (0,0) without LTV keys.
+Point2I readXy0(const PropertyList& md) {
+    Point2I xy0{0, 0};
+    const char* keys[2] = {"LTV1", "LTV2"};
+    int* out[2] = {&xy0.x, &xy0.y};
+    for (int i = 0; i < 2; ++i) {
+        if (!md.has(keys[i])) continue;
+        const double v = md.getDouble(keys[i]);
+        if (!(std::fabs(v) < 1e9) || v != std::floor(v)) {
+            throw InvalidInputError(std::string(keys[i]) + " is not an integer pixel offset");
+        }
+        *out[i] = -int(v);
+    }
+    return xy0;
+}
+
+/// The WCS of an image header (null if there is none), exact when drp's companion keys agree with the
+/// standard keys. Throws InvalidInputError for a malformed WCS.
+std::shared_ptr<const Wcs> parseWcs(const PropertyList& md, Point2I xy0, std::string* problem) {
+    std::shared_ptr<const Wcs> wcs;
+    try {
+        wcs = Wcs::fromFitsMetadata(md, xy0);
+    } catch (const NotFoundError& e) {
+        if (problem) *problem = e.message();
+        return nullptr;
+    }
+    if (md.has("DRPCRPX1") && md.has("DRPCRPX2") && md.has("DRPCRVR1") && md.has("DRPCRVR2")) {
+        const Point2D crpix{md.getDouble("DRPCRPX1"), md.getDouble("DRPCRPX2")};
+        const double ra = md.getDouble("DRPCRVR1"), dec = md.getDouble("DRPCRVR2");
+        // Use the exact values only if nobody edited the standard keys since drp wrote them.
+        const bool agree = std::fabs(crpix.x - wcs->crpix().x) < 1e-6 && std::fabs(crpix.y - wcs->crpix().y) < 1e-6 &&
+                           std::fabs(ra - wcs->crval().ra().asRadians()) < 1e-12 &&
+                           std::fabs(dec - wcs->crval().dec().asRadians()) < 1e-12;
+        if (agree) {
+            wcs = std::make_shared<const Wcs>(crpix, SpherePoint(Angle::fromRadians(ra), Angle::fromRadians(dec)),
+                                              wcs->cd(), wcs->sip());
+        }
+    }
+    return wcs;
+}
+
+/// Rebuild the mask plane dictionary from MP_<NAME> keys, remapping pixel bits when the file's bit
+/// assignment differs from the one this build gives those names. Bits without an MP_ key are kept
+/// only when the file declares no planes at all.
+Mask buildMask(Image<MaskPixel> pixels, const PropertyList& md) {
+    std::map<int, std::string> fileBits;
+    for (const auto& e : md.entries()) {
+        if (e.key.size() <= 3 || e.key.compare(0, 3, "MP_") != 0) continue;
+        const std::int64_t bit = md.getInt(e.key);
+        if (bit < 0 || bit > 30) throw InvalidInputError("mask plane key " + e.key + " has bit " + std::to_string(bit) + " outside 0..30");
+        if (fileBits.count(int(bit))) {
+            throw InvalidInputError("mask planes " + fileBits[int(bit)] + " and " + e.key.substr(3) + " share bit " +
+                                    std::to_string(bit));
+        }
+        fileBits[int(bit)] = e.key.substr(3);
+    }
+    Mask mask(pixels, std::make_shared<MaskPlaneDict>());
+    if (fileBits.empty()) return mask;
+    MaskPixel translate[31] = {0};
+    bool identity = true;
+    MaskPixel declared = 0;
+    for (const auto& [bit, name] : fileBits) {
+        const int newBit = mask.addPlane(name);
+        translate[bit] = MaskPixel(1u << newBit);
+        declared |= MaskPixel(1u << bit);
+        identity = identity && newBit == bit;
+    }
+    if (identity) return mask;
+    for (int y = 0; y < mask.height(); ++y) {
+        MaskPixel* row = mask.row(y);
+        for (int x = 0; x < mask.width(); ++x) {
+            const MaskPixel v = row[x] & declared;
+            MaskPixel out = 0;
+            for (int b = 0; b < 31; ++b)
+                if (v & MaskPixel(1u << b)) out |= translate[b];
+            row[x] = out;
+        }
+    }
+    return mask;
+}
+
+void writeExposureTo(const std::filesystem::path& tempPath, const Exposure& exposure) {
+    FitsFile f(tempPath, FitsFile::Mode::Create);
+
+    PropertyList primary = exposure.metadata();
+    primary.merge(exposure.visitInfo().toMetadata());
+    if (exposure.hasPhotoCalib()) primary.merge(exposure.photoCalib()->toMetadata());
+    if (exposure.detector()) primary.set("DETECTOR", *exposure.detector(), "detector id");
+    primary.set("DRPVERS", DRP_VERSION, "drp version that wrote this file");
+    primary.set("DRPFMT", PropertyList::Value(kFormatVersion), "drp exposure file layout version");
+    f.writeEmptyHdu({}, primary);
+
+    const PropertyList plane = planeHeader(exposure);
+    PropertyList imageHeader = plane;
+    imageHeader.set("EXTTYPE", "IMAGE", "");
+    f.writeImage(exposure.image(), kImageExt, imageHeader);
+
+    PropertyList maskHeader = plane;
+    maskHeader.set("EXTTYPE", "MASK", "");
+    std::vector<std::pair<int, std::string>> planes;
+    for (const auto& [name, bit] : exposure.mask().planes()) planes.emplace_back(bit, name);
+    std::sort(planes.begin(), planes.end());
+    for (const auto& [bit, name] : planes) maskHeader.set("MP_" + name, bit, "mask plane bit");
+    f.writeImage(static_cast<const Image<MaskPixel>&>(exposure.mask()), kMaskExt, maskHeader);
+
+    PropertyList varianceHeader = plane;
+    varianceHeader.set("EXTTYPE", "VARIANCE", "");
+    f.writeImage(exposure.variance(), kVarianceExt, varianceHeader);
+
+    if (exposure.hasPsf()) {
+        const PsfRecord record = exposure.psf()->toRecord();
+        std::vector<FitsColumn> columns;
+        for (const auto& [name, values] : record.arrays) {
+            columns.push_back({name, std::to_string(values.size()) + "D", ""});
+        }
+        PropertyList psfHeader;
+        psfHeader.set("PSFTYPE", record.typeName, "registered drp PSF type");
+        psfHeader.set("PSFNARR", int(record.arrays.size()), "number of arrays (columns) in the record");
+        f.createTable(columns, 1, kPsfExt, psfHeader);
+        for (const auto& [name, values] : record.arrays) {
+            f.writeColumn<double>(name, std::span<const double>(values), 0);
+        }
+    }
+    f.close();
+}
+
+}  // namespace
+
+void writeExposure(const std::filesystem::path& path, const Exposure& exposure) {
+    withContext(path.string(), "writing an exposure: ", [&] {
+        AtomicFile atomic(path);
+        writeExposureTo(atomic.tempPath(), exposure);
+        atomic.commit();
+    });
+}
+
+Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptions& options) {
+    const std::string file = path.string();
+    FitsFile f = withContext(file, "", [&] { return FitsFile(path, FitsFile::Mode::Read); });
+    Exposure exposure;
+
+    // Primary: metadata, visit info, calibration, detector.
+    PropertyList primary = withContext(file, "", [&] { return f.readHeader(); });
+    withContext(file, "HDU 0 (primary): ", [&] {
+        exposure.setVisitInfo(VisitInfo::fromMetadata(primary));
+        if (auto calib = PhotoCalib::fromMetadata(primary)) {
+            exposure.setPhotoCalib(std::make_shared<const PhotoCalib>(*calib));
+        }
+    });
+    if (primary.has("DETECTOR") && std::holds_alternative<std::int64_t>(primary.get("DETECTOR"))) {
+        exposure.setDetector(int(primary.getInt("DETECTOR")));
+        primary.remove("DETECTOR");
+    }
+    for (const auto& key : primary.keys())
+        if (isOwnedPrimaryKey(key)) primary.remove(key);
+    exposure.setMetadata(std::move(primary));
+
+    // IMAGE: pixels, xy0, WCS.
+    f.moveToHdu(kImageExt);
+    const std::string imageWhere = f.describeHdu() + ": ";
+    ImageF image = f.readImage<float>();
+    const PropertyList imageHeader = f.readHeader();
+    const Point2I xy0 = withContext(file, imageWhere, [&] { return readXy0(imageHeader); });
+    std::string wcsProblem;
+    auto wcs = withContext(file, imageWhere, [&] { return parseWcs(imageHeader, xy0, &wcsProblem); });
+    if (!wcs && options.requireWcs) {
+        throw NotFoundError(imageWhere + "no celestial WCS, and one is required (" + wcsProblem + ")", file);
+    }
+
+    // MASK: must hold integers.
+    f.moveToHdu(kMaskExt);
+    const std::string maskWhere = f.describeHdu() + ": ";
+    const FitsImageInfo maskInfo = f.imageInfo();
+    if (maskInfo.equivalentBitpix != 8 && maskInfo.equivalentBitpix != 16 &&
+        maskInfo.equivalentBitpix != 32) {
+        throw InvalidInputError(maskWhere + "the mask must hold 8, 16 or 32-bit signed integers, found BITPIX=" +
+                                    std::to_string(maskInfo.bitpix) +
+                                    (maskInfo.equivalentBitpix != maskInfo.bitpix
+                                         ? " (scaled to " + std::to_string(maskInfo.equivalentBitpix) + ")"
+                                         : std::string()),
+                                file);
+    }
+    Image<MaskPixel> maskPixels = f.readImage<MaskPixel>();
+    const PropertyList maskHeader = f.readHeader();
+    Mask mask = withContext(file, maskWhere, [&] { return buildMask(maskPixels, maskHeader); });
+
+    f.moveToHdu(kVarianceExt);
+    const std::string varianceWhere = f.describeHdu() + ": ";
+    ImageF variance = f.readImage<float>();
+
+    if (!(mask.bbox() == image.bbox()) || !(variance.bbox() == image.bbox())) {
+        throw InvalidInputError("IMAGE (" + std::to_string(image.width()) + "x" + std::to_string(image.height()) +
+                                    "), MASK (" + std::to_string(mask.width()) + "x" + std::to_string(mask.height()) +
+                                    ") and VARIANCE (" + std::to_string(variance.width()) + "x" +
+                                    std::to_string(variance.height()) + ") differ in size",
+                                file);
+    }
+    image.setXY0(xy0);
+    mask.setXY0(xy0);
+    variance.setXY0(xy0);
+    exposure.setMaskedImage(MaskedImageF(image, mask, variance));
+    exposure.setWcs(std::move(wcs));
+
+    // PSF (optional).
+    if (f.hasHdu(kPsfExt)) {
+        f.moveToHdu(kPsfExt);
+        const std::string psfWhere = f.describeHdu() + ": ";
+        exposure.setPsf(withContext(file, psfWhere, [&] {
+            const PropertyList header = f.readHeader();
+            PsfRecord record;
+            record.typeName = header.getString("PSFTYPE");
+            if (f.numRows() != 1) throw InvalidInputError("the PSF table must have exactly one row");
+            for (const auto& column : f.columns()) record.set(column.name, f.readColumn<double>(column.name));
+            return Psf::fromRecord(record);
+        }));
+    } else if (options.requirePsf) {
+        throw NotFoundError("no HDU with EXTNAME='PSF', and a PSF is required", file);
+    }
+    return exposure;
+}
+
+// ---------------------------------------------------------------- single images
+
+FitsImage readImage(const std::filesystem::path& path, int hdu) {
+    const std::string file = path.string();
+    FitsFile f(path, FitsFile::Mode::Read);
+    if (hdu >= 0) {
+        f.moveToHdu(hdu);
+    } else {
+        const int n = f.numHdus();
+        bool found = false;
+        for (int i = 0; i < n && !found; ++i) {
+            f.moveToHdu(i);
+            found = f.isImageHdu() && f.imageInfo().width() > 0;
+        }
+        if (!found) throw NotFoundError("no HDU holds a 2-d image", file);
+    }
+    FitsImage out;
+    out.hdu = f.currentHdu();
+    out.info = f.imageInfo();
+    out.image = f.readImage<float>();
+    out.metadata = f.readHeader();
+    const std::string where = f.describeHdu() + ": ";
+    if (out.hdu > 0) {
+        // Extensions inherit the primary header's keys they do not override (exposure-level keys of MEF files).
+        f.moveToHdu(0);
+        const PropertyList primary = f.readHeader();
+        for (const auto& e : primary.entries())
+            if (!out.metadata.has(e.key)) out.metadata.set(e.key, e.value, e.comment);
+    }
+    const Point2I xy0 = withContext(file, where, [&] { return readXy0(out.metadata); });
+    out.image.setXY0(xy0);
+    try {
+        out.wcs = parseWcs(out.metadata, xy0, &out.wcsProblem);
+    } catch (const Error& e) {
+        out.wcs = nullptr;
+        out.wcsProblem = e.message();
+    }
+    return out;
+}
+
+ImageF readVariance(const std::filesystem::path& path, int hdu, WeightKind kind) {
+    ImageF w = readImage(path, hdu).image;
+    const float inf = std::numeric_limits<float>::infinity();
+    for (int y = 0; y < w.height(); ++y) {
+        float* row = w.row(y);
+        for (int x = 0; x < w.width(); ++x) {
+            const float v = row[x];
+            switch (kind) {
+                case WeightKind::Variance: break;
+                case WeightKind::InverseVariance: row[x] = (v > 0.0f && std::isfinite(v)) ? 1.0f / v : inf; break;
+                case WeightKind::Sigma: row[x] = std::isfinite(v) ? v * v : inf; break;
+            }
+        }
+    }
+    return w;
+}
+
+Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHdu,
+                             const std::filesystem::path& weightPath, int weightHdu, WeightKind kind) {
+    FitsImage in = readImage(imagePath, imageHdu);
+    ImageF variance(in.image.bbox(), std::numeric_limits<float>::quiet_NaN());
+    if (!weightPath.empty()) {
+        ImageF v = readVariance(weightPath, weightHdu, kind);
+        if (v.width() != in.image.width() || v.height() != in.image.height()) {
+            throw InvalidInputError("the weight image (" + std::to_string(v.width()) + "x" + std::to_string(v.height()) +
+                                        ") does not match the image (" + std::to_string(in.image.width()) + "x" +
+                                        std::to_string(in.image.height()) + ")",
+                                    weightPath.string());
+        }
+        variance.assign(v);
+    }
+    Mask mask(in.image.bbox());
+    const MaskPixel noData = mask.planeBitMask("NO_DATA");
+    for (int y = 0; y < mask.height(); ++y)
+        for (int x = 0; x < mask.width(); ++x) {
+            const float var = variance(x, y);
+            const bool badVariance = !weightPath.empty() && !(var > 0.0f && std::isfinite(var));
+            if (!std::isfinite(in.image(x, y)) || badVariance) mask(x, y) |= noData;
+        }
+    Exposure exposure(MaskedImageF(in.image, mask, variance), in.wcs);
+    try {
+        exposure.setVisitInfo(VisitInfo::fromMetadata(in.metadata));
+    } catch (const InvalidInputError&) {
+        // a foreign header whose keys do not mean what ours do: keep them as plain metadata only
+    }
+    exposure.setMetadata(std::move(in.metadata));
+    return exposure;
+}
+
+}  // namespace drp

@@ -1,0 +1,78 @@
+// Exposure <-> FITS in the layout of DESIGN.md section 5, readable by astropy and ds9:
+//
+//   HDU 0  primary, no data: the exposure metadata, VisitInfo keys (EXPTIME, MJD-AVG, BORE-RA, ...),
+//          PhotoCalib keys (CALIBMN, CALIBERR, MAGZERO), DETECTOR, provenance (DRPVERS, DRPFMT)
+//   HDU 1  EXTNAME='IMAGE'     float32 (BITPIX -32)
+//   HDU 2  EXTNAME='MASK'      int32 (BITPIX 32), one MP_<NAME> = bit key per mask plane
+//   HDU 3  EXTNAME='VARIANCE'  float32
+//   HDU 4  EXTNAME='PSF'       (only with a PSF) binary table, one row, one double vector column per
+//          array of the PsfRecord; PSFTYPE = the registered PSF type name
+//
+// Each image HDU carries the WCS in standard keywords (Wcs::toFitsMetadata(xy0), TAN or TAN-SIP), the
+// IRAF LTV1/LTV2 = -xy0 keys and an alternate linear WCS 'A' giving parent pixel coordinates, so xy0
+// round-trips. A round trip is bit-exact: pixels (NaN payloads included), mask planes, variance, WCS
+// parameters (exact companions DRPCRPXn / DRPCRVRn are written beside CRPIXn / CRVALn, whose decimal
+// degree and 1-based forms are not always exact), PSF record, calibration, visit info, detector, xy0.
+//
+// Writing goes to a temporary file in the destination directory, renamed into place only when complete
+// (io/AtomicFile.h): a failed or killed write leaves no partial file and any old file untouched.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "core/Exposure.h"
+#include "io/FitsFile.h"
+
+namespace drp {
+
+/// What readExposure insists on.
+struct ExposureReadOptions {
+    /// Without a celestial WCS in the IMAGE header: true -> NotFoundError, false -> wcs() is null.
+    bool requireWcs = false;
+    /// Without a PSF HDU: true -> NotFoundError, false -> psf() is null.
+    bool requirePsf = false;
+};
+
+/// Write `exposure` to `path` (replacing an existing file atomically). Throws FitsError/IoError for I/O
+/// problems and InvalidInputError for metadata FITS cannot hold; the message names `path`.
+void writeExposure(const std::filesystem::path& path, const Exposure& exposure);
+
+/// Read an exposure written by writeExposure (or any file with IMAGE/MASK/VARIANCE HDUs). Errors
+/// (typed, naming the file and the HDU): FitsError for unreadable, truncated or non-FITS files;
+/// NotFoundError for a missing HDU (or a missing WCS/PSF when required); InvalidInputError for a plane of
+/// the wrong type (e.g. MASK stored as float), mismatched plane sizes, a malformed WCS or PSF record.
+Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptions& options = {});
+
+/// How a weight image encodes the per-pixel noise.
+enum class WeightKind { Variance, InverseVariance, Sigma };
+
+/// One image HDU of an arbitrary FITS file.
+struct FitsImage {
+    ImageF image;                     ///< pixels as float32 (any BITPIX; BSCALE/BZERO applied; BLANK -> NaN)
+    PropertyList metadata;            ///< the HDU's header (structural keys stripped)
+    std::shared_ptr<const Wcs> wcs;   ///< null if the header has no usable TAN/TAN-SIP WCS
+    std::string wcsProblem;           ///< why wcs is null ("" if it is not)
+    int hdu = 0;                      ///< the 0-based HDU index read
+    FitsImageInfo info;               ///< BITPIX, shape, compression of that HDU
+};
+
+/// Read a 2-d image from HDU `hdu` (0-based) of any FITS file, or with hdu = -1 from the first HDU that
+/// holds a 2-d image (the primary array, else the first image extension; tile-compressed images count).
+/// xy0 is taken from LTV1/LTV2 when present. Integer images (int16, uint16 via BZERO=32768, int32, ...)
+/// are converted exactly when representable in float32.
+FitsImage readImage(const std::filesystem::path& path, int hdu = -1);
+
+/// Read a noise image and convert it to variance (inverse variance <= 0 or non-finite -> +inf).
+ImageF readVariance(const std::filesystem::path& path, int hdu, WeightKind kind);
+
+/// A calibrated single image as an Exposure: pixels from `imagePath`/`imageHdu`; variance from
+/// `weightPath`/`weightHdu` converted per `kind` (if `weightPath` is empty the variance is NaN =
+/// unknown); NO_DATA set where the image is not finite or the variance is not finite/positive; the
+/// header becomes metadata and, where its keys parse, VisitInfo.
+Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHdu = -1,
+                             const std::filesystem::path& weightPath = {}, int weightHdu = -1,
+                             WeightKind kind = WeightKind::InverseVariance);
+
+}  // namespace drp
