@@ -3,6 +3,12 @@
 
 namespace drp {
 
-void registerBuiltinCommands() {}
+void registerExampleCommand();
+void registerRepositoryCommands();
+
+void registerBuiltinCommands() {
+    registerExampleCommand();
+    registerRepositoryCommands();
+}
 
 }  // namespace drp
