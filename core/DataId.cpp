@@ -9,7 +9,7 @@ namespace drp {
 namespace {
 
 constexpr std::array<const char*, kDimensionCount> kNames = {
-    "instrument", "band", "physical_filter", "day_obs", "visit", "detector", "tract", "patch", "skymap"};
+    "instrument", "band", "physical_filter", "day_obs", "visit", "detector", "tract", "patch", "skymap", "htm"};
 
 bool isBareChar(char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
@@ -47,7 +47,7 @@ Dimension dimensionFromName(std::string_view name) {
     for (std::size_t i = 0; i < kDimensionCount; ++i)
         if (name == kNames[i]) return static_cast<Dimension>(i);
     throw InvalidInputError("unknown data ID dimension '" + std::string(name) +
-                            "' (known: instrument band physical_filter day_obs visit detector tract patch skymap)");
+                            "' (known: instrument band physical_filter day_obs visit detector tract patch skymap htm)");
 }
 
 bool dimensionIsString(Dimension d) {
@@ -58,7 +58,7 @@ bool dimensionIsString(Dimension d) {
 const std::array<Dimension, kDimensionCount>& allDimensions() {
     static const std::array<Dimension, kDimensionCount> all = {
         Dimension::Instrument, Dimension::Band,  Dimension::PhysicalFilter, Dimension::DayObs, Dimension::Visit,
-        Dimension::Detector,   Dimension::Tract, Dimension::Patch,          Dimension::Skymap};
+        Dimension::Detector,   Dimension::Tract, Dimension::Patch,          Dimension::Skymap, Dimension::Htm};
     return all;
 }
 

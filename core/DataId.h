@@ -1,8 +1,9 @@
 // DataId: the dimensions that name a dataset or a quantum, e.g. {visit: 12, detector: 3}.
 // The dimensions and their order are fixed:
-//   instrument, band, physical_filter, day_obs, visit, detector, tract, patch, skymap
-// instrument, band, physical_filter and skymap take string values; day_obs, visit, detector, tract
-// and patch take integers (setting the wrong kind throws LogicError).
+//   instrument, band, physical_filter, day_obs, visit, detector, tract, patch, skymap, htm
+// instrument, band, physical_filter and skymap take string values; day_obs, visit, detector, tract,
+// patch and htm take integers (setting the wrong kind throws LogicError). htm is the id of a
+// Hierarchical Triangular Mesh trixel (sky/HtmPixelization.h): one shard of the reference catalog.
 // Canonical string form (logs, errors, manifests): present dimensions in the order above,
 // "name=value" separated by single spaces, e.g. "band=r visit=12 detector=3". A string value is
 // written bare when it consists only of [A-Za-z0-9_.:,+-] and is not empty; otherwise it is
@@ -33,11 +34,13 @@ enum class Dimension : std::uint8_t {
     Detector,
     Tract,
     Patch,
-    Skymap
+    Skymap,
+    Htm
 };
-inline constexpr std::size_t kDimensionCount = 9;
+inline constexpr std::size_t kDimensionCount = 10;
 
-/// "instrument", "band", "physical_filter", "day_obs", "visit", "detector", "tract", "patch", "skymap".
+/// "instrument", "band", "physical_filter", "day_obs", "visit", "detector", "tract", "patch", "skymap",
+/// "htm".
 const char* dimensionName(Dimension d);
 /// Inverse of dimensionName; throws InvalidInputError for an unknown name.
 Dimension dimensionFromName(std::string_view name);

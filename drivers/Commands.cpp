@@ -5,10 +5,12 @@ namespace drp {
 
 void registerExampleCommand();
 void registerRepositoryCommands();
+void registerSimCommand();
 
 void registerBuiltinCommands() {
     registerExampleCommand();
     registerRepositoryCommands();
+    registerSimCommand();
 }
 
 }  // namespace drp

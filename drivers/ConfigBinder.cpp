@@ -111,6 +111,24 @@ void ConfigBinder::bind(const std::string& key, std::vector<double>& f, const st
               doc});
 }
 
+void ConfigBinder::bind(const std::string& key, std::array<double, 6>& f, const std::string& doc) {
+    add(key, {[&f](const std::string& s) {
+                  auto items = splitList(s);
+                  if (items.size() != f.size())
+                      throw ConfigError("expected " + std::to_string(f.size()) + " comma-separated values");
+                  for (std::size_t i = 0; i < f.size(); ++i) f[i] = parseNumber<double>(items[i]);
+              },
+              [&f] {
+                  std::string out;
+                  for (std::size_t i = 0; i < f.size(); ++i) {
+                      if (i) out += ", ";
+                      out += formatDouble(f[i]);
+                  }
+                  return out;
+              },
+              doc});
+}
+
 void ConfigBinder::set(const std::string& key, const std::string& value, const std::string& source) {
     auto it = entries_.find(key);
     if (it == entries_.end()) throw ConfigError("unknown config key '" + key + "' (" + source + ")");

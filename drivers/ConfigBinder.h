@@ -4,6 +4,7 @@
 // ConfigErrors that name the source and line.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -23,6 +24,8 @@ public:
     /// Comma-separated lists.
     void bind(const std::string& key, std::vector<std::string>& field, const std::string& doc);
     void bind(const std::string& key, std::vector<double>& field, const std::string& doc);
+    /// Fixed-length lists (e.g. one value per band ugrizy); the value must have exactly 6 items.
+    void bind(const std::string& key, std::array<double, 6>& field, const std::string& doc);
 
     /// Set one value from text; `source` names where it came from in error messages.
     void set(const std::string& key, const std::string& value, const std::string& source = "--set");

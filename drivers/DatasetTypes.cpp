@@ -15,6 +15,27 @@ const std::vector<DatasetType>& standardDatasetTypes() {
          {D::Instrument, D::Band, D::Visit, D::Detector}},
         {"truth", StorageClass::Hdf5, "{run}/truth/{band}/{visit}/truth_{band}_{visit}_{detector}.h5",
          {D::Instrument, D::Band, D::Visit, D::Detector}},
+        // Raw exposures (simulated or real), per detector, in the camera's amplifier layout.
+        {"raw", StorageClass::Fits, "{run}/raw/{band}/{visit}/raw_{band}_{visit}_{detector}.fits",
+         {D::Instrument, D::Band, D::Visit, D::Detector}},
+        {"rawBias", StorageClass::Fits, "{run}/raw/bias/{visit}/bias_{visit}_{detector}.fits",
+         {D::Instrument, D::Visit, D::Detector}},
+        {"rawDark", StorageClass::Fits, "{run}/raw/dark/{visit}/dark_{visit}_{detector}.fits",
+         {D::Instrument, D::Visit, D::Detector}},
+        {"rawFlat", StorageClass::Fits, "{run}/raw/flat/{band}/{visit}/flat_{band}_{visit}_{detector}.fits",
+         {D::Instrument, D::Band, D::Visit, D::Detector}},
+        // Reference catalog shards (one HTM trixel each).
+        {"refcat", StorageClass::Hdf5, "{run}/refcat/refcat_htm{htm}.h5", {D::Htm}},
+        // Simulator truth.
+        {"simConfig", StorageClass::Hdf5, "{run}/truth/sim_config.ini", {D::Instrument}},
+        {"truthObjects", StorageClass::Hdf5, "{run}/truth/objects.h5", {D::Instrument}},
+        {"truthVisits", StorageClass::Hdf5, "{run}/truth/visits.h5", {D::Instrument}},
+        {"truthSources", StorageClass::Hdf5, "{run}/truth/sources/{band}/{visit}/sources_{band}_{visit}_{detector}.h5",
+         {D::Instrument, D::Band, D::Visit, D::Detector}},
+        {"truthInstrument", StorageClass::Hdf5, "{run}/truth/instrument/instrument_{detector}.h5",
+         {D::Instrument, D::Detector}},
+        {"truthFlat", StorageClass::Fits, "{run}/truth/flat/{band}/flat_{band}_{detector}.fits",
+         {D::Instrument, D::Band, D::Detector}},
     };
     return types;
 }

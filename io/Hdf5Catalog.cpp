@@ -253,6 +253,9 @@ Hdf5Id createTableGroup(Hdf5File& file, const std::string& g) {
     if (H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0 ||
         H5Pset_attr_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
         throwHdf5Error("cannot set creation order tracking", file.path(), g);
+    // No modification times in object headers: the same table must give the same bytes (rank-count
+    // independence and resume checksums depend on it).
+    if (H5Pset_obj_track_times(gcpl.get(), 0) < 0) throwHdf5Error("H5Pset_obj_track_times", file.path(), g);
     return Hdf5Id(checkHdf5(H5Gcreate2(file.id(), g.c_str(), lcpl.get(), gcpl.get(), H5P_DEFAULT),
                             "cannot create group", file.path(), g));
 }
@@ -302,6 +305,7 @@ Hdf5Id createColumn(hid_t group, const FieldInfo& f, hid_t ftype, std::size_t to
     hsize_t maxdims[1] = {contiguous ? hsize_t(totalRows) : H5S_UNLIMITED};
     Hdf5Id space(checkHdf5(H5Screate_simple(1, dims, maxdims), "H5Screate_simple", file, object));
     Hdf5Id dcpl(checkHdf5(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate(dataset create)", file, object));
+    if (H5Pset_obj_track_times(dcpl.get(), 0) < 0) throwHdf5Error("H5Pset_obj_track_times", file, object);
     if (!contiguous) {
         std::size_t chunk = std::min<std::size_t>(opt.chunkRows, std::max<std::size_t>(totalRows, 1));
     chunk = std::max<std::size_t>(1, std::min(chunk, kMaxChunkBytes / elementSize(f.type, strWidth)));

@@ -94,6 +94,32 @@ TEST(DataId, OrderingEqualityAndHashing) {
     EXPECT_GT(hashes.size(), 9990u);
 }
 
+TEST(DataId, HtmShardDimension) {
+    // The reference-catalog shard dimension comes last in canonical order and takes an integer.
+    EXPECT_EQ(allDimensions().size(), 10u);
+    EXPECT_EQ(allDimensions().back(), Dimension::Htm);
+    EXPECT_STREQ(dimensionName(Dimension::Htm), "htm");
+    EXPECT_EQ(dimensionFromName("htm"), Dimension::Htm);
+    EXPECT_FALSE(dimensionIsString(Dimension::Htm));
+    // The existing dimensions keep their order and names.
+    const char* names[] = {"instrument", "band", "physical_filter", "day_obs", "visit",
+                           "detector",   "tract", "patch",          "skymap"};
+    for (std::size_t i = 0; i < 9; ++i) {
+        EXPECT_EQ(static_cast<std::size_t>(allDimensions()[i]), i);
+        EXPECT_STREQ(dimensionName(allDimensions()[i]), names[i]);
+    }
+    DataId shard{{"htm", 903281}};
+    EXPECT_EQ(shard.toString(), "htm=903281");
+    EXPECT_EQ(shard.getInt(Dimension::Htm), 903281);
+    EXPECT_EQ(DataId::parse("htm=903281 skymap=rings"), (DataId{{"skymap", "rings"}, {"htm", 903281}}));
+    EXPECT_EQ((DataId{{"htm", 5}, {"skymap", "rings"}}).toString(), "skymap=rings htm=5");
+    EXPECT_THROW(DataId({{"htm", "N01"}}), LogicError);
+    EXPECT_THROW(DataId::parse("htm=N01"), InvalidInputError);
+    EXPECT_LT((DataId{{"htm", 8}}), (DataId{{"htm", 9}}));
+    EXPECT_LT((DataId{{"skymap", "a"}}), (DataId{{"skymap", "a"}, {"htm", 8}}));
+    EXPECT_NE((DataId{{"htm", 8}}).hash(), (DataId{{"patch", 8}}).hash());
+}
+
 TEST(DataId, SubsetAndMatches) {
     DataId full{{"instrument", "LSSTCam"}, {"band", "r"}, {"visit", 12}, {"detector", 3}};
     DataId sub = full.subset({Dimension::Visit, Dimension::Detector, Dimension::Tract});
