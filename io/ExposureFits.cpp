@@ -1,4 +1,5 @@
 #include "io/ExposureFits.h"
+#include "io/FileContext.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,26 +20,6 @@ constexpr const char* kVarianceExt = "VARIANCE";
 constexpr const char* kPsfExt = "PSF";
 constexpr std::int64_t kFormatVersion = 1;
 
-/// Run `fn`; re-throw any drp::Error as the same family with `context` prefixed and `file` attached.
-/// LogicError from header accessors (a key of the wrong type) becomes InvalidInputError.
-template <typename Fn>
-auto withContext(const std::string& file, const std::string& context, Fn&& fn) -> decltype(fn()) {
-    try {
-        return fn();
-    } catch (const FitsError& e) {
-        throw FitsError(context + e.message(), file);
-    } catch (const IoError& e) {
-        throw IoError(context + e.message(), file);
-    } catch (const NotFoundError& e) {
-        throw NotFoundError(context + e.message(), file);
-    } catch (const InvalidInputError& e) {
-        throw InvalidInputError(context + e.message(), file);
-    } catch (const LogicError& e) {
-        throw InvalidInputError(context + e.message(), file);
-    } catch (const NumericalError& e) {
-        throw InvalidInputError(context + e.message(), file);
-    }
-}
 
 /// Keys the writer derives from the Exposure's typed members; the reader removes them from metadata.
 bool isOwnedPrimaryKey(const std::string& key) {
@@ -207,7 +188,7 @@ void writeExposureTo(const std::filesystem::path& tempPath, const Exposure& expo
 }  // namespace
 
 void writeExposure(const std::filesystem::path& path, const Exposure& exposure) {
-    withContext(path.string(), "writing an exposure: ", [&] {
+    withFileContext(path.string(), "writing an exposure: ", [&] {
         AtomicFile atomic(path);
         writeExposureTo(atomic.tempPath(), exposure);
         atomic.commit();
@@ -216,12 +197,12 @@ void writeExposure(const std::filesystem::path& path, const Exposure& exposure) 
 
 Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptions& options) {
     const std::string file = path.string();
-    FitsFile f = withContext(file, "", [&] { return FitsFile(path, FitsFile::Mode::Read); });
+    FitsFile f = withFileContext(file, "", [&] { return FitsFile(path, FitsFile::Mode::Read); });
     Exposure exposure;
 
     // Primary: metadata, visit info, calibration, detector.
-    PropertyList primary = withContext(file, "", [&] { return f.readHeader(); });
-    withContext(file, "HDU 0 (primary): ", [&] {
+    PropertyList primary = withFileContext(file, "", [&] { return f.readHeader(); });
+    withFileContext(file, "HDU 0 (primary): ", [&] {
         exposure.setVisitInfo(VisitInfo::fromMetadata(primary));
         if (auto calib = PhotoCalib::fromMetadata(primary)) {
             exposure.setPhotoCalib(std::make_shared<const PhotoCalib>(*calib));
@@ -240,9 +221,9 @@ Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptio
     const std::string imageWhere = f.describeHdu() + ": ";
     ImageF image = f.readImage<float>();
     const PropertyList imageHeader = f.readHeader();
-    const Point2I xy0 = withContext(file, imageWhere, [&] { return readXy0(imageHeader); });
+    const Point2I xy0 = withFileContext(file, imageWhere, [&] { return readXy0(imageHeader); });
     std::string wcsProblem;
-    auto wcs = withContext(file, imageWhere, [&] { return parseWcs(imageHeader, xy0, &wcsProblem); });
+    auto wcs = withFileContext(file, imageWhere, [&] { return parseWcs(imageHeader, xy0, &wcsProblem); });
     if (!wcs && options.requireWcs) {
         throw NotFoundError(imageWhere + "no celestial WCS, and one is required (" + wcsProblem + ")", file);
     }
@@ -262,7 +243,7 @@ Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptio
     }
     Image<MaskPixel> maskPixels = f.readImage<MaskPixel>();
     const PropertyList maskHeader = f.readHeader();
-    Mask mask = withContext(file, maskWhere, [&] { return buildMask(maskPixels, maskHeader); });
+    Mask mask = withFileContext(file, maskWhere, [&] { return buildMask(maskPixels, maskHeader); });
 
     f.moveToHdu(kVarianceExt);
     const std::string varianceWhere = f.describeHdu() + ": ";
@@ -285,7 +266,7 @@ Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptio
     if (f.hasHdu(kPsfExt)) {
         f.moveToHdu(kPsfExt);
         const std::string psfWhere = f.describeHdu() + ": ";
-        exposure.setPsf(withContext(file, psfWhere, [&] {
+        exposure.setPsf(withFileContext(file, psfWhere, [&] {
             const PropertyList header = f.readHeader();
             PsfRecord record;
             record.typeName = header.getString("PSFTYPE");
@@ -328,7 +309,7 @@ FitsImage readImage(const std::filesystem::path& path, int hdu) {
         for (const auto& e : primary.entries())
             if (!out.metadata.has(e.key)) out.metadata.set(e.key, e.value, e.comment);
     }
-    const Point2I xy0 = withContext(file, where, [&] { return readXy0(out.metadata); });
+    const Point2I xy0 = withFileContext(file, where, [&] { return readXy0(out.metadata); });
     out.image.setXY0(xy0);
     try {
         out.wcs = parseWcs(out.metadata, xy0, &out.wcsProblem);

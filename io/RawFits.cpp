@@ -7,6 +7,7 @@
 
 #include "core/Error.h"
 #include "io/AtomicFile.h"
+#include "io/FileContext.h"
 #include "io/FitsFile.h"
 
 namespace drp {
@@ -15,26 +16,6 @@ namespace {
 
 constexpr std::int64_t kRawFormatVersion = 1;
 
-/// Run `fn`; re-throw a drp::Error of a known family with `context` prefixed and `file` attached.
-/// LogicError (a header key of the wrong type) becomes InvalidInputError.
-template <typename Fn>
-auto inContext(const std::string& file, const std::string& context, Fn&& fn) -> decltype(fn()) {
-    try {
-        return fn();
-    } catch (const FitsError& e) {
-        throw FitsError(context + e.message(), file);
-    } catch (const IoError& e) {
-        throw IoError(context + e.message(), file);
-    } catch (const NotFoundError& e) {
-        throw NotFoundError(context + e.message(), file);
-    } catch (const InvalidInputError& e) {
-        throw InvalidInputError(context + e.message(), file);
-    } catch (const LogicError& e) {
-        throw InvalidInputError(context + e.message(), file);
-    } catch (const NumericalError& e) {
-        throw InvalidInputError(context + e.message(), file);
-    }
-}
 
 const char* cornerName(ReadoutCorner c) {
     switch (c) {
@@ -148,7 +129,7 @@ std::string fitsSection(const Box2I& box, bool flipX, bool flipY) {
 
 void writeRaw(const std::filesystem::path& path, const RawExposure& raw, const Detector& detector) {
     const std::string file = path.string();
-    inContext(file, "writing a raw: ", [&] {
+    withFileContext(file, "writing a raw: ", [&] {
         raw.validate(detector);
         AtomicFile atomic(path);
         writeRawTo(atomic.tempPath(), raw, detector);
@@ -158,12 +139,12 @@ void writeRaw(const std::filesystem::path& path, const RawExposure& raw, const D
 
 RawExposure readRaw(const std::filesystem::path& path, const Detector& detector) {
     const std::string file = path.string();
-    FitsFile f = inContext(file, "reading a raw: ", [&] { return FitsFile(path, FitsFile::Mode::Read); });
+    FitsFile f = withFileContext(file, "reading a raw: ", [&] { return FitsFile(path, FitsFile::Mode::Read); });
     RawExposure raw;
     raw.detectorId = detector.id();
 
-    PropertyList primary = inContext(file, "HDU 0 (primary): ", [&] { return f.readHeader(); });
-    inContext(file, "HDU 0 (primary): ", [&] {
+    PropertyList primary = withFileContext(file, "HDU 0 (primary): ", [&] { return f.readHeader(); });
+    withFileContext(file, "HDU 0 (primary): ", [&] {
         if (!primary.has("DETECTOR")) throw InvalidInputError("no DETECTOR key: not a raw of this layout");
         const std::int64_t id = primary.getInt("DETECTOR");
         if (id != detector.id()) {
@@ -184,7 +165,7 @@ RawExposure readRaw(const std::filesystem::path& path, const Detector& detector)
             throw NotFoundError("no HDU with EXTNAME='" + a.name + "' (amplifier of detector " + detector.name() + ")",
                                 file);
         }
-        Image<std::int32_t> pixels = inContext(file, "amplifier " + a.name + ": ", [&] {
+        Image<std::int32_t> pixels = withFileContext(file, "amplifier " + a.name + ": ", [&] {
             f.moveToHdu(a.name);
             const std::string where = f.describeHdu() + ": ";
             const FitsImageInfo info = f.imageInfo();
@@ -210,7 +191,7 @@ RawExposure readRaw(const std::filesystem::path& path, const Detector& detector)
         });
         raw.amplifiers.push_back(std::move(pixels));
     }
-    inContext(file, "", [&] { raw.validate(detector); });
+    withFileContext(file, "", [&] { raw.validate(detector); });
     return raw;
 }
 

@@ -1,4 +1,5 @@
 #include "drivers/sim/ObservingPlan.h"
+#include "drivers/sim/SimRandom.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,33 +18,7 @@ constexpr double kPi = std::numbers::pi;
 constexpr double kD2R = kPi / 180;
 constexpr double kSiderealPerSolar = 1.00273790935;
 
-/// Portable splitmix64 stream (the same draws everywhere).
-class PlanRng {
-public:
-    explicit PlanRng(std::uint64_t seed) : state_(seed) {}
-    std::uint64_t next() {
-        std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    double uniform() { return double(next() >> 11) * 0x1.0p-53; }
-    double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-    double normal() {
-        double u1 = uniform();
-        while (u1 <= 0.0) u1 = uniform();
-        return std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * kPi * uniform());
-    }
 
-private:
-    std::uint64_t state_;
-};
-
-std::uint64_t mixSeed(std::uint64_t seed, std::uint64_t tag) {
-    PlanRng r(seed ^ (tag * 0xd1b54a32d192ed03ULL) ^ 0x5851f42d4c957f2dULL);
-    r.next();
-    return r.next();
-}
 
 std::size_t bandIndexOrThrow(const std::string& band) {
     const int b = simBandIndex(band);
@@ -214,7 +189,7 @@ std::vector<VisitPlan> makeObservingPlan(const ObservingConfig& config, std::uin
         const double jitterDeg = spacingDeg > 1.5 * minSpacingDeg ? 0.25 * (spacingDeg - minSpacingDeg) : 0.0;
         spacingDeg = std::max(spacingDeg, minSpacingDeg);
         for (std::size_t i = 0; i < order.size(); ++i, ++slot) {
-            PlanRng rng(mixSeed(seed, slot + 1));
+            SimRng rng(mixSeed(seed, slot + 1));
             VisitPlan v;
             const std::size_t bandIdx = bandIndexOrThrow(config.bands[order[i]]);
             v.band = config.bands[order[i]];
@@ -277,7 +252,7 @@ std::vector<VisitPlan> makeObservingPlan(const ObservingConfig& config, std::uin
 double detectorThroughputOffsetMag(const ObservingConfig& config, int detectorId, const std::string& band,
                                    std::uint64_t seed) {
     const std::uint64_t b = bandIndexOrThrow(band);
-    PlanRng rng(mixSeed(mixSeed(seed, 0x7468726f75676870ULL), (static_cast<std::uint64_t>(detectorId) << 8) | b));
+    SimRng rng(mixSeed(mixSeed(seed, 0x7468726f75676870ULL), (static_cast<std::uint64_t>(detectorId) << 8) | b));
     return config.detectorThroughputRmsMag * rng.normal();
 }
 

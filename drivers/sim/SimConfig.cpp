@@ -1,21 +1,13 @@
 #include "drivers/sim/SimConfig.h"
 
 #include "core/Error.h"
+#include "drivers/sim/SimRandom.h"
 
 namespace drp {
-namespace {
-std::uint64_t mix(std::uint64_t seed, std::uint64_t salt) {
-    // splitmix64 of (seed, salt): well-separated sub-seeds from one master seed.
-    std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (salt + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-}  // namespace
 
-std::uint64_t SimConfig::skySeed() const { return mix(seed, 1); }
-std::uint64_t SimConfig::planSeed() const { return mix(seed, 2); }
-std::uint64_t SimConfig::instrumentSeed() const { return mix(seed, 3); }
+std::uint64_t SimConfig::skySeed() const { return mixSeed(seed, 1); }
+std::uint64_t SimConfig::planSeed() const { return mixSeed(seed, 2); }
+std::uint64_t SimConfig::instrumentSeed() const { return mixSeed(seed, 3); }
 
 void SimConfig::validate() const {
     if (instrument.empty()) throw ConfigError("sim: instrument needs a name");

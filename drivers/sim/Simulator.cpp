@@ -1,4 +1,5 @@
 #include "drivers/sim/Simulator.h"
+#include "drivers/sim/SimRandom.h"
 
 #include <Eigen/Dense>
 #include <chrono>
@@ -9,11 +10,6 @@
 #include "core/Log.h"
 #include "core/MoffatPsf.h"
 #include "core/Render.h"
-#include "io/Hdf5Catalog.h"
-#include "io/RawFits.h"
-#include "io/Repository.h"
-#include "sky/HtmPixelization.h"
-#include "sky/ReferenceCatalog.h"
 
 namespace drp {
 namespace {
@@ -23,12 +19,6 @@ constexpr const char* kBands = "ugrizy";
 
 double magToNjy(double mag) { return std::pow(10.0, -0.4 * (mag - kAbMagOfOneNjy)); }
 
-std::uint64_t mixSeed(std::uint64_t seed, std::int64_t a, std::int64_t b = 0) {
-    std::uint64_t z = seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(a + 1)) ^ (0xD1B54A32D192ED03ull * std::uint64_t(b + 7));
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 /// Local Jacobian d(pixel)/d(offset arcsec east, north) of a WCS at a pixel.
 Eigen::Matrix2d pixelsPerArcsec(const Wcs& wcs, Point2D p) {
@@ -231,7 +221,7 @@ SimulatedExposure simulateScienceExposure(const SimContext& ctx, std::size_t vis
     // The instrument, and the header a camera would write.
     const DetectorInstrument& instr = ctx.instrument(detectorId);
     out.raw = instr.simulate(incident, visit.exposureTimeS, visit.exposureTimeS, visit.band, ExposureKind::Science,
-                             mixSeed(cfg.seed, visit.visit, detectorId));
+                             mixSeed(cfg.seed, std::uint64_t(visit.visit), std::uint64_t(detectorId)));
     VisitInfo& vi = out.raw.visitInfo;
     vi.exposureTimeS = visit.exposureTimeS;
     vi.darkTimeS = visit.exposureTimeS;
@@ -259,6 +249,16 @@ SimulatedExposure simulateScienceExposure(const SimContext& ctx, std::size_t vis
     md.set("SKYDX", sx, "sky gradient, e-/pixel per pixel in x");
     md.set("SKYDY", sy, "sky gradient, e-/pixel per pixel in y");
     md.set("PSFTYPE", out.psf->typeName());
+    // The true PSF: Moffat beta and the quadratic coefficients (1, u, v, u^2, uv, v^2 over the detector,
+    // u = (x - cx) / (W/2)) of its FWHM (pixels) and ellipticity; Psf::fromRecord rebuilds it exactly.
+    if (const auto* moffat = dynamic_cast<const MoffatPsf*>(out.psf.get())) {
+        md.set("PSFBETA", moffat->beta(), "true PSF Moffat beta");
+        for (int c = 0; c < 6; ++c) {
+            md.set("PSFFWHM" + std::to_string(c), moffat->fwhmCoefficients()[std::size_t(c)], "true PSF FWHM coefficient (pixels)");
+            md.set("PSFE1_" + std::to_string(c), moffat->e1Coefficients()[std::size_t(c)], "true PSF e1 coefficient");
+            md.set("PSFE2_" + std::to_string(c), moffat->e2Coefficients()[std::size_t(c)], "true PSF e2 coefficient");
+        }
+    }
     if (keepIncident) out.incident = incident;
     out.truth = std::move(truth);
     return out;

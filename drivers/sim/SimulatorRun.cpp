@@ -7,6 +7,7 @@
 #include "core/Error.h"
 #include "core/Log.h"
 #include "drivers/sim/Simulator.h"
+#include "drivers/sim/SimRandom.h"
 #include "io/ExposureFits.h"
 #include "io/Hdf5Catalog.h"
 #include "io/Hdf5File.h"
@@ -21,12 +22,6 @@ namespace {
 constexpr double kAbMagOfOneNjy = 31.4;
 const std::vector<std::string> kAllBands = {"u", "g", "r", "i", "z", "y"};
 
-std::uint64_t mix(std::uint64_t seed, std::int64_t a, std::int64_t b = 0) {
-    std::uint64_t z = seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(a + 3)) ^ (0xC2B2AE3D27D4EB4Full * std::uint64_t(b + 11));
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 enum class QuantumKind { Global, Refcat, InstrumentTruth, FlatTruth, Calibration, Science };
 
@@ -182,7 +177,7 @@ Table referenceCatalog(const SimContext& ctx) {
         if (o.type != ObjectType::Star && o.type != ObjectType::VariableStar) continue;
         const double r = o.mag[2];
         if (!(r <= cfg.refcatMagLimit)) continue;
-        std::mt19937_64 rng(mix(cfg.seed, o.id, 99));
+        std::mt19937_64 rng(mixSeed(cfg.seed, std::uint64_t(o.id), std::uint64_t(99)));
         std::normal_distribution<double> n01(0.0, 1.0);
         const double scale = std::pow(10.0, 0.2 * (r - 17.0));
         const double posErr = cfg.refcatPositionErrorMas * scale, pmErr = cfg.refcatPmErrorMasPerYr * scale;
@@ -397,7 +392,7 @@ SimSummary runSimulation(const SimConfig& config, Repository& repo, const std::s
                     std::string band = q.calibKind == ExposureKind::Flat ? q.band : (bands.empty() ? "r" : bands.front());
                     RawExposure raw = instr.simulate(makeCalibrationIncident(det, q.calibKind, band, config.instrumentModel),
                                                      timing.exposureTimeS, timing.darkTimeS, band, q.calibKind,
-                                                     mix(config.seed, exposureId, q.detector));
+                                                     mixSeed(config.seed, exposureId, q.detector));
                     raw.visitInfo.exposureTimeS = timing.exposureTimeS;
                     raw.visitInfo.darkTimeS = timing.darkTimeS;
                     raw.visitInfo.instrument = inst;

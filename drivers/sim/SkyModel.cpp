@@ -1,4 +1,5 @@
 #include "drivers/sim/SkyModel.h"
+#include "drivers/sim/SimRandom.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,48 +20,6 @@ namespace {
 
 constexpr double kPi = std::numbers::pi;
 constexpr double kDeg2PerSr = (180.0 / kPi) * (180.0 / kPi);
-
-/// A small portable generator (splitmix64 stream): the same draws on every platform and standard library.
-class SimRng {
-public:
-    explicit SimRng(std::uint64_t seed) : state_(seed) {}
-    std::uint64_t next() {
-        std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    /// Uniform in [0, 1).
-    double uniform() { return double(next() >> 11) * 0x1.0p-53; }
-    double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-    double normal() {
-        double u1 = uniform();
-        while (u1 <= 0.0) u1 = uniform();
-        return std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * kPi * uniform());
-    }
-    /// Poisson deviate: exact (multiplication method) below mean 50, rounded normal above.
-    std::int64_t poisson(double mean) {
-        if (!(mean > 0)) return 0;
-        if (mean >= 50) return std::max<std::int64_t>(0, std::llround(mean + std::sqrt(mean) * normal()));
-        const double limit = std::exp(-mean);
-        std::int64_t k = 0;
-        double p = uniform();
-        while (p > limit) {
-            ++k;
-            p *= uniform();
-        }
-        return k;
-    }
-
-private:
-    std::uint64_t state_;
-};
-
-std::uint64_t mixSeed(std::uint64_t seed, std::uint64_t tag) {
-    SimRng r(seed ^ (tag * 0xd1b54a32d192ed03ULL));
-    r.next();
-    return r.next();
-}
 
 /// A uniform point in the cap of `radiusDeg` about `center`.
 SpherePoint uniformInCap(SimRng& rng, const SpherePoint& center, double radiusDeg) {

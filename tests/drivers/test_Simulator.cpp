@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/MoffatPsf.h"
 #include "core/Statistics.h"
 #include "drivers/sim/Simulator.h"
 #include "sky/SpherePoint.h"
@@ -87,6 +88,28 @@ TEST(Simulator, TruthAgreesWithTheImageAndTheWcs) {
                     sky += std::max(0.0, s0 + sx * xx + sy * yy);
                 }
             EXPECT_NEAR(total - sky, sumIn, 1e-4 * total);
+        }
+    }
+}
+
+TEST(Simulator, TruePsfIsRecordedAndFollowsTheFocalPlaneModel) {
+    SimContext ctx(loadSimConfig("tiny", {}, {"seed=5"}));
+    const VisitPlan& v = ctx.visits().front();
+    for (int det : {0, 1}) {
+        SimulatedExposure sim = simulateScienceExposure(ctx, 0, det);
+        const auto& md = sim.truth.metadata();
+        const auto& moffat = dynamic_cast<const MoffatPsf&>(*sim.psf);
+        for (int c = 0; c < 6; ++c) {
+            EXPECT_EQ(md.getDouble("PSFFWHM" + std::to_string(c)), moffat.fwhmCoefficients()[std::size_t(c)]);
+        }
+        // The quadratic fit reproduces the observing plan's focal-plane PSF model across the detector.
+        const Detector& d = ctx.camera().detector(det);
+        for (Point2D p : {Point2D{10, 10}, Point2D{250, 200}, Point2D{500, 390}}) {
+            PsfAtPosition truth = psfAt(v, d.pixelToFocalPlane(p), ctx.config().observing);
+            MoffatParameters m = moffat.parametersAt(p);
+            EXPECT_NEAR(m.fwhm * ctx.pixelScaleArcsec(), truth.fwhmArcsec, 1e-4 * truth.fwhmArcsec);
+            EXPECT_NEAR(m.e1, truth.e1, 1e-5);
+            EXPECT_NEAR(m.e2, truth.e2, 1e-5);
         }
     }
 }
