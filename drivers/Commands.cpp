@@ -1,4 +1,6 @@
 // Registration of the built-in subcommands. Each command's implementation lives in its own file.
+#include "core/MoffatPsf.h"
+#include "core/PsfexPsf.h"
 #include "drivers/Cli.h"
 
 namespace drp {
@@ -6,11 +8,20 @@ namespace drp {
 void registerExampleCommand();
 void registerRepositoryCommands();
 void registerSimCommand();
+void registerSingleVisitCommands();
+void registerImageCommands();
+void registerAssessCommand();
 
 void registerBuiltinCommands() {
+    // PSF types any command may read from a file.
+    registerMoffatPsf();
+    registerPsfexPsf();
     registerExampleCommand();
     registerRepositoryCommands();
     registerSimCommand();
+    registerSingleVisitCommands();
+    registerImageCommands();
+    registerAssessCommand();
 }
 
 }  // namespace drp

@@ -24,6 +24,16 @@ const std::vector<DatasetType>& standardDatasetTypes() {
          {D::Instrument, D::Visit, D::Detector}},
         {"rawFlat", StorageClass::Fits, "{run}/raw/flat/{band}/{visit}/flat_{band}_{visit}_{detector}.fits",
          {D::Instrument, D::Band, D::Visit, D::Detector}},
+        // Master calibrations and the camera characterisation they are used with.
+        {"bias", StorageClass::Fits, "{run}/bias/bias_{detector}.fits", {D::Instrument, D::Detector}},
+        {"dark", StorageClass::Fits, "{run}/dark/dark_{detector}.fits", {D::Instrument, D::Detector}},
+        {"flat", StorageClass::Fits, "{run}/flat/{band}/flat_{band}_{detector}.fits", {D::Instrument, D::Band, D::Detector}},
+        {"defects", StorageClass::Hdf5, "{run}/defects/defects_{detector}.h5", {D::Instrument, D::Detector}},
+        {"ampCalib", StorageClass::Hdf5, "{run}/ampCalib/ampCalib_{detector}.h5", {D::Instrument, D::Detector}},
+        // Single-visit processing outputs besides calexp and src.
+        {"calexpBackground", StorageClass::Hdf5,
+         "{run}/calexpBackground/{band}/{visit}/bkg_{band}_{visit}_{detector}.h5",
+         {D::Instrument, D::Band, D::Visit, D::Detector}},
         // Reference catalog shards (one HTM trixel each).
         {"refcat", StorageClass::Hdf5, "{run}/refcat/refcat_htm{htm}.h5", {D::Htm}},
         // Simulator truth.

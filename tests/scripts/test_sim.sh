@@ -7,7 +7,7 @@ fail=0
 bad() { echo "FAIL $*"; fail=1; }
 
 out="$("$drp" sim --repo "$tmp/r" --preset tiny --set observing.visits_per_band=1 2>&1)" || bad "tiny: exit $?"$'\n'"$out"
-grep -q "4 science and 8 calibration raw exposures" <<<"$out" || bad "tiny summary"$'\n'"$out"
+grep -q "4 science and 24 calibration raw exposures" <<<"$out" || bad "tiny summary"$'\n'"$out"
 list="$("$drp" datasets --repo "$tmp/r" 2>&1)"
 for t in raw rawBias rawDark rawFlat refcat truthObjects truthVisits truthSources truthInstrument simConfig; do
   grep -q "; $t: " <<<"$list" || bad "no $t datasets"$'\n'"$list"

@@ -1,0 +1,359 @@
+#include "drivers/singlevisit/SingleVisit.h"
+
+#include <cmath>
+
+#include "core/Error.h"
+#include "core/Log.h"
+#include "sky/ReferenceCatalog.h"
+#include "stages/isr/Isr.h"
+#include "stages/measure/ApertureCorrection.h"
+#include "stages/measure/SingleFrameMeasurement.h"
+
+namespace drp {
+namespace {
+
+constexpr double kFwhmPerSigma = 2.354820045030949;
+
+bool flag(const Table& t, const std::string& name, std::size_t row) {
+    auto idx = t.schema().tryIndexOf(name);
+    return idx && t.at(t.schema().find<bool>(name), row) != 0;
+}
+
+std::vector<PsfCandidate> psfCandidates(const Table& t) {
+    std::vector<PsfCandidate> out(t.size());
+    auto x = t.column<double>("x"), y = t.column<double>("y"), f = t.column<double>("psfFlux"),
+         fe = t.column<double>("psfFluxErr"), ixx = t.column<double>("ixx"), iyy = t.column<double>("iyy"),
+         ixy = t.column<double>("ixy");
+    auto parent = t.column<std::int64_t>("parentSourceId");
+    auto nChild = t.column<std::int32_t>("deblend_nChild");
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        PsfCandidate& c = out[i];
+        c.position = {x[i], y[i]};
+        c.flux = f[i];
+        c.fluxErr = fe[i];
+        c.ixx = ixx[i];
+        c.iyy = iyy[i];
+        c.ixy = ixy[i];
+        c.saturated = flag(t, "pixelFlags_saturated", i);
+        c.blended = parent[i] != 0 || nChild[i] > 0;
+        c.masked = flag(t, "pixelFlags_interpolatedCenter", i) || flag(t, "pixelFlags_crCenter", i) ||
+                   flag(t, "pixelFlags_badCenter", i);
+        c.edge = flag(t, "pixelFlags_edge", i) || flag(t, "centroid_flag_edge", i);
+        c.flagged = flag(t, "centroid_flag", i) || flag(t, "shape_flag", i) || flag(t, "psfFlux_flag", i) ||
+                    !std::isfinite(x[i]) || !std::isfinite(ixx[i]);
+    }
+    return out;
+}
+
+/// Rows of `t` within `radius` pixels of each position (nearest), for carrying PSF-star selections
+/// from the bright pass to the final catalog.
+std::vector<std::size_t> rowsNear(const Table& t, const std::vector<Point2D>& positions, double radius) {
+    auto x = t.column<double>("x"), y = t.column<double>("y");
+    std::vector<std::size_t> out;
+    for (const Point2D& p : positions) {
+        double best = radius * radius;
+        std::size_t bi = SIZE_MAX;
+        for (std::size_t i = 0; i < t.size(); ++i) {
+            double d2 = (x[i] - p.x) * (x[i] - p.x) + (y[i] - p.y) * (y[i] - p.y);
+            if (d2 < best) best = d2, bi = i;
+        }
+        if (bi != SIZE_MAX) out.push_back(bi);
+    }
+    return out;
+}
+
+bool isInstrumentalFluxColumn(const std::string& name) {
+    if (name.find("_flag") != std::string::npos) return false;
+    auto base = name.size() > 3 && name.compare(name.size() - 3, 3, "Err") == 0 ? name.substr(0, name.size() - 3) : name;
+    return base == "psfFlux" || base == "kronFlux" || base.rfind("apFlux_", 0) == 0;
+}
+
+}  // namespace
+
+std::int64_t packCcdVisitId(std::int64_t visit, std::int64_t detector) {
+    const std::int64_t dayObs = visit / 100000, seq = visit % 100000;
+    const int y = int(dayObs / 10000), m = int(dayObs / 100 % 100), d = int(dayObs % 100);
+    auto civilDays = [](int yy, int mm, int dd) {  // days since 1970-01-01 (proleptic Gregorian)
+        yy -= mm <= 2;
+        const int era = (yy >= 0 ? yy : yy - 399) / 400;
+        const int yoe = yy - era * 400;
+        const int doy = (153 * (mm + (mm > 2 ? -3 : 9)) + 2) / 5 + dd - 1;
+        const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return std::int64_t(era) * 146097 + doe - 719468;
+    };
+    const std::int64_t days = civilDays(y, m, d) - civilDays(2020, 1, 1);
+    if (m < 1 || m > 12 || d < 1 || d > 31 || days < 0 || days >= (1 << 16) || detector < 0 || detector >= 512)
+        throw InvalidInputError("cannot pack visit " + std::to_string(visit) + " detector " + std::to_string(detector) +
+                                " into a ccdVisitId (needs dayObs*100000+seq with dayObs >= 20200101, detector < 512)");
+    return (days << 26) | (seq << 9) | detector;
+}
+
+void SingleVisitConfig::validate() const {
+    isr.validate();
+    background.validate();
+    cosmicRay.validate();
+    detection.validate();
+    measurement.validate();
+    psf.validate();
+    astrometry.validate();
+    photometry.validate();
+    if (!(psfStarThresholdSigma >= 5 && psfStarThresholdSigma <= 1e6))
+        throw ConfigError("single visit: psf_star_threshold_sigma must be in [5, 1e6]");
+    if (!(initialPsfFwhmArcsec > 0 && initialPsfFwhmArcsec <= 10))
+        throw ConfigError("single visit: initial_psf_fwhm_arcsec must be in (0, 10]");
+    if (apCorrOrder < 0 || apCorrOrder > 2) throw ConfigError("single visit: apcorr_order must be in [0, 2]");
+}
+
+void SingleVisitConfig::bind(ConfigBinder& b) {
+    b.bind("detection.threshold_sigma", detection.thresholdSigma, "detection S/N threshold of the PSF-matched filter");
+    b.bind("detection.psf_star_threshold_sigma", psfStarThresholdSigma, "S/N threshold of the bright pass for PSF stars");
+    b.bind("detection.include_negative", detection.includeNegative, "also detect negative sources");
+    b.bind("background.bin_size", background.binSize, "background bin size, pixels");
+    b.bind("psf.spatial_order", psf.spatialOrder, "polynomial order of the PSF variation over the detector");
+    b.bind("psf.reserve_fraction", psf.reserveFraction, "fraction of PSF stars reserved for validation");
+    b.bind("psf.initial_fwhm_arcsec", initialPsfFwhmArcsec, "seeing guess before the PSF is measured, arcsec");
+    b.bind("apcorr.aperture", apCorrAperture, "aperture column PSF fluxes are corrected to");
+    b.bind("apcorr.order", apCorrOrder, "polynomial order of the aperture correction");
+    b.bind("astrometry.enabled", doAstrometry, "fit the WCS against the reference catalog");
+    b.bind("astrometry.max_offset_arcsec", astrometry.maxOffsetArcsec, "pointing error searched, arcsec");
+    b.bind("astrometry.max_rotation_deg", astrometry.maxRotationDeg, "rotation error searched, deg");
+    b.bind("astrometry.sip_order", astrometry.sipOrder, "SIP order of the fitted WCS");
+    b.bind("astrometry.min_source_snr", astrometrySourceMinSnr, "S/N of sources used for astrometry");
+    b.bind("photometry.enabled", doPhotometry, "fit the zero point against the reference catalog");
+    b.bind("photometry.min_source_snr", photometry.minSourceSnr, "S/N of sources used for the zero point");
+}
+
+ReferenceStars prepareReferenceStars(const Table& refcat, const SpherePoint& center, Angle radius, double mjd,
+                                     const std::string& band, const PhotometryConfig& photometry) {
+    ReferenceStars out;
+    if (refcat.empty()) return out;
+    ReferenceCatalogKeys k(refcat.schema());
+    auto bandIndex = [&](const std::string& b) -> int {
+        for (std::size_t i = 0; i < k.bands.size(); ++i)
+            if (k.bands[i] == b) return int(i);
+        return -1;
+    };
+    int bi = bandIndex(band);
+    ColourTerm ct = photometry.colourTerm(band);
+    int blue = bandIndex(ct.blueBand), red = bandIndex(ct.redBand);
+    for (std::size_t i : rowsInCircle(refcat, center, radius)) {
+        SpherePoint p = propagate(refcat.at(k.ra, i) * degrees, refcat.at(k.dec, i) * degrees, refcat.at(k.pmRa, i),
+                                  refcat.at(k.pmDec, i), refcat.at(k.parallax, i), refcat.at(k.epoch, i), mjd);
+        double yrs = std::fabs(mjd - refcat.at(k.epoch, i)) / 365.25;
+        double err = std::hypot(refcat.at(k.raErr, i), yrs * refcat.at(k.pmRaErr, i));
+        double flux = bi >= 0 ? refcat.at(k.flux[std::size_t(bi)], i) : std::numeric_limits<double>::quiet_NaN();
+        double fluxErr = bi >= 0 ? refcat.at(k.fluxErr[std::size_t(bi)], i) : std::numeric_limits<double>::quiet_NaN();
+        double mag = flux > 0 ? -2.5 * std::log10(flux) + 31.4 : 99.0;
+        double colour = 0.0;
+        if (blue >= 0 && red >= 0) {
+            double fb = refcat.at(k.flux[std::size_t(blue)], i), fr = refcat.at(k.flux[std::size_t(red)], i);
+            if (fb > 0 && fr > 0) colour = -2.5 * std::log10(fb / fr);
+        }
+        out.astrometry.push_back({p, err, mag});
+        out.fluxNjy.push_back(flux);
+        out.fluxErrNjy.push_back(fluxErr);
+        out.colourMag.push_back(colour);
+    }
+    return out;
+}
+
+Table calibrateFluxColumns(const Table& in, const PhotoCalib& calib) {
+    Schema schema;
+    std::vector<std::size_t> src;
+    for (std::size_t i = 0; i < in.schema().size(); ++i) {
+        FieldInfo f = in.schema().field(i);
+        if (isInstrumentalFluxColumn(f.name) && f.type == FieldType::Float64) {
+            f.unit = "nJy";
+            f.doc = f.doc + " (calibrated)";
+        }
+        schema.addField(f);
+        src.push_back(i);
+    }
+    auto kInst = schema.addField<double>("psfInstFlux", "PSF flux before photometric calibration", "electron");
+    auto kInstErr = schema.addField<double>("psfInstFluxErr", "error of psfInstFlux", "electron");
+    Table out(schema, in.size());
+    for (std::size_t i = 0; i < src.size(); ++i) out.columnData(i) = in.columnData(src[i]);
+    auto inst = in.column<double>("psfFlux"), instErr = in.column<double>("psfFluxErr");
+    for (std::size_t r = 0; r < in.size(); ++r) {
+        out.at(kInst, r) = inst[r];
+        out.at(kInstErr, r) = instErr[r];
+    }
+    for (std::size_t i = 0; i < schema.size(); ++i) {
+        const FieldInfo& f = schema.field(i);
+        if (!isInstrumentalFluxColumn(f.name) || f.type != FieldType::Float64) continue;
+        bool isErr = f.name.size() > 3 && f.name.compare(f.name.size() - 3, 3, "Err") == 0;
+        auto col = out.column<double>(f.name);
+        if (isErr) {
+            auto value = in.column<double>(f.name.substr(0, f.name.size() - 3));
+            for (std::size_t r = 0; r < col.size(); ++r)
+                col[r] = calib.instFluxToNanojansky(value[r], col[r]).error;
+        } else {
+            for (std::size_t r = 0; r < col.size(); ++r) col[r] = calib.instFluxToNanojansky(col[r]);
+        }
+    }
+    out.metadata() = in.metadata();
+    return out;
+}
+
+SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisitId, const SingleVisitConfig& cfg,
+                                         double pixelScaleArcsec) {
+    SingleVisitResult res;
+    MaskedImageF& mi = exposure.maskedImage();
+
+    Background bkg = estimateBackground(mi, cfg.background);
+    subtractBackground(mi, bkg);
+    res.background = bkg;
+
+    const double sigma0 = cfg.initialPsfFwhmArcsec / pixelScaleArcsec / kFwhmPerSigma;
+    auto psf0 = GaussianPsf::make(sigma0);
+    res.nCosmicRays = findCosmicRays(mi, *psf0, 0.0, cfg.cosmicRay);
+    exposure.setPsf(psf0);
+
+    // Bright pass: PSF stars.
+    SingleFrameMeasurement sfm(cfg.measurement);
+    SourceDetectionConfig brightCfg = cfg.detection;
+    brightCfg.thresholdSigma = cfg.psfStarThresholdSigma;
+    brightCfg.includeNegative = false;
+    MaskedImageF scratch = mi.clone();
+    DetectionResult bright = detectSources(scratch, sigma0, brightCfg);
+    Exposure brightExp = exposure;  // shares pixels; detection masks stay on the scratch copy
+    Table brightTable = sfm.measure(brightExp, bright.positive, ccdVisitId);
+    // The PSF: the configured model; with too few stars a constant model; with fewer still a
+    // Gaussian of the stars' median size (or the seeing guess), flagged PSFFALLBK in the summary.
+    std::vector<PsfCandidate> candidates = psfCandidates(brightTable);
+    int fallback = 0;
+    try {
+        res.psf = determinePsf(mi, candidates, cfg.psf);
+    } catch (const NumericalError& e) {
+        DRP_LOG_WARN("characterize", "PSF model with spatial order " << cfg.psf.spatialOrder << " failed (" << e.message()
+                                                                      << "); trying a constant model");
+        PsfDeterminerConfig c0 = cfg.psf;
+        c0.spatialOrder = 0;
+        c0.minStars = 3;
+        c0.minStarsPerTerm = 3;
+        c0.reserveFraction = 0.0;
+        fallback = 1;
+        try {
+            res.psf = determinePsf(mi, candidates, c0);
+        } catch (const NumericalError& e2) {
+            std::vector<double> sizes;
+            for (const PsfCandidate& c : candidates)
+                if (c.isCandidate() && c.ixx > 0 && c.iyy > 0 && c.fluxErr > 0 && c.flux / c.fluxErr > 20)
+                    sizes.push_back(std::sqrt(0.5 * (c.ixx + c.iyy)));
+            double sigmaFallback = sigma0;
+            if (!sizes.empty()) {
+                std::nth_element(sizes.begin(), sizes.begin() + std::ptrdiff_t(sizes.size() / 2), sizes.end());
+                sigmaFallback = sizes[sizes.size() / 2];
+            }
+            DRP_LOG_WARN("characterize", "no pixel PSF model (" << e2.message() << "): Gaussian of sigma " << sigmaFallback
+                                                                << " px from " << sizes.size() << " stars");
+            res.psf = PsfDeterminationResult{};
+            res.psf.psf = GaussianPsf::make(sigmaFallback);
+            res.psf.reservedMedianSizeResidual = std::numeric_limits<double>::quiet_NaN();
+            res.psf.reservedSizeResidualScatter = std::numeric_limits<double>::quiet_NaN();
+            fallback = 2;
+        }
+    }
+    exposure.setPsf(res.psf.psf);
+    res.summary.set("PSFFALLBK", fallback, "PSF fallback: 0 none, 1 constant pixel model, 2 Gaussian from moments");
+    const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
+                         exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
+    const double sigma = res.psf.psf->computeSigma(centre);
+
+    // Final detection and measurement with the measured PSF.
+    DetectionResult det = detectSources(mi, sigma, cfg.detection);
+    Table src = sfm.measure(exposure, det.positive, ccdVisitId);
+
+    // Aperture correction from the PSF stars actually used.
+    std::vector<Point2D> starPositions;
+    for (std::size_t i : res.psf.used)
+        starPositions.push_back({brightTable.at(brightTable.schema().find<double>("x"), i),
+                                 brightTable.at(brightTable.schema().find<double>("y"), i)});
+    std::vector<std::size_t> starRows = rowsNear(src, starPositions, 1.0);
+    ApertureCorrectionResult apc;
+    try {
+        apc = measureApertureCorrection(src, starRows, cfg.apCorrAperture, cfg.apCorrOrder, exposure.bbox());
+        applyApertureCorrection(src, apc);
+        res.apCorr = apc.value(centre);
+    } catch (const Error& e) {  // too few stars: PSF fluxes stay uncorrected, and the summary says so
+        DRP_LOG_WARN("characterize", "no aperture correction: " << e.message());
+        res.apCorr = std::numeric_limits<double>::quiet_NaN();
+    }
+
+    PropertyList& s = res.summary;
+    s.set("NSOURCE", std::int64_t(src.size()), "sources measured");
+    s.set("NCR", res.nCosmicRays, "cosmic rays repaired");
+    s.set("BKGMEAN", bkg.image(Box2I(Point2I{int(centre.x), int(centre.y)}, 1, 1))(0, 0), "background at the centre (image units)");
+    s.set("PSFSIGMA", sigma, "PSF sigma at the centre (pixels)");
+    s.set("PSFNUSED", res.psf.nUsed, "PSF stars used");
+    s.set("PSFDTT", res.psf.reservedMedianSizeResidual, "median dT/T of the PSF model on reserved stars");
+    s.set("PSFDTTSC", res.psf.reservedSizeResidualScatter, "scatter of dT/T on reserved stars");
+    s.set("APCORR", res.apCorr, "aperture correction at the centre");
+    s.set("APCNSTAR", std::int64_t(apc.nStars), "stars in the aperture correction");
+    s.set("DETTHRSH", det.threshold, "detection threshold (filtered image units)");
+    src.metadata().merge(s);
+    res.sources = std::move(src);
+    res.calexp = std::move(exposure);
+    return res;
+}
+
+SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& detector, const IsrCalibrations& calibs,
+                                     const ReferenceStars* refs, const std::string& band, std::int64_t ccdVisitId,
+                                     const SingleVisitConfig& cfg) {
+    Exposure post = runIsr(raw, detector, calibs, cfg.isr);
+    if (!post.hasWcs()) throw InvalidInputError("the raw has no header WCS: astrometry needs a starting point");
+    const double scale = post.wcs()->pixelScale({post.bbox().minX() + 0.5 * post.width(),
+                                                 post.bbox().minY() + 0.5 * post.height()}).asArcseconds();
+    SingleVisitResult res = characterizeAndMeasure(std::move(post), ccdVisitId, cfg, scale);
+    Table& src = res.sources;
+
+    if (refs && cfg.doAstrometry) {
+        auto x = src.column<double>("x"), y = src.column<double>("y"), xe = src.column<double>("xErr"),
+             ye = src.column<double>("yErr"), f = src.column<double>("psfFlux"), fe = src.column<double>("psfFluxErr");
+        std::vector<AstrometrySource> sources;
+        std::vector<std::size_t> rowOf;
+        for (std::size_t i = 0; i < src.size(); ++i) {
+            if (!(f[i] / fe[i] > cfg.astrometrySourceMinSnr) || !std::isfinite(x[i]) || !std::isfinite(xe[i])) continue;
+            if (flag(src, "pixelFlags_saturatedCenter", i) || flag(src, "centroid_flag", i)) continue;
+            sources.push_back({{x[i], y[i]}, xe[i], ye[i], f[i]});
+            rowOf.push_back(i);
+        }
+        AstrometryResult astrom = fitAstrometry(sources, refs->astrometry, *res.calexp.wcs(), res.calexp.bbox(), cfg.astrometry);
+        res.calexp.setWcs(astrom.wcs);
+        // Positions on the sky with the fitted WCS.
+        auto ra = src.column<double>("ra"), dec = src.column<double>("dec");
+        for (std::size_t i = 0; i < src.size(); ++i) {
+            if (!std::isfinite(x[i])) continue;
+            SpherePoint p = astrom.wcs->pixelToSky({x[i], y[i]});
+            ra[i] = p.ra().asDegrees();
+            dec[i] = p.dec().asDegrees();
+        }
+        res.summary.set("ASTNMTCH", astrom.nMatches, "astrometric matches");
+        res.summary.set("ASTRMS", astrom.rmsResidualMas, "astrometric rms residual (mas)");
+        res.summary.set("ASTMED", astrom.medianResidualMas, "astrometric median residual (mas)");
+        res.summary.set("ASTOFFX", astrom.offsetArcsec.x, "pointing offset found, east (arcsec)");
+        res.summary.set("ASTOFFY", astrom.offsetArcsec.y, "pointing offset found, north (arcsec)");
+        res.summary.set("ASTROT", astrom.rotationDeg, "rotation offset found (deg)");
+
+        if (cfg.doPhotometry) {
+            std::vector<PhotometryMatch> pm;
+            for (const AstrometryMatch& m : astrom.matches) {
+                std::size_t row = rowOf[m.source];
+                pm.push_back({f[row], fe[row], refs->fluxNjy[m.ref], refs->fluxErrNjy[m.ref], refs->colourMag[m.ref]});
+            }
+            PhotometryResult photom = fitZeroPoint(pm, band, cfg.photometry);
+            res.calexp.setPhotoCalib(std::make_shared<PhotoCalib>(photom.photoCalib));
+            res.summary.set("ZP", photom.zeroPointMag, "photometric zero point (AB mag of 1 e-)");
+            res.summary.set("ZPERR", photom.zeroPointErrMag, "zero point error (mag)");
+            res.summary.set("ZPRMS", photom.rmsMag, "rms of the zero-point stars (mag)");
+            res.summary.set("ZPNSTAR", photom.nUsed, "zero-point stars");
+            res.photometry = photom;
+        }
+        res.astrometry = std::move(astrom);
+    }
+    if (res.calexp.hasPhotoCalib()) src = calibrateFluxColumns(src, *res.calexp.photoCalib());
+    src.metadata().merge(res.summary);
+    return res;
+}
+
+}  // namespace drp

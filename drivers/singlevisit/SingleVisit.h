@@ -1,0 +1,91 @@
+// Single-visit processing of one detector: ISR, background, cosmic rays, PSF, detection, measurement,
+// aperture correction, astrometric and photometric calibration. This chains the stages; like them it
+// does no file I/O and sees no MPI (the commands in drivers/ read and write, the executor distributes).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/Camera.h"
+#include "core/Exposure.h"
+#include "core/RawExposure.h"
+#include "core/Table.h"
+#include "drivers/ConfigBinder.h"
+#include "stages/calibrate/Astrometry.h"
+#include "stages/calibrate/Photometry.h"
+#include "stages/characterize/Background.h"
+#include "stages/characterize/CosmicRay.h"
+#include "stages/characterize/PsfDeterminer.h"
+#include "stages/characterize/SourceDetection.h"
+#include "stages/isr/IsrCalibrations.h"
+#include "stages/isr/IsrConfig.h"
+#include "stages/measure/MeasurementConfig.h"
+
+namespace drp {
+
+struct SingleVisitConfig {
+    IsrConfig isr;
+    BackgroundConfig background;
+    CosmicRayConfig cosmicRay;
+    SourceDetectionConfig detection;          ///< the final detection (S/N 5 by default)
+    double psfStarThresholdSigma = 50.0;      ///< detection S/N of the bright pass that finds PSF stars, [5, 1e6]
+    MeasurementConfig measurement;
+    PsfDeterminerConfig psf;
+    AstrometryConfig astrometry;
+    PhotometryConfig photometry;
+    double initialPsfFwhmArcsec = 1.0;        ///< guess of the seeing before the PSF is measured, arcsec (0, 10]
+    std::string apCorrAperture = "apFlux_17"; ///< the large aperture PSF fluxes are corrected to
+    int apCorrOrder = 1;                      ///< polynomial order of the aperture correction over the detector, [0, 2]
+    double astrometrySourceMinSnr = 10.0;     ///< sources used for astrometry: psfFlux S/N above this
+    bool doAstrometry = true;                 ///< fit the WCS against the reference catalog
+    bool doPhotometry = true;                 ///< fit the zero point against the reference catalog
+
+    void validate() const;
+    void bind(ConfigBinder& binder);
+};
+
+/// Reference stars near a detector, already propagated to the observation epoch.
+struct ReferenceStars {
+    std::vector<AstrometryRef> astrometry;
+    std::vector<double> fluxNjy, fluxErrNjy;   ///< in the exposure's band
+    std::vector<double> colourMag;             ///< the band's colour-term colour (0 when not configured)
+};
+
+/// A compact 42-bit ccdVisitId from a Rubin-style exposure id (dayObs * 100000 + seqNum) and a detector:
+/// (days since 2020-01-01) << 26 | seqNum << 9 | detector, so source ids (ccdVisitId << 20 | index) fit
+/// in 63 bits. Throws InvalidInputError for ids outside that packing (seqNum >= 100000, detector >= 512,
+/// dates before 2020).
+std::int64_t packCcdVisitId(std::int64_t visit, std::int64_t detector);
+
+/// Select and prepare the reference stars of a reference-catalog table (sky/ReferenceCatalog.h schema)
+/// for an exposure: within `radius` of `center`, propagated by proper motion to `mjd`.
+ReferenceStars prepareReferenceStars(const Table& refcat, const SpherePoint& center, Angle radius, double mjd,
+                                     const std::string& band, const PhotometryConfig& photometry);
+
+struct SingleVisitResult {
+    Exposure calexp;
+    Table sources{Schema()};                 ///< Source table: instrumental fluxes calibrated to nJy
+    std::optional<Background> background;
+    PsfDeterminationResult psf;
+    std::optional<AstrometryResult> astrometry;
+    std::optional<PhotometryResult> photometry;
+    int nCosmicRays = 0;
+    double apCorr = 1.0;                     ///< aperture correction at the detector centre
+    PropertyList summary;                    ///< quality numbers, also written into the table metadata
+};
+
+/// Raw to calexp + Source table. `refs` may be null (no astrometry/photometry then, flagged in the summary).
+SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& detector, const IsrCalibrations& calibs,
+                                     const ReferenceStars* refs, const std::string& band, std::int64_t ccdVisitId,
+                                     const SingleVisitConfig& config);
+
+/// Characterise and measure an already calibrated image (background, cosmic rays, PSF, detection,
+/// measurement, aperture correction): what `drp measure-image` runs on a user's own image.
+SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisitId, const SingleVisitConfig& config,
+                                         double pixelScaleArcsec);
+
+/// The table with every instrumental flux column (psfFlux, apFlux_*, kronFlux and their Err) converted
+/// to nJy by `calib`; the instrumental PSF flux is kept as psfInstFlux/psfInstFluxErr.
+Table calibrateFluxColumns(const Table& sources, const PhotoCalib& calib);
+
+}  // namespace drp

@@ -1,0 +1,260 @@
+#include "stages/calibrate/Astrometry.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <numeric>
+#include <sstream>
+
+#include "core/Error.h"
+#include "stages/calibrate/PointMatcher.h"
+#include "stages/calibrate/TanSipFitter.h"
+#include "stages/calibrate/TangentPlane.h"
+
+namespace drp {
+
+namespace {
+
+constexpr double kRadPerDeg = std::numbers::pi / 180.0;
+
+template <typename T>
+void checkRange(const char* name, T value, T lo, T hi, bool openLow = false) {
+    const bool ok = (openLow ? value > lo : value >= lo) && value <= hi;
+    if (!ok) {
+        std::ostringstream os;
+        os << "AstrometryConfig." << name << " = " << value << " is outside " << (openLow ? "(" : "[") << lo << ", "
+           << hi << "]";
+        throw ConfigError(os.str());
+    }
+}
+
+double finiteOr(double v, double fallback) { return std::isfinite(v) ? v : fallback; }
+
+double medianOf(std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    const std::size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + long(mid), v.end());
+    double m = v[mid];
+    if (v.size() % 2 == 0) m = 0.5 * (m + *std::max_element(v.begin(), v.begin() + long(mid)));
+    return m;
+}
+
+/// Largest SIP order <= requested with at least 3 matches per coefficient (0: TAN only).
+int effectiveSipOrder(int requested, std::size_t nMatches) {
+    for (int o = requested; o >= 2; --o)
+        if (std::size_t(3 * polynomialTermCount(o)) <= nMatches) return o;
+    return 0;
+}
+
+}  // namespace
+
+void AstrometryConfig::validate() const {
+    checkRange("maxOffsetArcsec", maxOffsetArcsec, 0.0, 3600.0, true);
+    checkRange("maxRotationDeg", maxRotationDeg, 0.0, 45.0);
+    checkRange("numBrightestSources", numBrightestSources, 3, 5000);
+    checkRange("numBrightestRefs", numBrightestRefs, 3, 5000);
+    checkRange("patternToleranceArcsec", patternToleranceArcsec, 0.0, 60.0, true);
+    checkRange("patternScaleTolerance", patternScaleTolerance, 0.0, 0.2);
+    checkRange("minPatternSpokes", minPatternSpokes, 2, 100);
+    checkRange("patternAttempts", patternAttempts, 1, 10);
+    checkRange("patternMinMatchFraction", patternMinMatchFraction, 0.0, 1.0);
+    checkRange("matchRadiusArcsec", matchRadiusArcsec, 0.0, 60.0, true);
+    checkRange("matchRadiusMinArcsec", matchRadiusMinArcsec, 0.0, matchRadiusArcsec, true);
+    checkRange("matchRadiusRmsFactor", matchRadiusRmsFactor, 1.0, 100.0);
+    checkRange("sipOrder", sipOrder, 0, Wcs::maxSipOrder);
+    checkRange("inverseSipOrder", inverseSipOrder, 1, Wcs::maxSipOrder);
+    checkRange("fitIterations", fitIterations, 1, 100);
+    checkRange("clipIterations", clipIterations, 0, 100);
+    checkRange("rejectSigma", rejectSigma, 1.0, 100.0, true);
+    checkRange("errorFloorMas", errorFloorMas, 0.0, 1000.0);
+    checkRange("minMatches", minMatches, 3, 1000000);
+}
+
+PatternMatchConfig AstrometryConfig::patternConfig() const {
+    PatternMatchConfig p;
+    p.maxOffsetArcsec = maxOffsetArcsec;
+    p.maxRotationDeg = maxRotationDeg;
+    p.numBrightestSources = numBrightestSources;
+    p.numBrightestRefs = numBrightestRefs;
+    p.spokeToleranceArcsec = patternToleranceArcsec;
+    p.scaleTolerance = patternScaleTolerance;
+    p.minPatternSpokes = minPatternSpokes;
+    p.patternAttempts = patternAttempts;
+    p.minMatchFraction = patternMinMatchFraction;
+    p.matchRadiusArcsec = matchRadiusArcsec;
+    p.minMatches = minMatches;
+    return p;
+}
+
+AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, const std::vector<AstrometryRef>& refs,
+                               const Wcs& initialWcs, const Box2I& bbox, const AstrometryConfig& config) {
+    config.validate();
+    if (bbox.empty()) throw InvalidInputError("astrometry: the detector bounding box is empty");
+    const Point2D centre{0.5 * (bbox.minX() + bbox.maxX()), 0.5 * (bbox.minY() + bbox.maxY())};
+    const SpherePoint centreSky = initialWcs.pixelToSky(centre);
+    const TangentPlane tp0(centreSky);
+    const double pixelScaleArcsec = initialWcs.pixelScale(centre).asArcseconds();
+
+    // Usable sources, brightest first.
+    std::vector<std::size_t> srcIdx;
+    for (std::size_t i = 0; i < sources.size(); ++i)
+        if (std::isfinite(sources[i].position.x) && std::isfinite(sources[i].position.y)) srcIdx.push_back(i);
+    if (srcIdx.size() < std::size_t(config.minMatches)) {
+        std::ostringstream os;
+        os << "astrometry: only " << srcIdx.size() << " usable sources (of " << sources.size()
+           << " given); at least minMatches = " << config.minMatches
+           << " are needed: too few stars for an astrometric solution";
+        throw NumericalError(os.str());
+    }
+    auto fluxKey = [&](std::size_t i) { return std::isfinite(sources[i].flux) ? sources[i].flux : -1e300; };
+    std::stable_sort(srcIdx.begin(), srcIdx.end(), [&](std::size_t a, std::size_t b) { return fluxKey(a) > fluxKey(b); });
+
+    // Reference stars inside the detector grown by the searched offset and rotation (initial WCS pixels).
+    const double halfDiagArcsec = 0.5 * std::hypot(double(bbox.width()), double(bbox.height())) * pixelScaleArcsec;
+    const double marginPx = (config.maxOffsetArcsec + config.maxRotationDeg * kRadPerDeg * halfDiagArcsec +
+                             config.matchRadiusArcsec) / pixelScaleArcsec;
+    const Box2D searchBox({bbox.minX() - 0.5 - marginPx, bbox.minY() - 0.5 - marginPx},
+                          {bbox.maxX() + 0.5 + marginPx, bbox.maxY() + 0.5 + marginPx});
+    std::vector<std::size_t> refIdx;
+    for (std::size_t j = 0; j < refs.size(); ++j) {
+        if (tp0.projectDegrees(refs[j].position).hasNaN()) continue;
+        const Point2D p = initialWcs.skyToPixel(refs[j].position);
+        if (std::isfinite(p.x) && std::isfinite(p.y) && searchBox.contains(p)) refIdx.push_back(j);
+    }
+    if (refIdx.size() < std::size_t(config.minMatches)) {
+        std::ostringstream os;
+        os << "astrometry: only " << refIdx.size() << " reference stars (of " << refs.size()
+           << " given) in the searched area around the detector; at least minMatches = " << config.minMatches
+           << " are needed";
+        throw NumericalError(os.str());
+    }
+    auto magKey = [&](std::size_t j) { return std::isfinite(refs[j].mag) ? refs[j].mag : 1e300; };
+    std::stable_sort(refIdx.begin(), refIdx.end(), [&](std::size_t a, std::size_t b) { return magKey(a) < magKey(b); });
+
+    const std::size_t nSrc = srcIdx.size(), nRef = refIdx.size();
+    std::vector<Point2D> srcPix(nSrc);
+    std::vector<Eigen::Vector2d> srcTan(nSrc), refTan(nRef);
+    std::vector<double> srcVarMas2(nSrc), refVarMas2(nRef);
+    const double pixelScaleMas = pixelScaleArcsec * 1000.0;
+    for (std::size_t k = 0; k < nSrc; ++k) {
+        const AstrometrySource& s = sources[srcIdx[k]];
+        srcPix[k] = s.position;
+        srcTan[k] = tp0.projectArcsec(initialWcs.pixelToSky(s.position));
+        const double ex = std::fabs(finiteOr(s.xErr, 0.0)), ey = std::fabs(finiteOr(s.yErr, 0.0));
+        srcVarMas2[k] = pixelScaleMas * pixelScaleMas * 0.5 * (ex * ex + ey * ey);
+    }
+    for (std::size_t k = 0; k < nRef; ++k) {
+        const AstrometryRef& r = refs[refIdx[k]];
+        refTan[k] = tp0.projectArcsec(r.position);
+        const double e = std::fabs(finiteOr(r.errMas, 0.0));
+        refVarMas2[k] = e * e;
+    }
+
+    // 1. Pattern matching.
+    PatternMatchResult pattern;
+    try {
+        pattern = matchPatterns(srcTan, refTan, config.patternConfig());
+    } catch (const NumericalError& e) {
+        throw NumericalError("astrometry: " + e.message());
+    }
+
+    // 2. Match, fit, clip.
+    AstrometryResult result;
+    result.offsetArcsec = {pattern.offsetArcsec().x(), pattern.offsetArcsec().y()};
+    result.rotationDeg = pattern.rotationDeg();
+    result.patternConfirmations = pattern.confirmations;
+
+    const PointGrid refGrid(refTan, config.matchRadiusArcsec);
+    std::vector<Eigen::Vector2d> predicted(nSrc);
+    std::shared_ptr<const Wcs> wcs;
+    double radius = config.matchRadiusArcsec;
+    std::vector<PointPair> pairs, kept;
+    std::vector<double> residMas;  // |residual| per pair of `pairs`, for the current fit
+    const double floor2 = config.errorFloorMas * config.errorFloorMas;
+    int order = 0;
+
+    for (int iter = 0; iter < config.fitIterations; ++iter) {
+        for (std::size_t k = 0; k < nSrc; ++k)
+            predicted[k] = wcs ? tp0.projectArcsec(wcs->pixelToSky(srcPix[k])) : pattern.transform(srcTan[k]);
+        pairs = matchNearest(predicted, refGrid, radius);
+        if (pairs.size() < std::size_t(config.minMatches)) {
+            std::ostringstream os;
+            os << "astrometry: only " << pairs.size() << " matches within " << radius << " arcsec in fit iteration "
+               << iter << " (minMatches = " << config.minMatches << ")";
+            throw NumericalError(os.str());
+        }
+        const SpherePoint crvalGuess = wcs ? wcs->crval() : tp0.deprojectArcsec(pattern.transform.shift);
+        kept = pairs;
+        std::vector<double> sigma(pairs.size());
+        for (std::size_t m = 0; m < pairs.size(); ++m)
+            sigma[m] = std::sqrt(srcVarMas2[pairs[m].a] + refVarMas2[pairs[m].b] + floor2);
+        std::vector<char> keep(pairs.size(), 1);
+        std::shared_ptr<const Wcs> fitted;
+        for (int round = 0;; ++round) {
+            std::vector<Point2D> pix;
+            std::vector<SpherePoint> sky;
+            std::vector<double> w;
+            for (std::size_t m = 0; m < pairs.size(); ++m) {
+                if (!keep[m]) continue;
+                pix.push_back(srcPix[pairs[m].a]);
+                sky.push_back(refs[refIdx[pairs[m].b]].position);
+                w.push_back(sigma[m] > 0.0 ? 1.0 / (sigma[m] * sigma[m]) : 1.0);
+            }
+            order = effectiveSipOrder(config.sipOrder, pix.size());
+            fitted = fitTanSip(pix, sky, w, centre, crvalGuess, order);
+            residMas.assign(pairs.size(), 0.0);
+            std::vector<double> z2Kept;
+            for (std::size_t m = 0; m < pairs.size(); ++m) {
+                const Eigen::Vector2d d =
+                    (refTan[pairs[m].b] - tp0.projectArcsec(fitted->pixelToSky(srcPix[pairs[m].a]))) * 1000.0;
+                residMas[m] = d.norm();
+                if (keep[m]) z2Kept.push_back(d.squaredNorm() / (sigma[m] * sigma[m]));
+            }
+            if (round >= config.clipIterations) break;
+            // Robust per-axis scale of the normalised residuals (the median of chi^2 with 2 dof is 2 ln 2), never
+            // below 1: residuals far below the stated errors (noiseless data) are not clipped on their shape.
+            const double scale = std::max(1.0, std::sqrt(medianOf(z2Kept) / (2.0 * std::log(2.0))));
+            if (!std::isfinite(scale)) break;
+            std::vector<char> next(pairs.size(), 0);
+            std::size_t nNext = 0;
+            for (std::size_t m = 0; m < pairs.size(); ++m) {
+                next[m] = residMas[m] <= config.rejectSigma * scale * sigma[m];
+                nNext += std::size_t(next[m]);
+            }
+            if (next == keep || nNext < std::size_t(config.minMatches)) break;
+            keep.swap(next);
+        }
+        wcs = fitted;
+        kept.clear();
+        double sum2 = 0.0;
+        std::vector<double> keptResid;
+        for (std::size_t m = 0; m < pairs.size(); ++m) {
+            if (!keep[m]) continue;
+            kept.push_back(pairs[m]);
+            sum2 += residMas[m] * residMas[m];
+            keptResid.push_back(residMas[m]);
+        }
+        result.rmsResidualMas = std::sqrt(sum2 / double(kept.size()));
+        result.medianResidualMas = medianOf(keptResid);
+        result.nRejected = int(pairs.size() - kept.size());
+        result.finalMatchRadiusArcsec = radius;
+        radius = std::max(config.matchRadiusMinArcsec,
+                          std::min(radius, config.matchRadiusRmsFactor * result.rmsResidualMas / 1000.0));
+    }
+
+    // 3. Output.
+    result.sipOrder = order;
+    result.nMatches = int(kept.size());
+    result.matches.reserve(kept.size());
+    for (const auto& p : kept) {
+        const std::size_t si = srcIdx[p.a], rj = refIdx[p.b];
+        result.matches.push_back(
+            {si, rj, refs[rj].position.separation(wcs->pixelToSky(sources[si].position)).asArcseconds()});
+    }
+    std::sort(result.matches.begin(), result.matches.end(),
+              [](const AstrometryMatch& a, const AstrometryMatch& b) { return a.source < b.source; });
+    result.wcs = wcs->hasSip() ? wcs->withInverseSip(bbox, config.inverseSipOrder) : wcs;
+    return result;
+}
+
+}  // namespace drp

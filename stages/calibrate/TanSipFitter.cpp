@@ -1,0 +1,102 @@
+#include "stages/calibrate/TanSipFitter.h"
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <sstream>
+
+#include "core/Error.h"
+#include "stages/calibrate/TangentPlane.h"
+
+namespace drp {
+
+int polynomialTermCount(int order) { return (order + 1) * (order + 2) / 2; }
+
+std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
+                                     const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess,
+                                     int order) {
+    if (pixels.size() != sky.size() || (!weights.empty() && weights.size() != pixels.size()))
+        throw LogicError("fitTanSip: pixels, sky and weights differ in size");
+    if (order < 0 || order > Wcs::maxSipOrder) {
+        std::ostringstream os;
+        os << "fitTanSip: order " << order << " is outside [0, " << Wcs::maxSipOrder << "]";
+        throw LogicError(os.str());
+    }
+    const int deg = std::max(order, 1);
+    const int nTerms = polynomialTermCount(deg);
+    // Term k <-> (p, q), ordered by total degree: (0,0), (1,0), (0,1), (2,0), (1,1), (0,2), ...
+    std::vector<std::pair<int, int>> terms;
+    for (int d = 0; d <= deg; ++d)
+        for (int q = 0; q <= d; ++q) terms.emplace_back(d - q, q);
+
+    std::vector<std::size_t> use;
+    double scale = 1.0;
+    for (std::size_t i = 0; i < pixels.size(); ++i) {
+        const double w = weights.empty() ? 1.0 : weights[i];
+        if (!(w > 0.0) || !std::isfinite(w) || !std::isfinite(pixels[i].x) || !std::isfinite(pixels[i].y)) continue;
+        use.push_back(i);
+        scale = std::max({scale, std::fabs(pixels[i].x - crpix.x), std::fabs(pixels[i].y - crpix.y)});
+    }
+    if (use.size() < std::size_t(nTerms)) {
+        std::ostringstream os;
+        os << "fitTanSip: " << use.size() << " usable points for an order-" << deg << " fit with " << nTerms
+           << " coefficients per axis";
+        throw NumericalError(os.str());
+    }
+    const Eigen::Index n = Eigen::Index(use.size());
+    Eigen::MatrixXd design(n, nTerms);
+    Eigen::VectorXd sqrtW(n);
+    for (Eigen::Index r = 0; r < n; ++r) {
+        const std::size_t i = use[std::size_t(r)];
+        const double u = (pixels[i].x - crpix.x) / scale, v = (pixels[i].y - crpix.y) / scale;
+        sqrtW(r) = std::sqrt(weights.empty() ? 1.0 : weights[i]);
+        for (int k = 0; k < nTerms; ++k)
+            design(r, k) = sqrtW(r) * std::pow(u, terms[std::size_t(k)].first) * std::pow(v, terms[std::size_t(k)].second);
+    }
+    const Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(design);
+    if (qr.rank() < nTerms) {
+        std::ostringstream os;
+        os << "fitTanSip: the " << use.size() << " points do not constrain an order-" << deg
+           << " fit (rank " << qr.rank() << " < " << nTerms << ")";
+        throw NumericalError(os.str());
+    }
+
+    SpherePoint crval = crvalGuess;
+    Eigen::MatrixXd coeff;
+    constexpr double kConvergedDeg = 1e-10 / 3600.0;
+    for (int pass = 0; pass < 20; ++pass) {
+        const TangentPlane tp(crval);
+        Eigen::MatrixXd rhs(n, 2);
+        for (Eigen::Index r = 0; r < n; ++r) {
+            const Eigen::Vector2d xy = tp.projectDegrees(sky[use[std::size_t(r)]]);
+            if (!xy.allFinite()) throw NumericalError("fitTanSip: a sky point is 90 deg or more from the tangent point");
+            rhs.row(r) = sqrtW(r) * xy.transpose();
+        }
+        coeff = qr.solve(rhs);
+        if (!coeff.allFinite()) throw NumericalError("fitTanSip: the least-squares solution is not finite");
+        const Eigen::Vector2d c0 = coeff.row(0).transpose();
+        crval = tp.deprojectDegrees(c0);
+        if (c0.norm() < kConvergedDeg) break;
+        if (pass == 19) throw NumericalError("fitTanSip: CRVAL did not converge");
+    }
+    // The last pass's constants are below 1e-10 arcsec: the other coefficients hold for the updated CRVAL.
+    Eigen::Matrix2d cd;
+    cd << coeff(1, 0) / scale, coeff(2, 0) / scale, coeff(1, 1) / scale, coeff(2, 1) / scale;
+    if (!(std::fabs(cd.determinant()) > 0.0)) throw NumericalError("fitTanSip: the fitted CD matrix is singular");
+    if (order < 2) return std::make_shared<const Wcs>(crpix, crval, cd);
+    const Eigen::Matrix2d cdInv = cd.inverse();
+    SipPolynomials sip;
+    sip.order = order;
+    sip.a = Eigen::MatrixXd::Zero(order + 1, order + 1);
+    sip.b = Eigen::MatrixXd::Zero(order + 1, order + 1);
+    for (int k = 3; k < nTerms; ++k) {
+        const auto [p, q] = terms[std::size_t(k)];
+        const double f = std::pow(scale, -(p + q));
+        const Eigen::Vector2d h(coeff(k, 0) * f, coeff(k, 1) * f);
+        const Eigen::Vector2d ab = cdInv * h;
+        sip.a(p, q) = ab.x();
+        sip.b(p, q) = ab.y();
+    }
+    return std::make_shared<const Wcs>(crpix, crval, cd, sip);
+}
+
+}  // namespace drp

@@ -1,0 +1,187 @@
+#include "stages/characterize/CosmicRay.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/Error.h"
+#include "core/SpanSet.h"
+
+namespace drp {
+
+void CosmicRayConfig::validate() const {
+    if (!(minSigma > 0.0) || !std::isfinite(minSigma)) throw ConfigError("CosmicRayConfig.minSigma must be > 0");
+    if (!(minElectrons >= 0.0) || !std::isfinite(minElectrons)) throw ConfigError("CosmicRayConfig.minElectrons must be >= 0");
+    if (!(contrastFactor > 0.0 && contrastFactor <= 1.0)) throw ConfigError("CosmicRayConfig.contrastFactor must be in (0, 1]");
+    if (!(noiseFactor >= 0.0) || !std::isfinite(noiseFactor)) throw ConfigError("CosmicRayConfig.noiseFactor must be >= 0");
+    if (!(growSigma > 0.0) || !std::isfinite(growSigma)) throw ConfigError("CosmicRayConfig.growSigma must be > 0");
+    if (growIterations < 0 || growIterations > 100) throw ConfigError("CosmicRayConfig.growIterations must be in [0, 100]");
+    if (maxRepairDistance < 1 || maxRepairDistance > 1000) throw ConfigError("CosmicRayConfig.maxRepairDistance must be in [1, 1000]");
+    if (maxCosmicRays < 1) throw ConfigError("CosmicRayConfig.maxCosmicRays must be >= 1");
+    for (const auto& p : badMaskPlanes)
+        if (p.empty()) throw ConfigError("CosmicRayConfig.badMaskPlanes has an empty name");
+}
+
+std::vector<double> psfContrastRatios(const Psf& psf, const Box2I& bbox) {
+    std::vector<double> r(4, 1.0);
+    std::vector<Point2D> where{{0.5 * (bbox.minX() + bbox.maxX()), 0.5 * (bbox.minY() + bbox.maxY())}};
+    if (!bbox.empty()) {
+        for (int cx : {bbox.minX(), bbox.maxX()})
+            for (int cy : {bbox.minY(), bbox.maxY()}) where.push_back({double(cx), double(cy)});
+    }
+    for (const Point2D& p : where) {
+        const Image<double> k = psf.computeKernelImage(p);
+        const int c = k.width() / 2, d = k.height() / 2;
+        if (k.width() < 3 || k.height() < 3) continue;
+        const double peak = k(c, d);
+        if (!(peak > 0.0)) throw InvalidInputError("psfContrastRatios: the PSF kernel has no central peak");
+        const double ratios[4] = {0.5 * (k(c - 1, d) + k(c + 1, d)) / peak, 0.5 * (k(c, d - 1) + k(c, d + 1)) / peak,
+                                  0.5 * (k(c - 1, d - 1) + k(c + 1, d + 1)) / peak,
+                                  0.5 * (k(c - 1, d + 1) + k(c + 1, d - 1)) / peak};
+        for (int i = 0; i < 4; ++i) r[std::size_t(i)] = std::min(r[std::size_t(i)], std::max(ratios[i], 0.0));
+    }
+    return r;
+}
+
+int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const CosmicRayConfig& config) {
+    config.validate();
+    if (!std::isfinite(background)) throw InvalidInputError("findCosmicRays: background must be finite");
+    const int w = image.width(), h = image.height();
+    if (w < 3 || h < 3) return 0;
+    const std::vector<double> ratio = psfContrastRatios(psf, image.bbox());
+    Mask& mask = image.mask();
+    MaskPixel bad = 0;
+    for (const auto& p : config.badMaskPlanes)
+        if (mask.planeDict()->has(p)) bad |= mask.planeBitMask(p);
+    const MaskPixel crBit = MaskPixel(1u << mask.addPlane("CR"));
+    const MaskPixel intrpBit = MaskPixel(1u << mask.addPlane("INTRP"));
+    const ImageF& img = image.image();
+    const ImageF& var = image.variance();
+    const float b = float(background);
+
+    auto usable = [&](int x, int y) {
+        return !(mask(x, y) & bad) && std::isfinite(img(x, y)) && std::isfinite(var(x, y)) && var(x, y) >= 0.0f;
+    };
+    // 1. Seeds.
+    std::vector<unsigned char> flag(std::size_t(w) * std::size_t(h), 0);
+    std::vector<Point2I> frontier;
+    const int dxs[4] = {1, 0, 1, 1}, dys[4] = {0, 1, 1, -1};
+    const double minS = config.minSigma, minE = config.minElectrons, cf = config.contrastFactor, nf = config.noiseFactor;
+    for (int y = 1; y < h - 1; ++y) {
+        const float* row = img.row(y);
+        const float* vrow = var.row(y);
+        for (int x = 1; x < w - 1; ++x) {
+            const double v = double(row[x]) - b;
+            if (!(v > minE)) continue;
+            const double vv = vrow[x];
+            if (!(vv >= 0.0) || v * v <= minS * minS * vv || v <= minS * std::sqrt(vv)) continue;
+            if (!usable(x, y)) continue;
+            const double sig = std::sqrt(vv);
+            bool seed = false;
+            for (int d = 0; d < 4 && !seed; ++d) {
+                const int x1 = x - dxs[d], y1 = y - dys[d], x2 = x + dxs[d], y2 = y + dys[d];
+                if (!usable(x1, y1) || !usable(x2, y2)) continue;
+                const double m = 0.5 * (double(img(x1, y1)) + double(img(x2, y2))) - b;
+                const double s = 0.5 * std::sqrt(double(var(x1, y1)) + double(var(x2, y2)));
+                if (cf * ratio[std::size_t(d)] * (v - nf * sig) > m + nf * s) seed = true;
+            }
+            if (seed) {
+                flag[std::size_t(y) * std::size_t(w) + std::size_t(x)] = 1;
+                frontier.push_back({x, y});
+            }
+        }
+    }
+    // 2. Growth into bright 8-neighbours.
+    for (int it = 0; it < config.growIterations && !frontier.empty(); ++it) {
+        std::vector<Point2I> next;
+        for (const Point2I& p : frontier) {
+            for (int dy = -1; dy <= 1; ++dy)
+                for (int dx = -1; dx <= 1; ++dx) {
+                    const int x = p.x + dx, y = p.y + dy;
+                    if (x < 0 || y < 0 || x >= w || y >= h) continue;
+                    unsigned char& f = flag[std::size_t(y) * std::size_t(w) + std::size_t(x)];
+                    if (f || !usable(x, y)) continue;
+                    const double v = double(img(x, y)) - b;
+                    if (v > config.growSigma * std::sqrt(double(var(x, y)))) {
+                        f = 1;
+                        next.push_back({x, y});
+                    }
+                }
+        }
+        frontier.swap(next);
+    }
+    // 3. Count hits.
+    std::vector<Span> spans;
+    for (int y = 0; y < h; ++y) {
+        int x = 0;
+        while (x < w) {
+            if (!flag[std::size_t(y) * std::size_t(w) + std::size_t(x)]) {
+                ++x;
+                continue;
+            }
+            const int x0 = x;
+            while (x < w && flag[std::size_t(y) * std::size_t(w) + std::size_t(x)]) ++x;
+            spans.push_back({y + image.xy0().y, x0 + image.xy0().x, x - 1 + image.xy0().x});
+        }
+    }
+    if (spans.empty()) return 0;
+    std::size_t nHits = 0;
+    SpanSet::fromNormalizedSpans(std::move(spans)).componentLabels(Connectivity::EIGHT, &nHits);
+    if (nHits > std::size_t(config.maxCosmicRays)) {
+        throw NumericalError("findCosmicRays: " + std::to_string(nHits) + " hits exceed maxCosmicRays; wrong PSF or background?");
+    }
+    // 4. Repair: interpolate along rows and columns between the nearest usable non-CR pixels.
+    auto good = [&](int x, int y) {
+        return x >= 0 && y >= 0 && x < w && y < h && !flag[std::size_t(y) * std::size_t(w) + std::size_t(x)] && usable(x, y);
+    };
+    struct Fix {
+        int x, y;
+        float value, variance;
+    };
+    std::vector<Fix> fixes;
+    const int maxD = config.maxRepairDistance;
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            if (!flag[std::size_t(y) * std::size_t(w) + std::size_t(x)]) continue;
+            double sum = 0.0, vsum = 0.0;
+            int n = 0, nv = 0;
+            for (int axis = 0; axis < 2; ++axis) {
+                const int ax = axis == 0 ? 1 : 0, ay = axis == 0 ? 0 : 1;
+                int lo = 0, hi = 0;
+                for (int d = 1; d <= maxD; ++d)
+                    if (good(x - ax * d, y - ay * d)) {
+                        lo = d;
+                        break;
+                    }
+                for (int d = 1; d <= maxD; ++d)
+                    if (good(x + ax * d, y + ay * d)) {
+                        hi = d;
+                        break;
+                    }
+                if (lo && hi) {
+                    const double a = img(x - ax * lo, y - ay * lo), c = img(x + ax * hi, y + ay * hi);
+                    sum += (a * hi + c * lo) / (lo + hi);
+                    vsum += 0.5 * (double(var(x - ax * lo, y - ay * lo)) + double(var(x + ax * hi, y + ay * hi)));
+                    ++n;
+                    ++nv;
+                } else if (lo || hi) {
+                    const int d = lo ? -lo : hi;
+                    sum += img(x + ax * d, y + ay * d);
+                    vsum += var(x + ax * d, y + ay * d);
+                    ++n;
+                    ++nv;
+                }
+            }
+            const float value = n ? float(sum / n) : b;
+            const float variance = nv ? float(vsum / nv) : var(x, y);
+            fixes.push_back({x, y, value, variance});
+        }
+    for (const Fix& f : fixes) {
+        img(f.x, f.y) = f.value;
+        var(f.x, f.y) = f.variance;
+        mask(f.x, f.y) |= crBit | intrpBit;
+    }
+    return int(nHits);
+}
+
+}  // namespace drp

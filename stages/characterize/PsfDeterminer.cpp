@@ -1,0 +1,402 @@
+#include "stages/characterize/PsfDeterminer.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <numeric>
+#include <random>
+
+#include "core/Error.h"
+#include "core/PsfexPsf.h"
+
+namespace drp {
+
+namespace {
+
+double median(std::vector<double> v) {
+    if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+    const std::size_t n = v.size();
+    auto mid = v.begin() + std::ptrdiff_t(n / 2);
+    std::nth_element(v.begin(), mid, v.end());
+    double m = *mid;
+    if (n % 2 == 0) m = 0.5 * (m + *std::max_element(v.begin(), mid));
+    return m;
+}
+
+double robustSigma(const std::vector<double>& v, double centre) {
+    std::vector<double> d;
+    d.reserve(v.size());
+    for (double x : v) d.push_back(std::fabs(x - centre));
+    return 1.4826 * median(std::move(d));
+}
+
+double periodicSinc(double t, int n) {
+    const double den = n * std::sin(std::numbers::pi * t / n);
+    if (std::fabs(den) < 1e-300) return 1.0;
+    return std::sin(std::numbers::pi * t) / den;
+}
+
+/// Least-squares polynomial (order <= 2) of values over (u, v); returns coefficients (PsfexPsf term order).
+std::vector<double> fitSurface(const std::vector<Point2D>& uv, const std::vector<double>& values, int order) {
+    const int nt = PsfexPsf::numTerms(order);
+    Eigen::MatrixXd a(Eigen::Index(uv.size()), nt);
+    Eigen::VectorXd b(Eigen::Index(uv.size()));
+    for (std::size_t i = 0; i < uv.size(); ++i) {
+        const auto t = PsfexPsf::polynomialTerms(order, uv[i].x, uv[i].y);
+        for (int k = 0; k < nt; ++k) a(Eigen::Index(i), k) = t[std::size_t(k)];
+        b(Eigen::Index(i)) = values[i];
+    }
+    Eigen::VectorXd c = a.colPivHouseholderQr().solve(b);
+    return std::vector<double>(c.data(), c.data() + c.size());
+}
+
+double evalSurface(const std::vector<double>& c, int order, Point2D uv) {
+    const auto t = PsfexPsf::polynomialTerms(order, uv.x, uv.y);
+    double s = 0;
+    for (std::size_t k = 0; k < t.size(); ++k) s += c[k] * t[k];
+    return s;
+}
+
+/// A usable star: its recentred, unnormalised stamp and what the fit needs.
+struct Star {
+    std::size_t index = 0;     ///< into candidates
+    Point2D centre;            ///< adaptive-moments centre
+    GaussianMoments moments;   ///< of the star in the image
+    Image<double> data;        ///< recentred N x N stamp
+    Image<double> variance;    ///< N x N variance (unshifted, at the nearest pixel)
+    double meanVariance = 0.0;
+    double flux = 0.0;
+    double chi2 = 0.0;
+    bool reserved = false;
+    bool rejected = false;
+};
+
+}  // namespace
+
+void PsfDeterminerConfig::validate() const {
+    auto fail = [](const std::string& m) { throw ConfigError("PsfDeterminerConfig." + m); };
+    if (stampSize != 0 && (stampSize < 7 || stampSize > 201 || stampSize % 2 == 0)) fail("stampSize must be 0 or odd in [7, 201]");
+    if (!(stampRadiusSigma >= 3.0 && stampRadiusSigma <= 20.0)) fail("stampRadiusSigma must be in [3, 20]");
+    if (padding < 2 || padding > 64) fail("padding must be in [2, 64]");
+    if (spatialOrder < 0 || spatialOrder > PsfexPsf::kMaxSpatialOrder) fail("spatialOrder must be in [0, 3]");
+    if (!(reserveFraction >= 0.0 && reserveFraction <= 0.9)) fail("reserveFraction must be in [0, 0.9]");
+    if (!(minSnr >= 0.0) || !std::isfinite(minSnr)) fail("minSnr must be >= 0");
+    if (!(sizeWindow > 0.0 && sizeWindow <= 2.0)) fail("sizeWindow must be in (0, 2]");
+    if (!(sizeClipSigma > 0.0) || !std::isfinite(sizeClipSigma)) fail("sizeClipSigma must be > 0");
+    if (!(minSizeTolerance > 0.0 && minSizeTolerance <= maxSizeTolerance && maxSizeTolerance <= 1.0)) {
+        fail("size tolerances must satisfy 0 < minSizeTolerance <= maxSizeTolerance <= 1");
+    }
+    if (!(maxEllipticityDeviation > 0.0)) fail("maxEllipticityDeviation must be > 0");
+    if (maxStars < 1) fail("maxStars must be >= 1");
+    if (minStars < 1) fail("minStars must be >= 1");
+    if (minStarsPerTerm < 1) fail("minStarsPerTerm must be >= 1");
+    if (iterations < 1 || iterations > 20) fail("iterations must be in [1, 20]");
+    if (!(outlierSigma > 0.0) || !std::isfinite(outlierSigma)) fail("outlierSigma must be > 0");
+    for (const auto& p : badMaskPlanes)
+        if (p.empty()) fail("badMaskPlanes has an empty name");
+    moments.validate();
+}
+
+Image<double> sincShift(const Image<double>& in, double dx, double dy) {
+    const int w = in.width(), h = in.height();
+    if (w % 2 == 0 || h % 2 == 0) throw LogicError("sincShift: odd dimensions required");
+    std::vector<double> sx(std::size_t(w) * std::size_t(w)), sy(std::size_t(h) * std::size_t(h));
+    for (int u = 0; u < w; ++u)
+        for (int k = 0; k < w; ++k) sx[std::size_t(u) * std::size_t(w) + std::size_t(k)] = periodicSinc(u - k - dx, w);
+    for (int v = 0; v < h; ++v)
+        for (int k = 0; k < h; ++k) sy[std::size_t(v) * std::size_t(h) + std::size_t(k)] = periodicSinc(v - k - dy, h);
+    Image<double> tmp(w, h, 0.0), out(w, h, 0.0);
+    for (int y = 0; y < h; ++y) {
+        const double* row = in.row(y);
+        for (int u = 0; u < w; ++u) {
+            const double* s = &sx[std::size_t(u) * std::size_t(w)];
+            double acc = 0.0;
+            for (int k = 0; k < w; ++k) acc += row[k] * s[k];
+            tmp(u, y) = acc;
+        }
+    }
+    for (int v = 0; v < h; ++v) {
+        const double* s = &sy[std::size_t(v) * std::size_t(h)];
+        double* o = out.row(v);
+        for (int k = 0; k < h; ++k) {
+            const double* t = tmp.row(k);
+            const double c = s[k];
+            for (int u = 0; u < w; ++u) o[u] += c * t[u];
+        }
+    }
+    out.setXY0(in.xy0());
+    return out;
+}
+
+std::vector<std::size_t> selectPsfStars(const std::vector<PsfCandidate>& candidates, const PsfDeterminerConfig& config) {
+    config.validate();
+    // 1. Flags, flux, size, S/N.
+    std::vector<std::size_t> pool;
+    Box2D extent;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+        const PsfCandidate& c = candidates[i];
+        const double t = c.ixx + c.iyy;
+        if (!c.isCandidate() || !(c.flux > 0.0) || !std::isfinite(t) || !(t > 0.0) || !(c.ixx * c.iyy - c.ixy * c.ixy > 0.0)) continue;
+        if (!std::isfinite(c.position.x) || !std::isfinite(c.position.y)) continue;
+        if (c.fluxErr > 0.0 && c.flux / c.fluxErr < config.minSnr) continue;
+        pool.push_back(i);
+        extent = extent.include(c.position);
+    }
+    if (pool.empty()) return {};
+    auto lnT = [&](std::size_t i) { return std::log(candidates[i].ixx + candidates[i].iyy); };
+    // 2. Mode of ln T: the densest window.
+    std::vector<double> sizes;
+    for (std::size_t i : pool) sizes.push_back(lnT(i));
+    std::sort(sizes.begin(), sizes.end());
+    std::size_t best = 0, bestCount = 0;
+    for (std::size_t a = 0, b = 0; a < sizes.size(); ++a) {
+        while (b < sizes.size() && sizes[b] - sizes[a] <= config.sizeWindow) ++b;
+        if (b - a > bestCount) bestCount = b - a, best = a;
+    }
+    const double mode = sizes[best + bestCount / 2];
+    std::vector<std::size_t> locus;
+    for (std::size_t i : pool)
+        if (std::fabs(lnT(i) - mode) <= 0.5 * config.sizeWindow) locus.push_back(i);
+    // 3. Spatial fit of the size locus, clip, twice.
+    const Box2I box = extent.empty() ? Box2I({0, 0}, 1, 1)
+                                     : Box2I::fromCorners({int(std::floor(extent.minX())), int(std::floor(extent.minY()))},
+                                                          {int(std::ceil(extent.maxX())), int(std::ceil(extent.maxY()))});
+    const int order = std::min(config.spatialOrder, 2);
+    std::vector<std::size_t> stars = locus;
+    for (int round = 0; round < 2; ++round) {
+        int ord = order;
+        while (ord > 0 && int(stars.size()) < 3 * PsfexPsf::numTerms(ord)) --ord;
+        if (stars.empty()) break;
+        std::vector<Point2D> uv;
+        std::vector<double> vals;
+        for (std::size_t i : stars) {
+            uv.push_back(PsfexPsf::normalisedPosition(box, candidates[i].position));
+            vals.push_back(lnT(i));
+        }
+        const std::vector<double> coeff = fitSurface(uv, vals, ord);
+        std::vector<double> res;
+        for (std::size_t k = 0; k < stars.size(); ++k) res.push_back(vals[k] - evalSurface(coeff, ord, uv[k]));
+        const double tol = std::clamp(config.sizeClipSigma * robustSigma(res, 0.0), config.minSizeTolerance, config.maxSizeTolerance);
+        std::vector<std::size_t> next;
+        for (std::size_t i : pool) {
+            const double r = lnT(i) - evalSurface(coeff, ord, PsfexPsf::normalisedPosition(box, candidates[i].position));
+            if (std::fabs(r) <= tol) next.push_back(i);
+        }
+        stars.swap(next);
+    }
+    // 4. Ellipticity.
+    if (!stars.empty()) {
+        std::vector<double> e1s, e2s;
+        for (std::size_t i : stars) {
+            const PsfCandidate& c = candidates[i];
+            e1s.push_back((c.ixx - c.iyy) / (c.ixx + c.iyy));
+            e2s.push_back(2.0 * c.ixy / (c.ixx + c.iyy));
+        }
+        const double m1 = median(e1s), m2 = median(e2s);
+        std::vector<std::size_t> next;
+        for (std::size_t k = 0; k < stars.size(); ++k)
+            if (std::hypot(e1s[k] - m1, e2s[k] - m2) <= config.maxEllipticityDeviation) next.push_back(stars[k]);
+        stars.swap(next);
+    }
+    // 5. Brightest first.
+    std::stable_sort(stars.begin(), stars.end(), [&](std::size_t a, std::size_t b) { return candidates[a].flux > candidates[b].flux; });
+    if (int(stars.size()) > config.maxStars) stars.resize(std::size_t(config.maxStars));
+    return stars;
+}
+
+PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector<PsfCandidate>& candidates,
+                                    const PsfDeterminerConfig& config) {
+    config.validate();
+    PsfDeterminationResult result;
+    result.selected = selectPsfStars(candidates, config);
+    if (int(result.selected.size()) < config.minStars) {
+        throw NumericalError("determinePsf: only " + std::to_string(result.selected.size()) + " PSF stars selected (minStars " +
+                             std::to_string(config.minStars) + ")");
+    }
+    // Stamp size.
+    int n = config.stampSize;
+    if (n == 0) {
+        std::vector<double> ts;
+        for (std::size_t i : result.selected) ts.push_back(candidates[i].ixx + candidates[i].iyy);
+        const double sigma = std::sqrt(0.5 * median(ts));
+        n = std::clamp(2 * int(std::ceil(config.stampRadiusSigma * sigma)) + 1, 15, 61);
+    }
+    const int half = n / 2, pad = config.padding, big = n + 2 * pad, bigHalf = big / 2;
+    const Mask& mask = image.mask();
+    MaskPixel bad = 0;
+    for (const auto& p : config.badMaskPlanes)
+        if (mask.planeDict()->has(p)) bad |= mask.planeBitMask(p);
+    const Box2I bbox = image.bbox();
+
+    // Stamps.
+    std::vector<Star> stars;
+    for (std::size_t idx : result.selected) {
+        const PsfCandidate& c = candidates[idx];
+        GaussianMomentsControl mc = config.moments;
+        mc.initialSigma = std::max(0.5, std::sqrt(0.5 * (c.ixx + c.iyy)));
+        const GaussianMoments m = measureGaussianMoments(image.image(), c.position, mc, 0.0, &mask, bad);
+        if (!m.converged || std::hypot(m.x - c.position.x, m.y - c.position.y) > 2.0) continue;
+        const int ix = int(std::floor(m.x + 0.5)), iy = int(std::floor(m.y + 0.5));
+        const Box2I bigBox({ix - bigHalf, iy - bigHalf}, big, big), box({ix - half, iy - half}, n, n);
+        if (!bbox.contains(bigBox)) continue;
+        const Mask sub = mask.subImage(box);
+        if (sub.countBits(bad) > 0) continue;
+        Image<double> raw = image.image().subImage(bigBox).convertTo<double>();
+        bool finite = true;
+        for (int y = 0; y < big && finite; ++y)
+            for (int x = 0; x < big; ++x)
+                if (!std::isfinite(raw(x, y))) {
+                    finite = false;
+                    break;
+                }
+        if (!finite) continue;
+        Star s;
+        s.index = idx;
+        s.centre = {m.x, m.y};
+        s.moments = m;
+        const Image<double> shifted = sincShift(raw, -(m.x - ix), -(m.y - iy));
+        s.data = shifted.subImage(box).clone();
+        s.data.setXY0({0, 0});
+        s.variance = image.variance().subImage(box).convertTo<double>();
+        s.variance.setXY0({0, 0});
+        double vs = 0.0, fs = 0.0;
+        bool okVar = true;
+        for (int y = 0; y < n; ++y)
+            for (int x = 0; x < n; ++x) {
+                if (!(s.variance(x, y) > 0.0) || !std::isfinite(s.variance(x, y))) okVar = false;
+                vs += s.variance(x, y);
+                fs += s.data(x, y);
+            }
+        if (!okVar || !(fs > 0.0)) continue;
+        s.meanVariance = vs / double(n * n);
+        s.flux = fs;
+        stars.push_back(std::move(s));
+    }
+
+    // Reserve split: seeded Fisher-Yates over the usable stars (in selection order).
+    {
+        std::vector<std::size_t> order(stars.size());
+        std::iota(order.begin(), order.end(), std::size_t(0));
+        std::mt19937_64 rng(config.seed ^ 0x9E3779B97F4A7C15ULL);
+        for (std::size_t i = order.size(); i > 1; --i) {
+            const std::size_t j = std::size_t(rng() % i);
+            std::swap(order[i - 1], order[j]);
+        }
+        const std::size_t nReserve = std::size_t(std::floor(config.reserveFraction * double(stars.size()) + 0.5));
+        for (std::size_t k = 0; k < nReserve && k < order.size(); ++k) stars[order[k]].reserved = true;
+    }
+
+    const Box2I fitBox = bbox;
+    int order = config.spatialOrder;
+    std::vector<Image<double>> components;
+    const std::size_t npix = std::size_t(n) * std::size_t(n);
+    auto active = [&]() {
+        std::vector<Star*> a;
+        for (Star& s : stars)
+            if (!s.reserved && !s.rejected) a.push_back(&s);
+        return a;
+    };
+    for (int iter = 0; iter < config.iterations; ++iter) {
+        std::vector<Star*> use = active();
+        if (int(use.size()) < config.minStars) {
+            throw NumericalError("determinePsf: only " + std::to_string(use.size()) + " usable PSF stars (minStars " +
+                                 std::to_string(config.minStars) + ")");
+        }
+        order = config.spatialOrder;
+        while (order > 0 && int(use.size()) < config.minStarsPerTerm * PsfexPsf::numTerms(order)) --order;
+        const int nt = PsfexPsf::numTerms(order);
+        Eigen::MatrixXd a(Eigen::Index(use.size()), nt);
+        Eigen::MatrixXd b(Eigen::Index(use.size()), Eigen::Index(npix));
+        for (std::size_t r = 0; r < use.size(); ++r) {
+            const Star& s = *use[r];
+            const double sw = s.flux / std::sqrt(s.meanVariance);  // sqrt of weight F^2 / var
+            const Point2D uv = PsfexPsf::normalisedPosition(fitBox, s.centre);
+            const auto t = PsfexPsf::polynomialTerms(order, uv.x, uv.y);
+            for (int k = 0; k < nt; ++k) a(Eigen::Index(r), k) = sw * t[std::size_t(k)];
+            const double scale = sw / s.flux;
+            for (int y = 0; y < n; ++y)
+                for (int x = 0; x < n; ++x) b(Eigen::Index(r), Eigen::Index(y * n + x)) = scale * s.data(x, y);
+        }
+        const Eigen::MatrixXd coeff = a.colPivHouseholderQr().solve(b);  // nt x npix
+        components.clear();
+        for (int k = 0; k < nt; ++k) {
+            Image<double> comp(n, n, 0.0);
+            for (int y = 0; y < n; ++y)
+                for (int x = 0; x < n; ++x) comp(x, y) = coeff(k, Eigen::Index(y * n + x));
+            components.push_back(std::move(comp));
+        }
+        const PsfexPsf model(fitBox, order, components);
+        // Fluxes and chi^2 of every star (reserved ones too, for the record).
+        for (Star& s : stars) {
+            const Image<double> m = model.computeKernelImage(s.centre);
+            double smd = 0, smm = 0;
+            for (int y = 0; y < n; ++y)
+                for (int x = 0; x < n; ++x) {
+                    const double w = 1.0 / s.variance(x, y);
+                    smd += w * m(x, y) * s.data(x, y);
+                    smm += w * m(x, y) * m(x, y);
+                }
+            if (smm > 0.0 && smd > 0.0) s.flux = smd / smm;
+            double chi2 = 0;
+            for (int y = 0; y < n; ++y)
+                for (int x = 0; x < n; ++x) {
+                    const double d = s.data(x, y) - s.flux * m(x, y);
+                    chi2 += d * d / s.variance(x, y);
+                }
+            s.chi2 = chi2 / double(npix - 1);
+        }
+        if (iter + 1 == config.iterations) break;
+        std::vector<double> chis;
+        for (const Star* s : use) chis.push_back(s->chi2);
+        const double med = median(chis), sig = robustSigma(chis, med);
+        const double limit = med + config.outlierSigma * std::max(sig, 1e-12);
+        std::vector<Star*> order2 = use;
+        std::sort(order2.begin(), order2.end(), [](const Star* p, const Star* q) { return p->chi2 > q->chi2; });
+        int remaining = int(use.size());
+        for (Star* s : order2) {
+            if (s->chi2 <= limit || remaining <= config.minStars) break;
+            s->rejected = true;
+            --remaining;
+        }
+    }
+    auto psf = PsfexPsf::make(fitBox, order, components);
+    result.psf = psf;
+    result.stampSize = n;
+    result.spatialOrder = order;
+
+    // Residuals.
+    std::vector<double> usedRes, resRes, resDe;
+    for (const Star& s : stars) {
+        if (s.rejected) continue;
+        const Image<double> pimg = psf->computeImage(s.centre);
+        GaussianMomentsControl mc = config.moments;
+        mc.initialSigma = std::sqrt(0.5 * s.moments.trace());
+        const GaussianMoments pm = measureGaussianMoments(pimg, s.centre, mc);
+        double dt = std::numeric_limits<double>::quiet_NaN(), de = dt;
+        if (pm.converged) {
+            dt = (s.moments.trace() - pm.trace()) / pm.trace();
+            de = std::hypot(s.moments.e1() - pm.e1(), s.moments.e2() - pm.e2());
+        }
+        if (s.reserved) {
+            result.reserved.push_back(s.index);
+            result.reservedSizeResiduals.push_back(dt);
+            if (std::isfinite(dt)) {
+                resRes.push_back(dt);
+                resDe.push_back(de);
+            }
+        } else {
+            result.used.push_back(s.index);
+            if (std::isfinite(dt)) usedRes.push_back(dt);
+        }
+    }
+    result.nUsed = int(result.used.size());
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    result.reservedMedianSizeResidual = resRes.empty() ? nan : median(resRes);
+    result.reservedSizeResidualScatter = resRes.empty() ? nan : robustSigma(resRes, result.reservedMedianSizeResidual);
+    result.reservedEllipticityResidual = resDe.empty() ? nan : median(resDe);
+    result.usedMedianSizeResidual = usedRes.empty() ? nan : median(usedRes);
+    return result;
+}
+
+}  // namespace drp

@@ -1,0 +1,138 @@
+// PsfDeterminer: choose PSF stars among detected sources and fit a PsfexPsf (core/PsfexPsf.h) to them,
+// keeping a random reserve of stars out of the fit to measure how well the model predicts unseen stars
+// (as Rubin's PSFEx determiner with its reserve-star QA).
+//
+// Star selection (selectPsfStars), from the candidates' own measurements:
+//  1. drop flagged, saturated, blended, masked or edge candidates, non-positive flux or size, and S/N
+//     (flux / fluxErr, when fluxErr > 0) below minSnr;
+//  2. size T = ixx + iyy: find the mode of ln T (the densest window of width sizeWindow; stars pile up
+//     at the PSF size, galaxies spread to larger sizes), keep candidates within that window;
+//  3. fit ln T as a polynomial of order min(spatialOrder, 2) over the detector to them (the PSF size varies
+//     over the detector) and keep all candidates whose residual is within sizeClipSigma robust sigmas
+//     (1.4826 MAD), the tolerance clamped to [minSizeTolerance, maxSizeTolerance]; iterate twice;
+//  4. drop candidates whose ellipticity (e1, e2 from the moments) differs from the stars' median by more
+//     than maxEllipticityDeviation;
+//  5. keep the brightest maxStars.
+//
+// Fit (determinePsf):
+//  * each selected star is re-measured on the image with adaptive moments (stages/characterize/
+//    GaussianMoments.h): its centre (the centroid the model is centred on) and its size; candidates whose
+//    stamp leaves the image or holds a pixel with any of badMaskPlanes, or whose moments fail, are dropped;
+//  * a stamp of stampSize + 2 x padding pixels around the nearest pixel is shifted by minus the
+//    sub-pixel offset with a band-limited (periodic sinc) interpolant, the same interpolant
+//    Psf::computeImage uses to move the model, and its central stampSize x stampSize pixels kept;
+//  * a reserveFraction of these stars (a seeded shuffle) is set aside;
+//  * per pixel, the normalised stamps D_s / F_s of the used stars are fit by weighted least squares with
+//    the polynomial of spatialOrder (weight F_s^2 / mean stamp variance: one design matrix for all
+//    pixels); F_s starts as the stamp sum and is then the least-squares amplitude of the current model;
+//  * `iterations` rounds: refit, recompute fluxes and per-star reduced chi^2, and reject stars whose
+//    chi^2 exceeds median + outlierSigma x 1.4826 MAD (never below minStars);
+//  * the spatial order is lowered while fewer than minStarsPerTerm x numTerms stars remain.
+// Residuals: for each reserved star, adaptive moments of the star in the image and of the model's
+// computeImage at the star's centre (same pixel grid, same algorithm):
+//   dT/T = (T_star - T_psf) / T_psf, de = |e_star - e_psf| (e = (e1, e2) of the moments).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/MaskedImage.h"
+#include "core/Psf.h"
+#include "stages/characterize/GaussianMoments.h"
+
+namespace drp {
+
+/// A source offered to the PSF determiner, with the measurements star selection needs.
+struct PsfCandidate {
+    Point2D position;           ///< centroid (parent frame, pixels)
+    double flux = 0.0;          ///< instrumental flux (image units)
+    double fluxErr = 0.0;       ///< its error; <= 0 when unknown (the S/N cut is then skipped)
+    double ixx = 0.0;           ///< second moments (pixels^2), e.g. adaptive moments
+    double iyy = 0.0;
+    double ixy = 0.0;
+    bool saturated = false;     ///< saturated pixels in the footprint
+    bool blended = false;       ///< a deblended child or a parent with several peaks
+    bool masked = false;        ///< bad, interpolated or cosmic-ray pixels near the centre
+    bool edge = false;          ///< too close to the image edge
+    bool flagged = false;       ///< any other measurement failure
+    /// True when no flag is set.
+    bool isCandidate() const { return !(saturated || blended || masked || edge || flagged); }
+};
+
+/// Configuration of selectPsfStars and determinePsf. Plain value; compare with ==; check with validate().
+struct PsfDeterminerConfig {
+    /// Model stamp side (odd), pixels; 0 chooses 2 ceil(stampRadiusSigma x sigma) + 1 (clamped to [15, 61])
+    /// with sigma = sqrt(T / 2) of the median selected star. Bounds: 0 or odd in [7, 201]. Default 0.
+    int stampSize = 0;
+    /// Stamp half-width in PSF sigmas when stampSize is 0. Bounds: [3, 20]. Default 7.
+    double stampRadiusSigma = 7.0;
+    /// Extra border (pixels) around the stamp for the sub-pixel shift. Bounds: [2, 64]. Default 8.
+    int padding = 8;
+    /// Order of the per-pixel spatial polynomials. Bounds: [0, 3]. Default 2.
+    int spatialOrder = 2;
+    /// Fraction of the usable stars kept out of the fit. Bounds: [0, 0.9]. Default 0.2.
+    double reserveFraction = 0.2;
+    /// Seed of the reserve split (drivers derive it from the data ID).
+    std::uint64_t seed = 0;
+    /// Minimum S/N of a candidate (flux / fluxErr). Bounds: >= 0. Default 50.
+    double minSnr = 50.0;
+    /// Width of the mode-finding window in ln T. Bounds: (0, 2]. Default 0.2.
+    double sizeWindow = 0.2;
+    /// Size-locus clip in robust sigmas. Bounds: > 0. Default 3.
+    double sizeClipSigma = 3.0;
+    /// Bounds of the size tolerance in ln T. Bounds: 0 < min <= max <= 1. Defaults 0.02, 0.15.
+    double minSizeTolerance = 0.02;
+    double maxSizeTolerance = 0.15;
+    /// Largest |e - median e| of a star (distortion units). Bounds: > 0. Default 0.1.
+    double maxEllipticityDeviation = 0.1;
+    /// Brightest stars kept by selection. Bounds: >= 1. Default 500.
+    int maxStars = 500;
+    /// Fewest stars the fit may use (NumericalError below). Bounds: >= 1. Default 10.
+    int minStars = 10;
+    /// Stars per spatial term below which the order is lowered. Bounds: >= 1. Default 4.
+    int minStarsPerTerm = 4;
+    /// Fit / reject rounds. Bounds: [1, 20]. Default 4.
+    int iterations = 4;
+    /// Chi^2 outlier threshold in robust sigmas. Bounds: > 0. Default 5.
+    double outlierSigma = 5.0;
+    /// Stars with any of these planes in their stamp are not used.
+    std::vector<std::string> badMaskPlanes{"BAD", "SAT", "CR", "INTRP", "NO_DATA", "EDGE", "SUSPECT"};
+    /// Adaptive-moments settings (re-centring and residuals).
+    GaussianMomentsControl moments{};
+
+    /// Throws ConfigError naming the first field out of bounds.
+    void validate() const;
+    friend bool operator==(const PsfDeterminerConfig&, const PsfDeterminerConfig&) = default;
+};
+
+/// What determinePsf produced. Indices refer to the candidates vector.
+struct PsfDeterminationResult {
+    std::shared_ptr<const Psf> psf;      ///< the fitted PsfexPsf
+    std::vector<std::size_t> selected;   ///< chosen by selectPsfStars
+    std::vector<std::size_t> used;       ///< in the final fit
+    std::vector<std::size_t> reserved;   ///< kept out of the fit
+    std::vector<double> reservedSizeResiduals;  ///< dT/T of each reserved star (same order as reserved)
+    double reservedMedianSizeResidual = 0.0;    ///< median dT/T on the reserved stars
+    double reservedSizeResidualScatter = 0.0;   ///< 1.4826 MAD of dT/T on the reserved stars
+    double reservedEllipticityResidual = 0.0;   ///< median |e_star - e_psf| on the reserved stars
+    double usedMedianSizeResidual = 0.0;        ///< median dT/T on the used stars (training residual)
+    int nUsed = 0;
+    int stampSize = 0;     ///< the model's stamp side
+    int spatialOrder = 0;  ///< the order actually fit
+};
+
+/// Indices of the candidates that look like isolated, unsaturated stars (see header comment), brightest first.
+std::vector<std::size_t> selectPsfStars(const std::vector<PsfCandidate>& candidates, const PsfDeterminerConfig& config);
+
+/// Fit a PsfexPsf to the selected stars of `image` (background-subtracted, with variance). Throws
+/// ConfigError, or NumericalError when fewer than minStars stars are usable.
+PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector<PsfCandidate>& candidates,
+                                    const PsfDeterminerConfig& config);
+
+/// Shift `in` (odd dimensions) by (dx, dy) pixels (content moves towards +x for dx > 0) with the periodic
+/// sinc (Fourier) interpolant, as Psf::computeImage does. Exposed for tests.
+Image<double> sincShift(const Image<double>& in, double dx, double dy);
+
+}  // namespace drp

@@ -1,0 +1,79 @@
+// SourceDetection: matched-filter detection of sources above a S/N threshold (meas_algorithms'
+// SourceDetectionTask).
+//
+// Filter: the image is convolved with K, a unit-sum circular Gaussian of the PSF's sigma (half-width
+// ceil(kernelHalfWidthSigma x sigma) pixels), and its variance plane with K^2 (core/Convolution.h), so
+// the filtered noise at every pixel is sigma_f^2 = sum_k K_k^2 var_k (= var sum K^2 for a flat variance).
+// A pixel's significance is filtered / sigma_f. For a point source of flux F whose PSF is the Gaussian K,
+// the significance at its centre is F sqrt(sum K^2) / sqrt(var) = its optimal (PSF-flux) S/N, so
+// thresholdSigma is a threshold on PSF-flux S/N (slightly conservative for a Moffat PSF of the same
+// second moments, and for sources off a pixel centre).
+//
+// Footprints: connected pixels (8-connectivity) with significance >= thresholdSigma (and, with
+// includeNegative, <= -thresholdSigma) with at least minPixels pixels; peaks are the local maxima of the
+// significance image (core/Footprint.h; peakValue and significance are both the S/N); then every footprint
+// is grown by round(growFactor x sigma) pixels and touching footprints merged (FootprintSet::dilated).
+// The grown footprints set DETECTED (DETECTED_NEGATIVE) in the image's mask, after clearing those planes.
+//
+// Edges: the pixels within the kernel half-width of the border (where the filter is not defined) get the
+// EDGE plane and are never detected. Pixels with any of badMaskPlanes set, or with a non-finite value
+// or variance, get value 0 and variance 0 before filtering (they add neither signal nor noise, so the
+// significance stays exact).
+//
+// Background re-estimation (optional): after detection the background of the image with DETECTED masked
+// is estimated with `background` and subtracted from the image (returned in DetectionResult so the driver
+// can add it to the background model); detection is not repeated.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/Footprint.h"
+#include "core/MaskedImage.h"
+#include "stages/characterize/Background.h"
+
+namespace drp {
+
+/// Configuration of detectSources. Plain value; compare with ==; check with validate().
+struct SourceDetectionConfig {
+    /// Detection threshold on the matched-filter significance (PSF-flux S/N). Bounds: > 0. Default 5.
+    double thresholdSigma = 5.0;
+    /// Also detect negative sources (significance <= -thresholdSigma). Default false.
+    bool includeNegative = false;
+    /// Footprints are grown by round(growFactor x psf sigma) pixels (Rubin's nSigmaToGrow). Bounds: [0, 20].
+    double growFactor = 2.4;
+    /// Smallest footprint kept, counted before growing. Unit: pixels. Bounds: >= 1. Default 1.
+    int minPixels = 1;
+    /// Half-width of the smoothing kernel in units of the PSF sigma. Bounds: [2, 10]. Default 4.
+    double kernelHalfWidthSigma = 4.0;
+    /// Minimum distance between two peaks of one footprint (pixels, >= 0). Default 1.
+    double minPeakSeparation = 1.0;
+    /// Pixels with these planes (if the mask has them) are given zero weight before filtering.
+    std::vector<std::string> badMaskPlanes{"BAD", "NO_DATA"};
+    /// Re-estimate and subtract the background with the detections masked. Default false.
+    bool reEstimateBackground = false;
+    /// The configuration of that background.
+    BackgroundConfig background{};
+
+    /// Throws ConfigError naming the first field out of bounds.
+    void validate() const;
+    friend bool operator==(const SourceDetectionConfig&, const SourceDetectionConfig&) = default;
+};
+
+/// What detectSources found.
+struct DetectionResult {
+    FootprintSet positive;   ///< grown footprints of positive detections (peak significance >= threshold)
+    FootprintSet negative;   ///< the same for negative detections (empty unless includeNegative)
+    double threshold = 0.0;  ///< the threshold in filtered-image units at the median filtered noise
+    double noiseSigma = 0.0; ///< median filtered noise sigma_f over the valid pixels (image units)
+    int kernelHalfWidth = 0; ///< half-width of the smoothing kernel (pixels); the EDGE border width
+    std::optional<Background> background;  ///< the re-estimated background, if reEstimateBackground
+};
+
+/// Detect sources in `image` (background-subtracted; variance plane required) with a Gaussian matched
+/// filter of sigma psfSigmaPixels (> 0). Modifies the mask (EDGE, DETECTED, DETECTED_NEGATIVE) and, with
+/// reEstimateBackground, the image. Throws ConfigError / InvalidInputError.
+DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const SourceDetectionConfig& config);
+
+}  // namespace drp

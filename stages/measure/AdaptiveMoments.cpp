@@ -1,0 +1,127 @@
+#include "stages/measure/AdaptiveMoments.h"
+
+#include <algorithm>
+
+namespace drp {
+
+namespace {
+
+struct WeightedSums {
+    double s0 = 0, sxx = 0, syy = 0, sxy = 0;
+    long n = 0;
+    bool truncated = false;
+};
+
+template <typename T>
+WeightedSums accumulate(const Image<T>& image, Point2D c, const SecondMoments& w, double windowSigmas, const Box2I& region,
+                        const Mask* mask, MaskPixel badBits) {
+    WeightedSums s;
+    const SecondMoments inv = w.inverse();
+    const double hx = windowSigmas * std::sqrt(w.xx), hy = windowSigmas * std::sqrt(w.yy);
+    const double limit = windowSigmas * windowSigmas;
+    const Box2I full = Box2I::fromCorners({int(std::floor(c.x - hx)), int(std::floor(c.y - hy))},
+                                          {int(std::ceil(c.x + hx)), int(std::ceil(c.y + hy))});
+    const Box2I box = full.intersection(region.empty() ? image.bbox() : image.bbox().intersection(region));
+    if (!(box == full)) s.truncated = true;
+    if (box.empty()) return s;
+    const bool useMask = mask != nullptr && badBits != 0 && mask->bbox() == image.bbox();
+    const Point2I o = image.xy0();
+    // Per row (fixed dy) the ellipse q(dx) = A dx^2 + 2 B dx dy + C dy^2 <= limit spans an interval of dx;
+    // along the row the weight follows the recurrence w(dx + 1) = w(dx) g(dx), g(dx + 1) = g(dx) exp(-A),
+    // so each row costs two exp() calls.
+    const double A = inv.xx, B = inv.xy, C = inv.yy;
+    const double stepRatio = std::exp(-A);
+    for (int y = box.minY(); y <= box.maxY(); ++y) {
+        const double dy = y - c.y;
+        // A dx^2 + 2 B dy dx + (C dy^2 - limit) <= 0
+        const double disc = B * B * dy * dy - A * (C * dy * dy - limit);
+        if (disc < 0) continue;
+        const double sq = std::sqrt(disc);
+        const double lo = (-B * dy - sq) / A + c.x, hi = (-B * dy + sq) / A + c.x;
+        const int x0 = std::max(box.minX(), int(std::ceil(lo))), x1 = std::min(box.maxX(), int(std::floor(hi)));
+        if (x1 < x0) continue;
+        const T* row = image.row(y - o.y);
+        const MaskPixel* mrow = useMask ? mask->row(y - o.y) : nullptr;
+        double dx = x0 - c.x;
+        double wt = std::exp(-0.5 * (A * dx * dx + 2.0 * B * dx * dy + C * dy * dy));
+        double g = std::exp(-0.5 * (A * (2.0 * dx + 1.0) + 2.0 * B * dy));
+        for (int x = x0; x <= x1; ++x, dx += 1.0, wt *= g, g *= stepRatio) {
+            const double v = row[x - o.x];
+            if (!std::isfinite(v) || (mrow && (mrow[x - o.x] & badBits))) {
+                s.truncated = true;
+                continue;
+            }
+            const double wi = wt * v;
+            s.s0 += wi;
+            s.sxx += wi * dx * dx;
+            s.syy += wi * dy * dy;
+            s.sxy += wi * dx * dy;
+            ++s.n;
+        }
+    }
+    return s;
+}
+
+}  // namespace
+
+template <typename T>
+AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D centre, SecondMoments initial,
+                                             const AdaptiveMomentsControl& control, const Mask* mask,
+                                             MaskPixel badBits) {
+    AdaptiveMomentsResult result;
+    if (!std::isfinite(centre.x) || !std::isfinite(centre.y) || image.empty()) {
+        result.noPixels = true;
+        return result;
+    }
+    SecondMoments w = initial.isPositiveDefinite() ? initial : SecondMoments::circle(1.0);
+    const double maxVar = control.maxSigma * control.maxSigma;
+    for (int iter = 1; iter <= std::max(1, control.maxIter); ++iter) {
+        result.iterations = iter;
+        const WeightedSums s = accumulate(image, centre, w, control.windowSigmas, control.region, mask, badBits);
+        result.truncated = s.truncated;
+        if (s.n == 0 || !(s.s0 > 0)) {
+            result.noPixels = true;
+            result.moments = SecondMoments{};
+            return result;
+        }
+        const SecondMoments m{s.sxx / s.s0, s.syy / s.s0, s.sxy / s.s0};
+        if (!m.isPositiveDefinite()) {
+            result.singular = true;
+            result.moments = SecondMoments{};
+            return result;
+        }
+        // Newton-like update (exact for a Gaussian): W' = (M^-1 - W^-1)^-1; fall back to W' = 2 M.
+        const SecondMoments mi = m.inverse(), wi = w.inverse();
+        SecondMoments next = SecondMoments{mi.xx - wi.xx, mi.yy - wi.yy, mi.xy - wi.xy};
+        if (next.isPositiveDefinite()) {
+            next = next.inverse();
+        }
+        if (!next.isPositiveDefinite() || next.xx > 4 * maxVar || next.yy > 4 * maxVar) {
+            next = SecondMoments{2 * m.xx, 2 * m.yy, 2 * m.xy};
+        }
+        const double half = 0.5 * (next.xx + next.yy) + std::sqrt(0.25 * (next.xx - next.yy) * (next.xx - next.yy) +
+                                                                  next.xy * next.xy);
+        if (!(half <= maxVar)) {
+            result.maxSize = true;
+            result.moments = SecondMoments{};
+            return result;
+        }
+        const double scale = control.tolerance * 0.5 * (w.xx + w.yy);
+        const bool done = std::fabs(next.xx - w.xx) < scale && std::fabs(next.yy - w.yy) < scale &&
+                          std::fabs(next.xy - w.xy) < scale;
+        w = next;
+        if (done) {
+            result.converged = true;
+            break;
+        }
+    }
+    result.moments = w;
+    return result;
+}
+
+template AdaptiveMomentsResult computeAdaptiveMoments<float>(const Image<float>&, Point2D, SecondMoments,
+                                                             const AdaptiveMomentsControl&, const Mask*, MaskPixel);
+template AdaptiveMomentsResult computeAdaptiveMoments<double>(const Image<double>&, Point2D, SecondMoments,
+                                                              const AdaptiveMomentsControl&, const Mask*, MaskPixel);
+
+}  // namespace drp

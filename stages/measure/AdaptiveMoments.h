@@ -1,0 +1,82 @@
+// AdaptiveMoments: the HSM / Bernstein & Jarvis (2002) adaptive second moments of an image about a fixed
+// centre, a pure kernel (no table, no plugin) used by the "shape" and "kronFlux" plugins.
+//
+// Definition. For a weight w(x) = exp(-x^T W^-1 x / 2) (x relative to the centre) the weighted moments are
+//     M(W) = sum w I x x^T / sum w I.
+// The adaptive moments are the W for which the weight matches the light, W = 2 M(W): for an elliptical
+// Gaussian source of covariance S, M(W) = (S^-1 + W^-1)^-1, whose fixed point is exactly W = S, so the
+// adaptive moments of a Gaussian are its covariance (pixels^2), whatever its size and ellipticity.
+//
+// Iteration. W <- (M(W)^-1 - W^-1)^-1 (exact in one step for a Gaussian; same fixed point as W <- 2 M(W)),
+// falling back to W <- 2 M(W) when that is not positive definite; converged when every element of W
+// changes by less than tolerance * trace(W) / 2. The sums run over pixels inside the ellipse
+// x^T W^-1 x <= windowSigmas^2, clipped to the image (and to control.region); unusable pixels (non-finite, or with any of
+// `badBits` in `mask` when a mask is given) are skipped and reported.
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#include "core/Box.h"
+#include "core/Image.h"
+#include "core/Mask.h"
+
+namespace drp {
+
+/// A symmetric 2x2 second-moment matrix (pixels^2).
+struct SecondMoments {
+    double xx = std::numeric_limits<double>::quiet_NaN();
+    double yy = std::numeric_limits<double>::quiet_NaN();
+    double xy = std::numeric_limits<double>::quiet_NaN();
+
+    double determinant() const { return xx * yy - xy * xy; }
+    double trace() const { return xx + yy; }
+    /// det^(1/4): the sigma of the round Gaussian of the same area.
+    double determinantRadius() const { return std::sqrt(std::sqrt(determinant())); }
+    bool isPositiveDefinite() const { return std::isfinite(xx) && std::isfinite(yy) && std::isfinite(xy) && xx > 0 && yy > 0 && determinant() > 0; }
+    /// The inverse matrix (NaN if singular).
+    SecondMoments inverse() const {
+        const double d = determinant();
+        return {yy / d, xx / d, -xy / d};
+    }
+    static SecondMoments circle(double sigma) { return {sigma * sigma, sigma * sigma, 0.0}; }
+    friend bool operator==(const SecondMoments&, const SecondMoments&) = default;
+};
+
+/// Iteration control of computeAdaptiveMoments.
+struct AdaptiveMomentsControl {
+    int maxIter = 200;           ///< maximum iterations, >= 1
+    double tolerance = 1e-7;     ///< relative convergence tolerance (see header)
+    double windowSigmas = 5.0;   ///< window ellipse in weight sigmas
+    double maxSigma = 100.0;     ///< give up when sqrt(largest eigenvalue of W) exceeds this (pixels)
+    /// If not empty, only pixels inside this box (parent frame) are used (e.g. the footprint's box grown
+    /// by a margin); a window crossing it is reported as truncated.
+    Box2I region;
+};
+
+struct AdaptiveMomentsResult {
+    SecondMoments moments;             ///< the adaptive moments W (NaN on failure)
+    int iterations = 0;
+    bool converged = false;      ///< false: maxIter reached (the last W is returned) or failure
+    bool noPixels = false;       ///< no usable pixel, or the weighted flux sum was <= 0: failure
+    bool singular = false;       ///< the weighted moments were not positive definite: failure
+    bool maxSize = false;        ///< the weight grew beyond maxSigma: failure
+    bool truncated = false;      ///< the final window crossed the image edge or unusable pixels
+    bool failed() const { return noPixels || singular || maxSize; }
+};
+
+/// Adaptive moments of `image` (parent frame) about `centre`, starting from the weight `initial`
+/// (must be positive definite; a circle of 1 pixel is used otherwise). Never throws for bad data.
+template <typename T>
+AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D centre, SecondMoments initial,
+                                             const AdaptiveMomentsControl& control = {}, const Mask* mask = nullptr,
+                                             MaskPixel badBits = 0);
+
+extern template AdaptiveMomentsResult computeAdaptiveMoments<float>(const Image<float>&, Point2D, SecondMoments,
+                                                                    const AdaptiveMomentsControl&, const Mask*,
+                                                                    MaskPixel);
+extern template AdaptiveMomentsResult computeAdaptiveMoments<double>(const Image<double>&, Point2D, SecondMoments,
+                                                                     const AdaptiveMomentsControl&, const Mask*,
+                                                                     MaskPixel);
+
+}  // namespace drp

@@ -1,0 +1,157 @@
+#include "stages/measure/ApertureCorrection.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+
+#include "core/Error.h"
+
+namespace drp {
+
+namespace {
+
+int termCount(int order) { return (order + 1) * (order + 2) / 2; }
+
+void terms(double u, double v, int order, double* out) {
+    out[0] = 1.0;
+    if (order >= 1) out[1] = u, out[2] = v;
+    if (order >= 2) out[3] = u * u, out[4] = u * v, out[5] = v * v;
+}
+
+struct Star {
+    double x, y, ratio, sigma;
+};
+
+}  // namespace
+
+double ApertureCorrectionResult::value(Point2D p) const {
+    if (coefficients.empty()) return std::numeric_limits<double>::quiet_NaN();
+    double t[6];
+    terms((p.x - center.x) / halfSize.x, (p.y - center.y) / halfSize.y, order, t);
+    double s = 0;
+    for (int i = 0; i < termCount(order); ++i) s += coefficients[i] * t[i];
+    return s;
+}
+
+ApertureCorrectionResult measureApertureCorrection(const Table& sources, const std::vector<std::size_t>& starRows,
+                                                   const std::string& refApertureColumn, int order,
+                                                   const Box2I& bbox) {
+    if (order < 0 || order > 2) throw LogicError("measureApertureCorrection: order must be 0, 1 or 2");
+    const Schema& schema = sources.schema();
+    const auto x = sources.column<double>("x"), y = sources.column<double>("y");
+    const auto psf = sources.column<double>("psfFlux"), psfErr = sources.column<double>("psfFluxErr");
+    const auto ap = sources.column<double>(refApertureColumn), apErr = sources.column<double>(refApertureColumn + "Err");
+    std::span<const std::uint8_t> psfFlag, apFlag;
+    if (schema.contains("psfFlux_flag")) psfFlag = sources.column<bool>("psfFlux_flag");
+    if (schema.contains(refApertureColumn + "_flag")) apFlag = sources.column<bool>(refApertureColumn + "_flag");
+
+    std::vector<Star> stars;
+    for (std::size_t r : starRows) {
+        if (r >= sources.size()) throw LogicError("measureApertureCorrection: star row out of range");
+        if (!psfFlag.empty() && psfFlag[r]) continue;
+        if (!apFlag.empty() && apFlag[r]) continue;
+        if (!(psf[r] > 0) || !(ap[r] > 0) || !std::isfinite(psf[r]) || !std::isfinite(ap[r])) continue;
+        if (!std::isfinite(psfErr[r]) || !std::isfinite(apErr[r]) || !std::isfinite(x[r]) || !std::isfinite(y[r])) continue;
+        const double ratio = ap[r] / psf[r];
+        const double sigma = ratio * std::hypot(apErr[r] / ap[r], psfErr[r] / psf[r]);
+        stars.push_back({x[r], y[r], ratio, sigma});
+    }
+    if (stars.empty()) throw InvalidInputError("measureApertureCorrection: no usable star for " + refApertureColumn);
+
+    ApertureCorrectionResult res;
+    res.refApertureColumn = refApertureColumn;
+    Box2D box;
+    if (!bbox.empty()) {
+        box = Box2D(bbox);
+    } else {
+        for (const Star& s : stars) box = box.include({s.x, s.y});
+    }
+    res.center = {0.5 * (box.minX() + box.maxX()), 0.5 * (box.minY() + box.maxY())};
+    res.halfSize = {std::max(0.5 * (box.maxX() - box.minX()), 1.0), std::max(0.5 * (box.maxY() - box.minY()), 1.0)};
+
+    int ord = order;
+    while (ord > 0 && stars.size() < std::size_t(termCount(ord) + 2)) --ord;
+    res.order = ord;
+    const int nt = termCount(ord);
+
+    std::vector<char> keep(stars.size(), 1);
+    double s2 = 0.0;
+    Eigen::VectorXd coef = Eigen::VectorXd::Zero(nt);
+    for (int pass = 0; pass < 5; ++pass) {
+        Eigen::MatrixXd a = Eigen::MatrixXd::Zero(nt, nt);
+        Eigen::VectorXd b = Eigen::VectorXd::Zero(nt);
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < stars.size(); ++i) {
+            if (!keep[i]) continue;
+            const Star& s = stars[i];
+            double t[6];
+            terms((s.x - res.center.x) / res.halfSize.x, (s.y - res.center.y) / res.halfSize.y, ord, t);
+            const double w = 1.0 / std::max(s.sigma * s.sigma + s2, 1e-30);
+            for (int j = 0; j < nt; ++j) {
+                b(j) += w * t[j] * s.ratio;
+                for (int k = 0; k < nt; ++k) a(j, k) += w * t[j] * t[k];
+            }
+            ++n;
+        }
+        if (n == 0) throw InvalidInputError("measureApertureCorrection: every star was rejected");
+        coef = a.ldlt().solve(b);
+        // Residuals, intrinsic scatter, clipping.
+        double chi2 = 0, sumSigma2 = 0;
+        std::vector<double> res2(stars.size());
+        for (std::size_t i = 0; i < stars.size(); ++i) {
+            double t[6];
+            terms((stars[i].x - res.center.x) / res.halfSize.x, (stars[i].y - res.center.y) / res.halfSize.y, ord, t);
+            double m = 0;
+            for (int j = 0; j < nt; ++j) m += coef(j) * t[j];
+            res2[i] = (stars[i].ratio - m) * (stars[i].ratio - m);
+            if (keep[i]) chi2 += res2[i], sumSigma2 += stars[i].sigma * stars[i].sigma;
+        }
+        const double dof = std::max<double>(1.0, double(n) - nt);
+        s2 = std::max(0.0, (chi2 - sumSigma2 * dof / double(n)) / dof);
+        bool changed = false;
+        for (std::size_t i = 0; i < stars.size(); ++i) {
+            const bool k = res2[i] <= 9.0 * (stars[i].sigma * stars[i].sigma + s2);
+            if (bool(keep[i]) != k) changed = true;
+            keep[i] = k;
+        }
+        if (std::count(keep.begin(), keep.end(), 1) == 0) std::fill(keep.begin(), keep.end(), 1);
+        if (!changed) break;
+    }
+    res.coefficients.assign(coef.data(), coef.data() + nt);
+    res.intrinsicScatter = std::sqrt(s2);
+    double sum = 0;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < stars.size(); ++i) {
+        if (!keep[i]) continue;
+        const double d = stars[i].ratio - res.value({stars[i].x, stars[i].y});
+        sum += d * d;
+        ++n;
+    }
+    res.nStars = n;
+    res.nRejected = stars.size() - n;
+    res.rms = n > 0 ? std::sqrt(sum / n) : std::numeric_limits<double>::quiet_NaN();
+    return res;
+}
+
+void applyApertureCorrection(Table& table, const ApertureCorrectionResult& result) {
+    const Schema& schema = table.schema();
+    const auto xk = schema.find<double>("x"), yk = schema.find<double>("y");
+    const auto fk = schema.find<double>("psfFlux"), ek = schema.find<double>("psfFluxErr");
+    const auto ck = schema.find<double>("apCorr");
+    auto x = table.column(xk), y = table.column(yk), f = table.column(fk), e = table.column(ek), c = table.column(ck);
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        if (std::isfinite(c[i])) throw LogicError("applyApertureCorrection: apCorr is already set (applied twice?)");
+    }
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        if (!std::isfinite(x[i]) || !std::isfinite(y[i])) {
+            c[i] = std::numeric_limits<double>::quiet_NaN();
+            continue;
+        }
+        const double v = result.value({x[i], y[i]});
+        f[i] *= v;
+        e[i] *= v;
+        c[i] = v;
+    }
+}
+
+}  // namespace drp

@@ -1,0 +1,105 @@
+#include "stages/measure/LocalSkyPlugin.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace drp {
+
+LocalSkyPlugin::LocalSkyPlugin(Schema& schema, const MeasurementConfig& config)
+    : excludePlanes_(config.skyExcludeMaskPlanes) {
+    const std::string unit = config.fluxUnit + "/pixel";
+    sky_ = schema.addField<double>("sky", "local background per pixel (clipped mean in an annulus)", unit);
+    skyErr_ = schema.addField<double>("skyErr", "standard error of sky", unit);
+    flag_ = schema.addField<bool>("sky_flag", "local background failed (values NaN)");
+    noGoodPixels_ = schema.addField<bool>("sky_flag_noGoodPixels", "too few usable pixels in the sky annulus");
+    edge_ = schema.addField<bool>("sky_flag_edge", "the sky annulus crosses the image edge");
+}
+
+const std::string& LocalSkyPlugin::name() const {
+    static const std::string n = "sky";
+    return n;
+}
+
+void LocalSkyPlugin::measure(const MeasurementContext& ctx, Table& table, std::size_t row) const {
+    const Point2D c = ctx.centroid;
+    if (!std::isfinite(c.x) || !std::isfinite(c.y)) {
+        fail(ctx, table, row);
+        return;
+    }
+    const MeasurementConfig& cfg = ctx.config;
+    const Mask& mask = ctx.exposure.mask();
+    MaskPixel exclude = ctx.badBits;
+    for (const auto& p : excludePlanes_) {
+        auto it = mask.planes().find(p);
+        if (it != mask.planes().end()) exclude |= MaskPixel(1u << it->second);
+    }
+    const Box2I img = ctx.exposure.bbox();
+    const double rin2 = cfg.skyInnerRadius * cfg.skyInnerRadius, rout = cfg.skyOuterRadius, rout2 = rout * rout;
+    const Box2I full = Box2I::fromCorners({int(std::floor(c.x - rout)), int(std::floor(c.y - rout))},
+                                          {int(std::ceil(c.x + rout)), int(std::ceil(c.y + rout))});
+    const Box2I box = full.intersection(img);
+    table.column(edge_)[row] = !(box == full);
+    thread_local std::vector<double> values;
+    values.clear();
+    const ImageF& image = ctx.exposure.image();
+    const ImageF& var = ctx.exposure.variance();
+    for (int y = box.minY(); y <= box.maxY(); ++y) {
+        const double dy = y - c.y;
+        for (int x = box.minX(); x <= box.maxX(); ++x) {
+            const double dx = x - c.x, r2 = dx * dx + dy * dy;
+            if (r2 <= rin2 || r2 > rout2) continue;
+            const int lx = x - img.minX(), ly = y - img.minY();
+            const float d = image(lx, ly), v = var(lx, ly);
+            if (!std::isfinite(d) || !std::isfinite(v) || v < 0.0f || (mask(lx, ly) & exclude)) continue;
+            values.push_back(d);
+        }
+    }
+    if (values.size() < std::size_t(cfg.skyMinPixels)) {
+        fail(ctx, table, row);
+        table.column(noGoodPixels_)[row] = true;
+        return;
+    }
+    // Median and MAD start.
+    const std::size_t n = values.size();
+    std::vector<double> work(values);
+    std::nth_element(work.begin(), work.begin() + n / 2, work.end());
+    double centre = work[n / 2];
+    for (double& w : work) w = std::fabs(w - centre);
+    std::nth_element(work.begin(), work.begin() + n / 2, work.end());
+    double width = 1.4826 * work[n / 2];
+    double mean = centre, stdev = width;
+    std::size_t kept = n;
+    if (!(width > 0) || cfg.skyClipIter == 0) {  // no clipping (or constant pixels): plain statistics
+        double s = 0, s2 = 0;
+        for (double v : values) s += v, s2 += v * v;
+        mean = s / n;
+        stdev = std::sqrt(std::max(0.0, (s2 - n * mean * mean) / std::max<double>(1, n - 1)));
+    } else {
+        for (int it = 0; it < cfg.skyClipIter; ++it) {
+            double s = 0, s2 = 0;
+            std::size_t k = 0;
+            for (double v : values)
+                if (std::fabs(v - centre) <= cfg.skyClipSigma * width) s += v, s2 += v * v, ++k;
+            if (k < 2) break;
+            mean = s / k;
+            stdev = std::sqrt(std::max(0.0, (s2 - k * mean * mean) / (k - 1)));
+            kept = k;
+            centre = mean;
+            width = stdev;
+            if (!(width > 0)) break;
+        }
+    }
+    table.column(sky_)[row] = mean;
+    table.column(skyErr_)[row] = stdev / std::sqrt(double(kept));
+    table.column(flag_)[row] = false;
+    table.column(noGoodPixels_)[row] = false;
+}
+
+void LocalSkyPlugin::fail(const MeasurementContext&, Table& table, std::size_t row) const {
+    table.column(sky_)[row] = kNaN;
+    table.column(skyErr_)[row] = kNaN;
+    table.column(flag_)[row] = true;
+}
+
+}  // namespace drp

@@ -1,0 +1,84 @@
+#include "stages/measure/ShapePlugin.h"
+
+#include <algorithm>
+
+namespace drp {
+
+ShapePlugin::ShapePlugin(Schema& schema, const MeasurementConfig&) {
+    ixx_ = schema.addField<double>("ixx", "adaptive second moment of the source, xx", "pixel^2");
+    iyy_ = schema.addField<double>("iyy", "adaptive second moment of the source, yy", "pixel^2");
+    ixy_ = schema.addField<double>("ixy", "adaptive second moment of the source, xy", "pixel^2");
+    ixxPsf_ = schema.addField<double>("ixxPSF", "adaptive second moment of the PSF at the centroid, xx", "pixel^2");
+    iyyPsf_ = schema.addField<double>("iyyPSF", "adaptive second moment of the PSF at the centroid, yy", "pixel^2");
+    ixyPsf_ = schema.addField<double>("ixyPSF", "adaptive second moment of the PSF at the centroid, xy", "pixel^2");
+    flag_ = schema.addField<bool>("shape_flag", "adaptive moments of the source failed (values NaN)");
+    noPixels_ = schema.addField<bool>("shape_flag_noPixels", "no usable pixel or non-positive weighted flux");
+    singular_ = schema.addField<bool>("shape_flag_singular", "weighted moments not positive definite");
+    maxSize_ = schema.addField<bool>("shape_flag_maxSize", "the adaptive weight grew beyond shapeMaxSigma");
+    notConverged_ = schema.addField<bool>("shape_flag_notConverged", "adaptive-moment iteration hit shapeMaxIter");
+    edge_ = schema.addField<bool>("shape_flag_edge", "the moment window crossed the image edge or unusable pixels");
+    psf_ = schema.addField<bool>("shape_flag_psf", "adaptive moments of the PSF failed or there is no PSF");
+}
+
+const std::string& ShapePlugin::name() const {
+    static const std::string n = "shape";
+    return n;
+}
+
+void ShapePlugin::measure(const MeasurementContext& ctx, Table& table, std::size_t row) const {
+    AdaptiveMomentsControl control;
+    control.maxIter = ctx.config.shapeMaxIter;
+    control.tolerance = ctx.config.shapeTolerance;
+    control.windowSigmas = ctx.config.shapeWindowSigmas;
+    // The weight may not outgrow the footprint: a faint peak on the wing of a bright neighbour would
+    // otherwise grow its weight over the neighbour (slow, and meaningless). The cap is the larger of half
+    // the footprint box's longer side and 4 PSF sigmas, and at most config.shapeMaxSigma.
+    const Box2I fb = ctx.footprint.bbox();
+    const double fpSize = fb.empty() ? 0.0 : double(std::max(fb.width(), fb.height()));
+    control.maxSigma = std::min(ctx.config.shapeMaxSigma, std::max(0.5 * fpSize, 4.0 * ctx.psfSigma()));
+    SecondMoments start = SecondMoments::circle(ctx.psfSigma());
+
+    // The PSF first: its moments are the starting weight of the source (a star then converges in a few
+    // iterations).
+    bool psfFailed = true;
+    if (const ImageD* psf = ctx.psfImage()) {
+        const AdaptiveMomentsResult p = computeAdaptiveMoments(*psf, ctx.centroid, start, control);
+        if (!p.failed()) {
+            psfFailed = false;
+            table.column(ixxPsf_)[row] = p.moments.xx;
+            table.column(iyyPsf_)[row] = p.moments.yy;
+            table.column(ixyPsf_)[row] = p.moments.xy;
+            start = p.moments;
+        }
+    }
+    if (psfFailed) {
+        for (auto k : {ixxPsf_, iyyPsf_, ixyPsf_}) table.column(k)[row] = kNaN;
+    }
+    table.column(psf_)[row] = psfFailed;
+
+    // Sums over the footprint's box grown by 2 PSF sigmas + 2 pixels (all pixels for an empty footprint).
+    if (!fb.empty()) control.region = fb.grow(int(std::ceil(2.0 * ctx.psfSigma())) + 2);
+    const AdaptiveMomentsResult r = computeAdaptiveMoments(ctx.exposure.image(), ctx.centroid, start, control,
+                                                           &ctx.exposure.mask(), ctx.badBits);
+    const bool failed = r.failed();
+    table.column(ixx_)[row] = failed ? kNaN : r.moments.xx;
+    table.column(iyy_)[row] = failed ? kNaN : r.moments.yy;
+    table.column(ixy_)[row] = failed ? kNaN : r.moments.xy;
+    table.column(flag_)[row] = failed;
+    table.column(noPixels_)[row] = r.noPixels;
+    table.column(singular_)[row] = r.singular;
+    table.column(maxSize_)[row] = r.maxSize;
+    table.column(notConverged_)[row] = !failed && !r.converged;
+    table.column(edge_)[row] = r.truncated;
+    if (failed) ctx.shape.reset();
+    else ctx.shape = r.moments;
+}
+
+void ShapePlugin::fail(const MeasurementContext& ctx, Table& table, std::size_t row) const {
+    for (auto k : {ixx_, iyy_, ixy_, ixxPsf_, iyyPsf_, ixyPsf_}) table.column(k)[row] = kNaN;
+    table.column(flag_)[row] = true;
+    table.column(psf_)[row] = true;
+    ctx.shape.reset();
+}
+
+}  // namespace drp

@@ -1,0 +1,151 @@
+// PsfexPsf: normalisation, exact polynomial evaluation, sub-pixel placement, persistence round trip and
+// input checks. (Recovery of a spatially varying Moffat from noisy stars is in
+// tests/stages/test_PsfDeterminer.cpp, which fits this model.)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/Error.h"
+#include "core/MoffatPsf.h"
+#include "core/PsfexPsf.h"
+
+using namespace drp;
+
+namespace {
+
+/// Components that make the model exactly a spatially varying Moffat along u at three points: a linear
+/// (order 1) interpolation between two Moffat kernels.
+std::vector<Image<double>> linearComponents(const Image<double>& a, const Image<double>& b, int order) {
+    std::vector<Image<double>> c;
+    Image<double> c0 = a.clone(), c1 = b.clone();
+    c0 += b;
+    c0 *= 0.5;
+    c1 -= a;
+    c1 *= 0.5;
+    c0.setXY0({0, 0});
+    c1.setXY0({0, 0});
+    c.push_back(c0);
+    c.push_back(c1);
+    for (int k = 2; k < PsfexPsf::numTerms(order); ++k) c.push_back(Image<double>(a.width(), a.height(), 0.0));
+    return c;
+}
+
+}  // namespace
+
+TEST(PsfexPsf, PolynomialTermsAndNormalisation) {
+    const auto t = PsfexPsf::polynomialTerms(3, 2.0, 3.0);
+    const std::vector<double> expect{1, 2, 3, 4, 6, 9, 8, 12, 18, 27};
+    EXPECT_EQ(t, expect);
+    EXPECT_EQ(PsfexPsf::numTerms(0), 1);
+    EXPECT_EQ(PsfexPsf::numTerms(2), 6);
+    const Box2I box({10, 20}, 101, 51);
+    const Point2D lo = PsfexPsf::normalisedPosition(box, {10, 20}), hi = PsfexPsf::normalisedPosition(box, {110, 70});
+    EXPECT_DOUBLE_EQ(lo.x, -1.0);
+    EXPECT_DOUBLE_EQ(lo.y, -1.0);
+    EXPECT_DOUBLE_EQ(hi.x, 1.0);
+    EXPECT_DOUBLE_EQ(hi.y, 1.0);
+}
+
+TEST(PsfexPsf, EvaluatesItsPolynomialsExactlyAndNormalises) {
+    const Image<double> a = MoffatPsf(3.0, 3.5, 0.0, 0.0, 29).computeKernelImage(), b = MoffatPsf(4.0, 3.5, 0.1, 0.0, 29).computeKernelImage();
+    ASSERT_EQ(a.width(), b.width());
+    for (int order : {1, 2, 3}) {
+        const Box2I box({0, 0}, 1001, 801);
+        auto comps = linearComponents(a, b, order);
+        for (auto& c : comps) c *= 3.0;  // an unnormalised basis: computeKernelImage must renormalise
+        const PsfexPsf psf(box, order, comps);
+        EXPECT_EQ(psf.stampSize(), a.width());
+        // At u = -1 the model is a, at u = +1 it is b, halfway it is their mean.
+        for (double y : {0.0, 400.0, 800.0}) {
+            const Image<double> ka = psf.computeKernelImage({0, y}), kb = psf.computeKernelImage({1000, y});
+            const Image<double> km = psf.computeKernelImage({500, y});
+            double sum = 0, worst = 0;
+            for (int j = 0; j < a.height(); ++j)
+                for (int i = 0; i < a.width(); ++i) {
+                    sum += km(i, j);
+                    worst = std::max({worst, std::fabs(ka(i, j) - a(i, j)), std::fabs(kb(i, j) - b(i, j)),
+                                      std::fabs(km(i, j) - 0.5 * (a(i, j) + b(i, j)))});
+                }
+            EXPECT_NEAR(sum, 1.0, 1e-12);
+            EXPECT_LT(worst, 1e-14);
+            EXPECT_EQ(ka.xy0(), (Point2I{-(a.width() / 2), -(a.height() / 2)}));
+        }
+    }
+}
+
+TEST(PsfexPsf, ComputeImagePlacesTheCentroidAtTheSubPixelPosition) {
+    // A basis whose wings vanish at the stamp edge (a truncated Moffat's periodic continuation moves the
+    // unweighted centroid by ~1e-4 pixel).
+    const Image<double> k = GaussianPsf(2.0, 31, 0.1, -0.05).computeKernelImage();
+    std::vector<Image<double>> comps{k.clone()};
+    comps[0].setXY0({0, 0});
+    const PsfexPsf psf(Box2I({0, 0}, 100, 100), 0, comps);
+    std::mt19937_64 rng(3);
+    std::uniform_real_distribution<double> u(10.0, 90.0);
+    for (int trial = 0; trial < 20; ++trial) {
+        const Point2D p{u(rng), u(rng)};
+        const Image<double> img = psf.computeImage(p);
+        double s = 0, sx = 0, sy = 0;
+        for (int y = 0; y < img.height(); ++y)
+            for (int x = 0; x < img.width(); ++x) {
+                s += img(x, y);
+                sx += img(x, y) * (x + img.xy0().x);
+                sy += img(x, y) * (y + img.xy0().y);
+            }
+        EXPECT_NEAR(s, 1.0, 1e-12);
+        EXPECT_NEAR(sx / s, p.x, 1e-8);
+        EXPECT_NEAR(sy / s, p.y, 1e-8);
+    }
+}
+
+TEST(PsfexPsf, PersistenceRoundTripIsExact) {
+    registerPsfexPsf();
+    EXPECT_TRUE(Psf::isRegistered(PsfexPsf::kTypeName));
+    std::mt19937_64 rng(9);
+    std::normal_distribution<double> g(0.0, 1e-4);
+    const Image<double> a = MoffatPsf(3.0, 3.5).computeKernelImage();
+    std::vector<Image<double>> comps;
+    for (int k = 0; k < PsfexPsf::numTerms(2); ++k) {
+        Image<double> c = k == 0 ? a.clone() : Image<double>(a.width(), a.height(), 0.0);
+        for (int y = 0; y < c.height(); ++y)
+            for (int x = 0; x < c.width(); ++x) c(x, y) += g(rng);
+        c.setXY0({0, 0});
+        comps.push_back(c);
+    }
+    const auto psf = PsfexPsf::make(Box2I({-5, 7}, 4072, 4000), 2, comps);
+    const PsfRecord rec = psf->toRecord();
+    EXPECT_EQ(rec.typeName, "PsfexPsf");
+    const auto back = Psf::fromRecord(rec);
+    EXPECT_EQ(back->typeName(), "PsfexPsf");
+    EXPECT_TRUE(back->toRecord() == rec);
+    EXPECT_TRUE(back->equals(*psf));
+    for (Point2D p : {Point2D{0, 0}, Point2D{1234.5, 3000.25}, Point2D{4000, 10}}) {
+        EXPECT_TRUE(back->computeKernelImage(p).identical(psf->computeKernelImage(p)));
+        EXPECT_TRUE(back->computeImage(p).identical(psf->computeImage(p)));
+    }
+    PsfRecord bad = rec;
+    bad.set("size", {28.0});
+    EXPECT_THROW(Psf::fromRecord(bad), InvalidInputError);
+    bad = rec;
+    bad.set("coefficients", {1.0, 2.0});
+    EXPECT_THROW(Psf::fromRecord(bad), InvalidInputError);
+    bad = rec;
+    bad.arrays.erase(bad.arrays.begin());
+    EXPECT_THROW(Psf::fromRecord(bad), InvalidInputError);
+}
+
+TEST(PsfexPsf, RejectsBadInput) {
+    const Image<double> a = MoffatPsf(3.0, 3.5).computeKernelImage();
+    EXPECT_THROW(PsfexPsf(Box2I(), 0, {a}), InvalidInputError);
+    EXPECT_THROW(PsfexPsf(Box2I({0, 0}, 10, 10), 1, {a}), InvalidInputError);   // 1 component for 3 terms
+    EXPECT_THROW(PsfexPsf(Box2I({0, 0}, 10, 10), 4, {a}), InvalidInputError);   // order 4
+    EXPECT_THROW(PsfexPsf(Box2I({0, 0}, 10, 10), 0, {Image<double>(4, 4, 1.0)}), InvalidInputError);  // even
+    Image<double> nan = a.clone();
+    nan(3, 3) = std::nan("");
+    EXPECT_THROW(PsfexPsf(Box2I({0, 0}, 10, 10), 0, {nan}), InvalidInputError);
+    Image<double> negative = a.clone();
+    negative *= -1.0;
+    const PsfexPsf neg(Box2I({0, 0}, 10, 10), 0, {negative});
+    EXPECT_THROW(neg.computeKernelImage({1, 1}), NumericalError);
+}
