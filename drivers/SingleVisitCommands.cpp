@@ -203,7 +203,12 @@ int runProcessVisit(const po::variables_map& vm, const Communicator& comm) {
             auto need = [&](const std::string& type, const DataId& cid) {
                 auto r = repo.find(type, calibRun, cid);
                 if (!r) throw NotFoundError("missing calibration: " + type + " for " + cid.toString() + " in run " + calibRun);
-                return repo.root() / r->relativePath;
+                std::filesystem::path path = repo.root() / r->relativePath;
+                if (!std::filesystem::exists(path))
+                    throw NotFoundError("missing calibration: " + type + " for " + cid.toString() + " is in the manifest of run " +
+                                            calibRun + " but its file is gone",
+                                        path.string());
+                return path;
             };
             Exposure bias = readExposure(need("bias", detId)), dark = readExposure(need("dark", detId)),
                      flat = readExposure(need("flat", flatId));
