@@ -86,8 +86,9 @@ int runMeasureImage(const po::variables_map& vm, const Communicator& comm) {
     const std::string out = vm["out"].as<std::string>();
     writeCatalog(out, "src", res.sources);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("measure-image: %zu sources, PSF FWHM %.2f px from %d stars (dT/T %.1e), written to %s in %.2f s\n",
-                res.sources.size(), 2.3548 * res.summary.getDouble("PSFSIGMA", NAN), res.psf.nUsed,
+    std::printf("measure-image: %zu sources, PSF size (moments determinant radius) %.2f px from %d stars "
+                "(reserved dT/T %.1e), written to %s in %.2f s\n",
+                res.sources.size(), res.summary.getDouble("PSFSIGMA", NAN), res.psf.nUsed,
                 res.psf.reservedMedianSizeResidual, out.c_str(), secs);
     return 0;
 }

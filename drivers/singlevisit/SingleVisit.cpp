@@ -1,5 +1,6 @@
 #include "drivers/singlevisit/SingleVisit.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "core/Error.h"
@@ -195,29 +196,49 @@ Table calibrateFluxColumns(const Table& in, const PhotoCalib& calib) {
     return out;
 }
 
+/// Wall time of each step, logged at VERBOSE and kept in the summary (T_<STEP> keys, seconds).
+class StepTimer {
+public:
+    explicit StepTimer(PropertyList& summary) : summary_(summary), last_(std::chrono::steady_clock::now()) {}
+    void mark(const std::string& step) {
+        auto now = std::chrono::steady_clock::now();
+        double s = std::chrono::duration<double>(now - last_).count();
+        last_ = now;
+        summary_.set("T_" + step, s, "wall time of this step (s)");
+        DRP_LOG_VERBOSE("timing", step << ": " << s << " s");
+    }
+
+private:
+    PropertyList& summary_;
+    std::chrono::steady_clock::time_point last_;
+};
+
 SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisitId, const SingleVisitConfig& cfg,
                                          double pixelScaleArcsec) {
     SingleVisitResult res;
+    StepTimer timer(res.summary);
     MaskedImageF& mi = exposure.maskedImage();
 
     Background bkg = estimateBackground(mi, cfg.background);
     subtractBackground(mi, bkg);
     res.background = bkg;
+    timer.mark("BKG");
 
     const double sigma0 = cfg.initialPsfFwhmArcsec / pixelScaleArcsec / kFwhmPerSigma;
     auto psf0 = GaussianPsf::make(sigma0);
     res.nCosmicRays = findCosmicRays(mi, *psf0, 0.0, cfg.cosmicRay);
     exposure.setPsf(psf0);
+    timer.mark("CR");
 
     // Bright pass: PSF stars.
     SingleFrameMeasurement sfm(cfg.measurement);
     SourceDetectionConfig brightCfg = cfg.detection;
     brightCfg.thresholdSigma = cfg.psfStarThresholdSigma;
     brightCfg.includeNegative = false;
-    MaskedImageF scratch = mi.clone();
-    DetectionResult bright = detectSources(scratch, sigma0, brightCfg);
-    Exposure brightExp = exposure;  // shares pixels; detection masks stay on the scratch copy
-    Table brightTable = sfm.measure(brightExp, bright.positive, ccdVisitId);
+    // (Detection clears and resets its mask planes, so the final pass below replaces these.)
+    DetectionResult bright = detectSources(mi, sigma0, brightCfg);
+    Table brightTable = sfm.measure(exposure, bright.positive, ccdVisitId);
+    timer.mark("BRIGHT");
     // The PSF: the configured model; with too few stars a constant model; with fewer still a
     // Gaussian of the stars' median size (or the seeing guess), flagged PSFFALLBK in the summary.
     std::vector<PsfCandidate> candidates = psfCandidates(brightTable);
@@ -255,6 +276,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         }
     }
     exposure.setPsf(res.psf.psf);
+    timer.mark("PSF");
     res.summary.set("PSFFALLBK", fallback, "PSF fallback: 0 none, 1 constant pixel model, 2 Gaussian from moments");
     const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
                          exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
@@ -262,7 +284,9 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
 
     // Final detection and measurement with the measured PSF.
     DetectionResult det = detectSources(mi, sigma, cfg.detection);
+    timer.mark("DETECT");
     Table src = sfm.measure(exposure, det.positive, ccdVisitId);
+    timer.mark("MEASURE");
 
     // Aperture correction from the PSF stars actually used.
     std::vector<Point2D> starPositions;
