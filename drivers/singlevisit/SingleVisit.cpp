@@ -239,41 +239,47 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     DetectionResult bright = detectSources(mi, sigma0, brightCfg);
     Table brightTable = sfm.measure(exposure, bright.positive, ccdVisitId);
     timer.mark("BRIGHT");
-    // The PSF: the configured model; with too few stars a constant model; with fewer still a
-    // Gaussian of the stars' median size (or the seeing guess), flagged PSFFALLBK in the summary.
+    // The PSF: the configured model; with too few stars for its spatial order, the next lower order
+    // (linear, then constant); with fewer still a Gaussian of the stars' median size (or the seeing
+    // guess). PSFFALLBK records how far it fell: 0 as configured, 1 a lower order, 2 Gaussian.
     std::vector<PsfCandidate> candidates = psfCandidates(brightTable);
     int fallback = 0;
-    try {
-        res.psf = determinePsf(mi, candidates, cfg.psf);
-    } catch (const NumericalError& e) {
-        DRP_LOG_WARN("characterize", "PSF model with spatial order " << cfg.psf.spatialOrder << " failed (" << e.message()
-                                                                      << "); trying a constant model");
-        PsfDeterminerConfig c0 = cfg.psf;
-        c0.spatialOrder = 0;
-        c0.minStars = 3;
-        c0.minStarsPerTerm = 3;
-        c0.reserveFraction = 0.0;
-        fallback = 1;
-        try {
-            res.psf = determinePsf(mi, candidates, c0);
-        } catch (const NumericalError& e2) {
-            std::vector<double> sizes;
-            for (const PsfCandidate& c : candidates)
-                if (c.isCandidate() && c.ixx > 0 && c.iyy > 0 && c.fluxErr > 0 && c.flux / c.fluxErr > 20)
-                    sizes.push_back(std::sqrt(0.5 * (c.ixx + c.iyy)));
-            double sigmaFallback = sigma0;
-            if (!sizes.empty()) {
-                std::nth_element(sizes.begin(), sizes.begin() + std::ptrdiff_t(sizes.size() / 2), sizes.end());
-                sigmaFallback = sizes[sizes.size() / 2];
-            }
-            DRP_LOG_WARN("characterize", "no pixel PSF model (" << e2.message() << "): Gaussian of sigma " << sigmaFallback
-                                                                << " px from " << sizes.size() << " stars");
-            res.psf = PsfDeterminationResult{};
-            res.psf.psf = GaussianPsf::make(sigmaFallback);
-            res.psf.reservedMedianSizeResidual = std::numeric_limits<double>::quiet_NaN();
-            res.psf.reservedSizeResidualScatter = std::numeric_limits<double>::quiet_NaN();
-            fallback = 2;
+    bool fitted = false;
+    std::string lastError;
+    for (int order = cfg.psf.spatialOrder; order >= 0 && !fitted; --order) {
+        PsfDeterminerConfig c = cfg.psf;
+        c.spatialOrder = order;
+        if (order < cfg.psf.spatialOrder) {
+            const int terms = (order + 1) * (order + 2) / 2;
+            c.minStarsPerTerm = std::min(c.minStarsPerTerm, 3);
+            c.minStars = std::min(c.minStars, std::max(3, terms * c.minStarsPerTerm));
+            fallback = 1;
         }
+        try {
+            res.psf = determinePsf(mi, candidates, c);
+            fitted = true;
+        } catch (const NumericalError& e) {
+            lastError = e.message();
+            DRP_LOG_VERBOSE("characterize", "PSF of spatial order " << order << " not possible: " << lastError);
+        }
+    }
+    if (!fitted) {
+        std::vector<double> sizes;
+        for (const PsfCandidate& c : candidates)
+            if (c.isCandidate() && c.ixx > 0 && c.iyy > 0 && c.fluxErr > 0 && c.flux / c.fluxErr > 20)
+                sizes.push_back(std::sqrt(0.5 * (c.ixx + c.iyy)));
+        double sigmaFallback = sigma0;
+        if (!sizes.empty()) {
+            std::nth_element(sizes.begin(), sizes.begin() + std::ptrdiff_t(sizes.size() / 2), sizes.end());
+            sigmaFallback = sizes[sizes.size() / 2];
+        }
+        DRP_LOG_WARN("characterize", "no pixel PSF model (" << lastError << "): Gaussian of sigma " << sigmaFallback
+                                                            << " px from " << sizes.size() << " stars");
+        res.psf = PsfDeterminationResult{};
+        res.psf.psf = GaussianPsf::make(sigmaFallback);
+        res.psf.reservedMedianSizeResidual = std::numeric_limits<double>::quiet_NaN();
+        res.psf.reservedSizeResidualScatter = std::numeric_limits<double>::quiet_NaN();
+        fallback = 2;
     }
     exposure.setPsf(res.psf.psf);
     timer.mark("PSF");
