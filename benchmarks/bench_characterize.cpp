@@ -11,7 +11,7 @@
 #include "core/Convolution.h"
 #include "core/MoffatPsf.h"
 #include "core/Render.h"
-#include "stages/characterize/GaussianMoments.h"
+#include "stages/measure/AdaptiveMoments.h"
 #include "stages/characterize/Background.h"
 #include "stages/characterize/CosmicRay.h"
 #include "stages/characterize/PsfDeterminer.h"
@@ -38,7 +38,9 @@ const Scene& scene() {
         sc.image = MaskedImageF(kW, kH);
         const MoffatPsf moffat(4.0, 3.5);
         sc.psf = ImagePsf::make(moffat.computeKernelImage());  // fast sub-pixel placement (Fourier shift)
-        sc.psfSigma = std::sqrt(0.5 * measureGaussianMoments(moffat.computeKernelImage(), {0, 0}).trace());
+        sc.psfSigma = std::sqrt(0.5 * computeAdaptiveMoments(moffat.computeKernelImage(), {0, 0}, SecondMoments::circle(2.0),
+                                                             PsfDeterminerConfig::defaultMomentsControl())
+                                              .moments.trace());
         std::mt19937_64 rng(2024);
         std::uniform_real_distribution<double> u(0.0, 1.0);
         std::normal_distribution<double> g(0.0, 1.0);
@@ -88,15 +90,16 @@ std::vector<PsfCandidate> psfCandidates(const MaskedImageF& image, std::size_t m
         for (std::size_t j = 0; j < sc.stars.size() && isolated; ++j)
             if (j != i && std::hypot(sc.stars[j].x - sc.stars[i].x, sc.stars[j].y - sc.stars[i].y) < 20 && sc.starFlux[j] > 0.001 * f) isolated = false;
         if (!isolated) continue;
-        const GaussianMoments m = measureGaussianMoments(image.image(), sc.stars[i]);
+        const AdaptiveMomentsResult m = computeAdaptiveMoments(image.image(), sc.stars[i], SecondMoments::circle(2.0),
+                                                               PsfDeterminerConfig::defaultMomentsControl());
         if (!m.converged) continue;
         PsfCandidate c;
-        c.position = {m.x, m.y};
+        c.position = m.centre;
         c.flux = m.amplitude;
-        c.fluxErr = std::sqrt(4 * std::numbers::pi * 0.5 * m.trace() * kSky + m.amplitude);
-        c.ixx = m.ixx;
-        c.iyy = m.iyy;
-        c.ixy = m.ixy;
+        c.fluxErr = std::sqrt(4 * std::numbers::pi * 0.5 * m.moments.trace() * kSky + m.amplitude);
+        c.ixx = m.moments.xx;
+        c.iyy = m.moments.yy;
+        c.ixy = m.moments.xy;
         out.push_back(c);
     }
     return out;

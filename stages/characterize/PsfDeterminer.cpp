@@ -62,7 +62,7 @@ double evalSurface(const std::vector<double>& c, int order, Point2D uv) {
 struct Star {
     std::size_t index = 0;     ///< into candidates
     Point2D centre;            ///< adaptive-moments centre
-    GaussianMoments moments;   ///< of the star in the image
+    SecondMoments moments;     ///< of the star in the image
     Image<double> data;        ///< recentred N x N stamp
     Image<double> variance;    ///< N x N variance (unshifted, at the nearest pixel)
     double meanVariance = 0.0;
@@ -73,6 +73,14 @@ struct Star {
 };
 
 }  // namespace
+
+AdaptiveMomentsControl PsfDeterminerConfig::defaultMomentsControl() {
+    AdaptiveMomentsControl c;
+    c.tolerance = 2e-8;
+    c.windowSigmas = std::sqrt(50.0);
+    c.recentre = true;
+    return c;
+}
 
 void PsfDeterminerConfig::validate() const {
     auto fail = [](const std::string& m) { throw ConfigError("PsfDeterminerConfig." + m); };
@@ -96,6 +104,7 @@ void PsfDeterminerConfig::validate() const {
     for (const auto& p : badMaskPlanes)
         if (p.empty()) fail("badMaskPlanes has an empty name");
     moments.validate();
+    if (!moments.recentre) fail("moments.recentre must be true (the determiner measures star centres)");
 }
 
 Image<double> sincShift(const Image<double>& in, double dx, double dy) {
@@ -233,10 +242,10 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
     std::vector<Star> stars;
     for (std::size_t idx : result.selected) {
         const PsfCandidate& c = candidates[idx];
-        GaussianMomentsControl mc = config.moments;
-        mc.initialSigma = std::max(0.5, std::sqrt(0.5 * (c.ixx + c.iyy)));
-        const GaussianMoments m = measureGaussianMoments(image.image(), c.position, mc, 0.0, &mask, bad);
-        if (!m.converged || std::hypot(m.x - c.position.x, m.y - c.position.y) > 2.0) continue;
+        const SecondMoments start = SecondMoments::circle(std::max(0.5, std::sqrt(0.5 * (c.ixx + c.iyy))));
+        const AdaptiveMomentsResult am = computeAdaptiveMoments(image.image(), c.position, start, config.moments, &mask, bad);
+        if (!am.converged || std::hypot(am.centre.x - c.position.x, am.centre.y - c.position.y) > 2.0) continue;
+        const Point2D m = am.centre;
         const int ix = int(std::floor(m.x + 0.5)), iy = int(std::floor(m.y + 0.5));
         const Box2I bigBox({ix - bigHalf, iy - bigHalf}, big, big), box({ix - half, iy - half}, n, n);
         if (!bbox.contains(bigBox)) continue;
@@ -253,8 +262,8 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         if (!finite) continue;
         Star s;
         s.index = idx;
-        s.centre = {m.x, m.y};
-        s.moments = m;
+        s.centre = m;
+        s.moments = am.moments;
         const Image<double> shifted = sincShift(raw, -(m.x - ix), -(m.y - iy));
         s.data = shifted.subImage(box).clone();
         s.data.setXY0({0, 0});
@@ -370,11 +379,11 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
     for (const Star& s : stars) {
         if (s.rejected) continue;
         const Image<double> pimg = psf->computeImage(s.centre);
-        GaussianMomentsControl mc = config.moments;
-        mc.initialSigma = std::sqrt(0.5 * s.moments.trace());
-        const GaussianMoments pm = measureGaussianMoments(pimg, s.centre, mc);
+        const AdaptiveMomentsResult pr =
+            computeAdaptiveMoments(pimg, s.centre, SecondMoments::circle(std::sqrt(0.5 * s.moments.trace())), config.moments);
+        const SecondMoments& pm = pr.moments;
         double dt = std::numeric_limits<double>::quiet_NaN(), de = dt;
-        if (pm.converged) {
+        if (pr.converged) {
             dt = (s.moments.trace() - pm.trace()) / pm.trace();
             de = std::hypot(s.moments.e1() - pm.e1(), s.moments.e2() - pm.e2());
         }

@@ -15,8 +15,8 @@
 //  5. keep the brightest maxStars.
 //
 // Fit (determinePsf):
-//  * each selected star is re-measured on the image with adaptive moments (stages/characterize/
-//    GaussianMoments.h): its centre (the centroid the model is centred on) and its size; candidates whose
+//  * each selected star is re-measured on the image with re-centring adaptive moments (stages/measure/
+//    AdaptiveMoments.h): its centre (the centroid the model is centred on) and its size; candidates whose
 //    stamp leaves the image or holds a pixel with any of badMaskPlanes, or whose moments fail, are dropped;
 //  * a stamp of stampSize + 2 x padding pixels around the nearest pixel is shifted by minus the
 //    sub-pixel offset with a band-limited (periodic sinc) interpolant, the same interpolant
@@ -40,7 +40,7 @@
 
 #include "core/MaskedImage.h"
 #include "core/Psf.h"
-#include "stages/characterize/GaussianMoments.h"
+#include "stages/measure/AdaptiveMoments.h"
 
 namespace drp {
 
@@ -99,8 +99,13 @@ struct PsfDeterminerConfig {
     double outlierSigma = 5.0;
     /// Stars with any of these planes in their stamp are not used.
     std::vector<std::string> badMaskPlanes{"BAD", "SAT", "CR", "INTRP", "NO_DATA", "EDGE", "SUSPECT"};
-    /// Adaptive-moments settings (re-centring and residuals).
-    GaussianMomentsControl moments{};
+    /// Adaptive-moments settings (re-centring and residuals). recentre must stay true (the centre is
+    /// measured). Default: defaultMomentsControl(), a wide window (weights down to exp(-25)) and a tight
+    /// tolerance, as the star and model moments are compared at the 1e-4 dT/T level.
+    AdaptiveMomentsControl moments = defaultMomentsControl();
+
+    /// The default of `moments`: recentre on, windowSigmas sqrt(50), tolerance 2e-8, other fields default.
+    static AdaptiveMomentsControl defaultMomentsControl();
 
     /// Throws ConfigError naming the first field out of bounds.
     void validate() const;

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 
+#include "core/Error.h"
+
 namespace drp {
 
 namespace {
 
 struct WeightedSums {
-    double s0 = 0, sxx = 0, syy = 0, sxy = 0;
+    double s0 = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
     long n = 0;
     bool truncated = false;
 };
@@ -53,6 +55,8 @@ WeightedSums accumulate(const Image<T>& image, Point2D c, const SecondMoments& w
             }
             const double wi = wt * v;
             s.s0 += wi;
+            s.sx += wi * dx;
+            s.sy += wi * dy;
             s.sxx += wi * dx * dx;
             s.syy += wi * dy * dy;
             s.sxy += wi * dx * dy;
@@ -64,11 +68,19 @@ WeightedSums accumulate(const Image<T>& image, Point2D c, const SecondMoments& w
 
 }  // namespace
 
+void AdaptiveMomentsControl::validate() const {
+    if (maxIter < 1) throw ConfigError("AdaptiveMomentsControl.maxIter must be >= 1");
+    if (!(tolerance > 0.0) || !std::isfinite(tolerance)) throw ConfigError("AdaptiveMomentsControl.tolerance must be > 0");
+    if (!(windowSigmas > 0.0) || !std::isfinite(windowSigmas)) throw ConfigError("AdaptiveMomentsControl.windowSigmas must be > 0");
+    if (!(maxSigma > 0.0)) throw ConfigError("AdaptiveMomentsControl.maxSigma must be > 0");
+}
+
 template <typename T>
 AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D centre, SecondMoments initial,
                                              const AdaptiveMomentsControl& control, const Mask* mask,
                                              MaskPixel badBits) {
     AdaptiveMomentsResult result;
+    result.centre = centre;
     if (!std::isfinite(centre.x) || !std::isfinite(centre.y) || image.empty()) {
         result.noPixels = true;
         return result;
@@ -77,17 +89,20 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
     const double maxVar = control.maxSigma * control.maxSigma;
     for (int iter = 1; iter <= std::max(1, control.maxIter); ++iter) {
         result.iterations = iter;
-        const WeightedSums s = accumulate(image, centre, w, control.windowSigmas, control.region, mask, badBits);
+        const WeightedSums s = accumulate(image, result.centre, w, control.windowSigmas, control.region, mask, badBits);
         result.truncated = s.truncated;
         if (s.n == 0 || !(s.s0 > 0)) {
             result.noPixels = true;
             result.moments = SecondMoments{};
+            result.amplitude = std::numeric_limits<double>::quiet_NaN();
             return result;
         }
+        result.amplitude = 2.0 * s.s0;
         const SecondMoments m{s.sxx / s.s0, s.syy / s.s0, s.sxy / s.s0};
         if (!m.isPositiveDefinite()) {
             result.singular = true;
             result.moments = SecondMoments{};
+            result.amplitude = std::numeric_limits<double>::quiet_NaN();
             return result;
         }
         // Newton-like update (exact for a Gaussian): W' = (M^-1 - W^-1)^-1; fall back to W' = 2 M.
@@ -104,11 +119,24 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
         if (!(half <= maxVar)) {
             result.maxSize = true;
             result.moments = SecondMoments{};
+            result.amplitude = std::numeric_limits<double>::quiet_NaN();
             return result;
         }
         const double scale = control.tolerance * 0.5 * (w.xx + w.yy);
-        const bool done = std::fabs(next.xx - w.xx) < scale && std::fabs(next.yy - w.yy) < scale &&
-                          std::fabs(next.xy - w.xy) < scale;
+        bool done = std::fabs(next.xx - w.xx) < scale && std::fabs(next.yy - w.yy) < scale &&
+                    std::fabs(next.xy - w.xy) < scale;
+        if (control.recentre) {
+            // Weighted-centroid step (exact, with the factor 2, for a Gaussian at W = its covariance),
+            // at most one pixel.
+            double stepX = 2.0 * s.sx / s.s0, stepY = 2.0 * s.sy / s.s0;
+            const double stepLen = std::hypot(stepX, stepY);
+            if (stepLen > 1.0) {
+                stepX /= stepLen;
+                stepY /= stepLen;
+            }
+            result.centre = {result.centre.x + stepX, result.centre.y + stepY};
+            done = done && stepLen < control.tolerance * std::sqrt(0.5 * (w.xx + w.yy));
+        }
         w = next;
         if (done) {
             result.converged = true;

@@ -12,6 +12,12 @@
 // changes by less than tolerance * trace(W) / 2. The sums run over pixels inside the ellipse
 // x^T W^-1 x <= windowSigmas^2, clipped to the image (and to control.region); unusable pixels (non-finite, or with any of
 // `badBits` in `mask` when a mask is given) are skipped and reported.
+//
+// Re-centring (control.recentre, off by default). The centre then moves too: each iteration it steps by
+// twice the weighted first moment sum w I (x - c) / sum w I (exact for a Gaussian once W matches it),
+// limited to one pixel per step, and convergence also needs the step to be below
+// tolerance * sqrt(trace(W) / 2) pixels. The result is then the centre and covariance of the
+// best-matching elliptical Gaussian (the PSF determiner's star and model moments).
 #pragma once
 
 #include <cmath>
@@ -40,6 +46,10 @@ struct SecondMoments {
         return {yy / d, xx / d, -xy / d};
     }
     static SecondMoments circle(double sigma) { return {sigma * sigma, sigma * sigma, 0.0}; }
+    /// Ellipticity (xx - yy) / (xx + yy) (distortion).
+    double e1() const { return (xx - yy) / (xx + yy); }
+    /// Ellipticity 2 xy / (xx + yy) (distortion).
+    double e2() const { return 2.0 * xy / (xx + yy); }
     friend bool operator==(const SecondMoments&, const SecondMoments&) = default;
 };
 
@@ -52,10 +62,19 @@ struct AdaptiveMomentsControl {
     /// If not empty, only pixels inside this box (parent frame) are used (e.g. the footprint's box grown
     /// by a margin); a window crossing it is reported as truncated.
     Box2I region;
+    /// Also iterate the centre (see header); off: the centre is held fixed.
+    bool recentre = false;
+    /// Throws ConfigError naming the first field out of bounds.
+    void validate() const;
+    friend bool operator==(const AdaptiveMomentsControl&, const AdaptiveMomentsControl&) = default;
 };
 
 struct AdaptiveMomentsResult {
     SecondMoments moments;             ///< the adaptive moments W (NaN on failure)
+    Point2D centre;                    ///< the centre used: the input one, or the re-centred one (control.recentre)
+    /// Flux of the matching Gaussian, 2 sum w I with the last weight (exact for a Gaussian at W = its
+    /// covariance; image units; NaN on failure).
+    double amplitude = std::numeric_limits<double>::quiet_NaN();
     int iterations = 0;
     bool converged = false;      ///< false: maxIter reached (the last W is returned) or failure
     bool noPixels = false;       ///< no usable pixel, or the weighted flux sum was <= 0: failure

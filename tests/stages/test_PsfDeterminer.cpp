@@ -11,9 +11,9 @@
 #include "core/PsfexPsf.h"
 #include "core/Render.h"
 #include "drivers/sim/Simulator.h"
-#include "stages/characterize/GaussianMoments.h"
 #include "stages/characterize/PsfDeterminer.h"
 #include "stages/characterize/SourceDetection.h"
+#include "stages/measure/AdaptiveMoments.h"
 
 using namespace drp;
 
@@ -75,22 +75,30 @@ StarField makeStarField(std::uint64_t seed, int size, int n, double skyVar, doub
     return f;
 }
 
+/// Re-centring adaptive moments with the PSF determiner's settings, from a 2-pixel circular weight.
+AdaptiveMomentsResult recentredMoments(const Image<double>& img, Point2D guess) {
+    return computeAdaptiveMoments(img, guess, SecondMoments::circle(2.0), PsfDeterminerConfig{}.moments);
+}
+AdaptiveMomentsResult recentredMoments(const Image<float>& img, Point2D guess) {
+    return computeAdaptiveMoments(img, guess, SecondMoments::circle(2.0), PsfDeterminerConfig{}.moments);
+}
+
 PsfCandidate candidateAt(const MaskedImageF& mi, Point2D p, double skyVar) {
     PsfCandidate c;
-    const GaussianMoments m = measureGaussianMoments(mi.image(), p);
-    c.position = m.converged ? Point2D{m.x, m.y} : p;
-    c.ixx = m.ixx;
-    c.iyy = m.iyy;
-    c.ixy = m.ixy;
+    const AdaptiveMomentsResult m = recentredMoments(mi.image(), p);
+    c.position = m.converged ? m.centre : p;
+    c.ixx = m.moments.xx;
+    c.iyy = m.moments.yy;
+    c.ixy = m.moments.xy;
     c.flux = m.amplitude;
-    c.fluxErr = std::sqrt(4.0 * 3.14159 * 0.5 * m.trace() * skyVar + std::max(0.0, m.amplitude));
+    c.fluxErr = std::sqrt(4.0 * 3.14159 * 0.5 * m.moments.trace() * skyVar + std::max(0.0, m.amplitude));
     c.flagged = !m.converged;
     return c;
 }
 
 }  // namespace
 
-TEST(GaussianMoments, RecoversAnEllipticalGaussianExactly) {
+TEST(AdaptiveMoments, RecentringRecoversAnEllipticalGaussianExactly) {
     std::mt19937_64 rng(5);
     std::uniform_real_distribution<double> u(-0.5, 0.5);
     for (int trial = 0; trial < 20; ++trial) {
@@ -98,14 +106,14 @@ TEST(GaussianMoments, RecoversAnEllipticalGaussianExactly) {
         const GaussianPsf g(sigma, 41, e1, e2);
         const Point2D p{100.0 + u(rng), 200.0 + u(rng)};
         const Image<double> img = g.computeImage(p);
-        const GaussianMoments m = measureGaussianMoments(img, {p.x + 0.7, p.y - 0.6});
+        const AdaptiveMomentsResult m = recentredMoments(img, {p.x + 0.7, p.y - 0.6});
         const PsfShape s = g.computeShape();
         ASSERT_TRUE(m.converged);
-        EXPECT_NEAR(m.x, p.x, 1e-6);
-        EXPECT_NEAR(m.y, p.y, 1e-6);
-        EXPECT_NEAR(m.ixx / s.ixx, 1.0, 1e-6);
-        EXPECT_NEAR(m.iyy / s.iyy, 1.0, 1e-6);
-        EXPECT_NEAR(m.ixy, s.ixy, 1e-6 * s.ixx);
+        EXPECT_NEAR(m.centre.x, p.x, 1e-6);
+        EXPECT_NEAR(m.centre.y, p.y, 1e-6);
+        EXPECT_NEAR(m.moments.xx / s.ixx, 1.0, 1e-6);
+        EXPECT_NEAR(m.moments.yy / s.iyy, 1.0, 1e-6);
+        EXPECT_NEAR(m.moments.xy, s.ixy, 1e-6 * s.ixx);
         EXPECT_NEAR(m.amplitude, 1.0, 1e-6);
     }
 }
@@ -164,11 +172,11 @@ TEST(PsfDeterminer, RecoversASpatiallyVaryingMoffat) {
             for (int y = -h; y <= h; ++y)
                 for (int x = -h; x <= h; ++x) worst = std::max(worst, std::fabs(km(hm + x, hm + y) - kt(ht + x, ht + y)) / peak);
             const Image<double> im = r.psf->computeImage(p), it = f.psf->computeImage(p);
-            const GaussianMoments mm = measureGaussianMoments(im, p), mt = measureGaussianMoments(it, p);
+            const AdaptiveMomentsResult mm = recentredMoments(im, p), mt = recentredMoments(it, p);
             ASSERT_TRUE(mm.converged && mt.converged);
-            dts.push_back((mm.trace() - mt.trace()) / mt.trace());
-            EXPECT_NEAR(mm.x, p.x, 0.01);
-            EXPECT_NEAR(mm.y, p.y, 0.01);
+            dts.push_back((mm.moments.trace() - mt.moments.trace()) / mt.moments.trace());
+            EXPECT_NEAR(mm.centre.x, p.x, 0.01);
+            EXPECT_NEAR(mm.centre.y, p.y, 0.01);
         }
         EXPECT_LT(worst, 0.01) << "seed " << seed;
         EXPECT_LT(std::fabs(medianOf(dts)), 1e-3) << "seed " << seed;
@@ -244,7 +252,7 @@ TEST(PsfDeterminer, SelectorRejectsGalaxiesAndSaturatedStars) {
                 mi.image()(x, y) = float(e - (s0 + sx * x + sy * y));
             }
         const Image<double> k = sim.psf->computeKernelImage({512, 512});
-        const double psfSigma = std::sqrt(0.5 * measureGaussianMoments(k, {0, 0}).trace());
+        const double psfSigma = std::sqrt(0.5 * recentredMoments(k, {0, 0}).moments.trace());
         DetectionResult det = detectSources(mi, psfSigma, SourceDetectionConfig{});
         // Candidates from the detected peaks (one per footprint, as a deblender-free measurement would).
         std::vector<PsfCandidate> cands;

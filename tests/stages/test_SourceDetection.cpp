@@ -11,7 +11,7 @@
 #include "core/Error.h"
 #include "core/MoffatPsf.h"
 #include "core/Render.h"
-#include "stages/characterize/GaussianMoments.h"
+#include "stages/measure/AdaptiveMoments.h"
 #include "stages/characterize/SourceDetection.h"
 
 using namespace drp;
@@ -34,7 +34,9 @@ MaskedImageF blank(std::uint64_t seed, int w, int h) {
 
 /// Gaussian-matched sigma of a PSF: sqrt(T / 2) of its adaptive moments.
 double matchedSigma(const Psf& psf) {
-    return std::sqrt(0.5 * measureGaussianMoments(psf.computeKernelImage(), {0, 0}).trace());
+    AdaptiveMomentsControl ctrl;
+    ctrl.recentre = true;
+    return std::sqrt(0.5 * computeAdaptiveMoments(psf.computeKernelImage(), {0, 0}, SecondMoments::circle(2.0), ctrl).moments.trace());
 }
 
 struct Injected {
