@@ -1,4 +1,5 @@
 #include "core/GalaxyProfile.h"
+#include "core/Quadrature.h"
 
 #include <cmath>
 #include <limits>
@@ -136,27 +137,9 @@ std::shared_ptr<const TransformTable> buildTransformTable(const SersicProfile& u
     const int nFft = 32 * nHalf;  // period 32 rMax: zero-padded 16x beyond the support [-rMax, rMax]
     // Abel projection p(x) = 2 int_0^sqrt(R^2 - x^2) I(sqrt(x^2 + y^2)) dy with y = Y s^4 (nodes cluster at
     // y = 0, where the n = 4 cusp and the n = 1 kink sit for small x), 4 x 24-point Gauss-Legendre in s.
-    std::vector<double> glx, glw;
-    {
-        const int order = 24;
-        for (int i = 0; i < order; ++i) {
-            double z = std::cos(std::numbers::pi * (i + 0.75) / (order + 0.5)), dp = 0.0;
-            for (int it = 0; it < 100; ++it) {
-                double p0 = 1.0, p1 = 0.0;
-                for (int k = 1; k <= order; ++k) {
-                    const double p2 = p1;
-                    p1 = p0;
-                    p0 = ((2.0 * k - 1.0) * z * p1 - (k - 1.0) * p2) / k;
-                }
-                dp = order * (z * p0 - p1) / (z * z - 1.0);
-                const double dz = p0 / dp;
-                z -= dz;
-                if (std::fabs(dz) < 1e-16) break;
-            }
-            glx.push_back(z);
-            glw.push_back(2.0 / ((1.0 - z * z) * dp * dp));
-        }
-    }
+    const GaussLegendreRule gl24 = gaussLegendreRule(24);
+    const std::vector<double>& glx = gl24.nodes;
+    const std::vector<double>& glw = gl24.weights;
     auto profile = [&](double r) {
         const double t = r / rs;
         return i0 * std::exp(-b * (n == 1.0 ? t : n == 4.0 ? std::sqrt(std::sqrt(t)) : std::pow(t, 1.0 / n)));

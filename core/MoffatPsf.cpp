@@ -1,4 +1,5 @@
 #include "core/MoffatPsf.h"
+#include "core/Quadrature.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,22 +26,10 @@ const GaussLegendre& gaussLegendre(int n) {
         std::vector<GaussLegendre> r(17);
         for (int order = 1; order <= 16; ++order) {
             GaussLegendre& gl = r[std::size_t(order)];
-            for (int i = 0; i < order; ++i) {
-                double z = std::cos(std::numbers::pi * (i + 0.75) / (order + 0.5)), dp = 0.0;
-                for (int it = 0; it < 100; ++it) {
-                    double p0 = 1.0, p1 = 0.0;
-                    for (int k = 1; k <= order; ++k) {
-                        const double p2 = p1;
-                        p1 = p0;
-                        p0 = ((2.0 * k - 1.0) * z * p1 - (k - 1.0) * p2) / k;
-                    }
-                    dp = order * (z * p0 - p1) / (z * z - 1.0);
-                    const double dz = p0 / dp;
-                    z -= dz;
-                    if (std::fabs(dz) < 1e-16) break;
-                }
-                gl.x.push_back(0.5 * z);
-                gl.w.push_back(1.0 / ((1.0 - z * z) * dp * dp));  // 2/((1-z^2)P'^2) on [-1,1], halved
+            GaussLegendreRule rule = gaussLegendreRule(order);  // on [-1, 1]: map to [-1/2, 1/2]
+            for (std::size_t k = 0; k < rule.nodes.size(); ++k) {
+                gl.x.push_back(0.5 * rule.nodes[k]);
+                gl.w.push_back(0.5 * rule.weights[k]);
             }
         }
         return r;

@@ -1,5 +1,6 @@
 #include "io/ExposureFits.h"
 #include "io/FileContext.h"
+#include "io/WcsFits.h"
 
 #include <algorithm>
 #include <cmath>
@@ -36,12 +37,7 @@ PropertyList planeHeader(const Exposure& exposure) {
     const Point2I xy0 = exposure.xy0();
     PropertyList md;
     if (exposure.hasWcs()) {
-        const Wcs& wcs = *exposure.wcs();
-        md = wcs.toFitsMetadata(xy0);
-        md.set("DRPCRPX1", wcs.crpix().x, "exact CRPIX1: 0-based parent frame (drp)");
-        md.set("DRPCRPX2", wcs.crpix().y, "exact CRPIX2: 0-based parent frame (drp)");
-        md.set("DRPCRVR1", wcs.crval().ra().asRadians(), "[rad] exact CRVAL1 (drp)");
-        md.set("DRPCRVR2", wcs.crval().dec().asRadians(), "[rad] exact CRVAL2 (drp)");
+        md = wcsToFitsMetadata(*exposure.wcs(), xy0);
     }
     md.set("LTV1", -xy0.x, "IRAF: image pixel = physical pixel + LTV");
     md.set("LTV2", -xy0.y, "IRAF: image pixel = physical pixel + LTV");
@@ -75,29 +71,8 @@ Point2I readXy0(const PropertyList& md) {
     return xy0;
 }
 
-/// The WCS of an image header (null if there is none), exact when drp's companion keys agree with the
-/// standard keys. Throws InvalidInputError for a malformed WCS.
 std::shared_ptr<const Wcs> parseWcs(const PropertyList& md, Point2I xy0, std::string* problem) {
-    std::shared_ptr<const Wcs> wcs;
-    try {
-        wcs = Wcs::fromFitsMetadata(md, xy0);
-    } catch (const NotFoundError& e) {
-        if (problem) *problem = e.message();
-        return nullptr;
-    }
-    if (md.has("DRPCRPX1") && md.has("DRPCRPX2") && md.has("DRPCRVR1") && md.has("DRPCRVR2")) {
-        const Point2D crpix{md.getDouble("DRPCRPX1"), md.getDouble("DRPCRPX2")};
-        const double ra = md.getDouble("DRPCRVR1"), dec = md.getDouble("DRPCRVR2");
-        // Use the exact values only if nobody edited the standard keys since drp wrote them.
-        const bool agree = std::fabs(crpix.x - wcs->crpix().x) < 1e-6 && std::fabs(crpix.y - wcs->crpix().y) < 1e-6 &&
-                           std::fabs(ra - wcs->crval().ra().asRadians()) < 1e-12 &&
-                           std::fabs(dec - wcs->crval().dec().asRadians()) < 1e-12;
-        if (agree) {
-            wcs = std::make_shared<const Wcs>(crpix, SpherePoint(Angle::fromRadians(ra), Angle::fromRadians(dec)),
-                                              wcs->cd(), wcs->sip());
-        }
-    }
-    return wcs;
+    return wcsFromFitsMetadata(md, xy0, problem);
 }
 
 /// Rebuild the mask plane dictionary from MP_<NAME> keys, remapping pixel bits when the file's bit

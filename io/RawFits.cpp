@@ -8,6 +8,7 @@
 #include "core/Error.h"
 #include "io/AtomicFile.h"
 #include "io/FileContext.h"
+#include "io/WcsFits.h"
 #include "io/FitsFile.h"
 
 namespace drp {
@@ -43,14 +44,7 @@ PropertyList primaryHeader(const RawExposure& raw, const Detector& detector) {
     for (const auto& e : raw.metadata.entries())
         if (!ownedPrimaryKeys().count(e.key)) md.set(e.key, e.value, e.comment);
     md.merge(raw.visitInfo.toMetadata());
-    if (raw.headerWcs) {
-        const Wcs& wcs = *raw.headerWcs;
-        md.merge(wcs.toFitsMetadata());
-        md.set("DRPCRPX1", wcs.crpix().x, "exact CRPIX1: 0-based detector frame (drp)");
-        md.set("DRPCRPX2", wcs.crpix().y, "exact CRPIX2: 0-based detector frame (drp)");
-        md.set("DRPCRVR1", wcs.crval().ra().asRadians(), "[rad] exact CRVAL1 (drp)");
-        md.set("DRPCRVR2", wcs.crval().dec().asRadians(), "[rad] exact CRVAL2 (drp)");
-    }
+    if (raw.headerWcs) md.merge(wcsToFitsMetadata(*raw.headerWcs));
     md.set("DETECTOR", detector.id(), "detector id");
     md.set("DETNAME", detector.name(), "detector name");
     md.set("DETSIZE", fitsSection(detector.bbox()), "assembled detector size");
@@ -96,26 +90,7 @@ void writeRawTo(const std::filesystem::path& tempPath, const RawExposure& raw, c
 }
 
 /// The header WCS of the primary (null if absent), exact when drp's companions agree with the standard keys.
-std::shared_ptr<const Wcs> parseHeaderWcs(const PropertyList& md) {
-    std::shared_ptr<const Wcs> wcs;
-    try {
-        wcs = Wcs::fromFitsMetadata(md);
-    } catch (const NotFoundError&) {
-        return nullptr;
-    }
-    if (md.has("DRPCRPX1") && md.has("DRPCRPX2") && md.has("DRPCRVR1") && md.has("DRPCRVR2")) {
-        const Point2D crpix{md.getDouble("DRPCRPX1"), md.getDouble("DRPCRPX2")};
-        const double ra = md.getDouble("DRPCRVR1"), dec = md.getDouble("DRPCRVR2");
-        const bool agree = std::fabs(crpix.x - wcs->crpix().x) < 1e-6 && std::fabs(crpix.y - wcs->crpix().y) < 1e-6 &&
-                           std::fabs(ra - wcs->crval().ra().asRadians()) < 1e-12 &&
-                           std::fabs(dec - wcs->crval().dec().asRadians()) < 1e-12;
-        if (agree) {
-            wcs = std::make_shared<const Wcs>(crpix, SpherePoint(Angle::fromRadians(ra), Angle::fromRadians(dec)),
-                                              wcs->cd(), wcs->sip());
-        }
-    }
-    return wcs;
-}
+std::shared_ptr<const Wcs> parseHeaderWcs(const PropertyList& md) { return wcsFromFitsMetadata(md); }
 
 }  // namespace
 
