@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <tuple>
+#include <algorithm>
 
 #include "core/Error.h"
 #include "core/Log.h"
@@ -147,9 +149,20 @@ int runBuildCalibs(const po::variables_map& vm, const Communicator& comm) {
     return failures == 0 ? 0 : 1;
 }
 
-Table loadReferenceCatalog(const Repository& repo, const std::string& run, const SpherePoint& center, Angle radius) {
+/// The HTM levels of the reference-catalog shards a run holds (shard ids encode their level).
+std::set<int> refcatLevels(const Repository& repo, const std::string& run) {
+    std::set<int> levels;
+    for (const auto& r : repo.query({std::string("refcat"), run, {}})) {
+        int level = HtmPixelization::levelOf(std::uint64_t(r.dataId.getInt(Dimension::Htm)));
+        if (level >= 0) levels.insert(level);
+    }
+    return levels;
+}
+
+Table loadReferenceCatalog(const Repository& repo, const std::string& run, const std::set<int>& levels,
+                           const SpherePoint& center, Angle radius) {
     std::vector<Table> parts;
-    for (int level : {7}) {
+    for (int level : levels) {
         HtmPixelization htm(level);
         for (std::uint64_t shard : shardsForRegion(htm, center, radius)) {
             DataId id{{"htm", std::int64_t(shard)}};
@@ -181,6 +194,25 @@ int runProcessVisit(const po::variables_map& vm, const Communicator& comm) {
     if (vm.count("detector")) where.set(Dimension::Detector, vm["detector"].as<std::int64_t>());
     auto raws = repo.query({std::string("raw"), input, where});
     if (raws.empty()) throw NotFoundError("no raw datasets in run '" + input + "' matching " + where.toString());
+    // By detector, then band: each rank's share then comes in runs that reuse the same calibrations.
+    std::stable_sort(raws.begin(), raws.end(), [](const DatasetRecord& a, const DatasetRecord& b) {
+        auto key = [](const DatasetRecord& r) {
+            return std::make_tuple(r.dataId.getInt(Dimension::Detector), r.dataId.getString(Dimension::Band),
+                                   r.dataId.getInt(Dimension::Visit));
+        };
+        return key(a) < key(b);
+    });
+    // The calibrations of the detector (and band) in hand, reloaded only when they change.
+    struct CalibCache {
+        std::int64_t detector = -1;
+        std::string band;
+        Exposure bias, dark, flat;
+        IsrCalibrations calibs;
+    } cache;
+
+    const std::set<int> levels = refcatLevels(repo, refRun);
+    if (levels.empty())
+        DRP_LOG_WARN("process-visit", "run '" << refRun << "' has no reference catalog: no astrometric or photometric calibration");
 
     std::int64_t failures = 0, done = 0;
     auto t0 = std::chrono::steady_clock::now();
@@ -210,14 +242,25 @@ int runProcessVisit(const po::variables_map& vm, const Communicator& comm) {
                                         path.string());
                 return path;
             };
-            Exposure bias = readExposure(need("bias", detId)), dark = readExposure(need("dark", detId)),
-                     flat = readExposure(need("flat", flatId));
-            IsrCalibrations calibs;
-            readAmpCalib(need("ampCalib", detId), calibs, det.amplifiers().size());
-            calibs.bias = &bias;
-            calibs.dark = &dark;
-            calibs.flat = &flat;
-            calibs.defects = boxesFromTable(readCatalog(need("defects", detId), "defects"));
+            if (cache.detector != detId.getInt(Dimension::Detector)) {
+                cache.detector = -1;  // stays invalid if loading fails
+                cache.band.clear();
+                cache.bias = readExposure(need("bias", detId));
+                cache.dark = readExposure(need("dark", detId));
+                cache.calibs = IsrCalibrations{};
+                readAmpCalib(need("ampCalib", detId), cache.calibs, det.amplifiers().size());
+                cache.calibs.defects = boxesFromTable(readCatalog(need("defects", detId), "defects"));
+                cache.detector = detId.getInt(Dimension::Detector);
+            }
+            if (cache.band != band) {
+                cache.band.clear();
+                cache.flat = readExposure(need("flat", flatId));
+                cache.band = band;
+            }
+            IsrCalibrations calibs = cache.calibs;
+            calibs.bias = &cache.bias;
+            calibs.dark = &cache.dark;
+            calibs.flat = &cache.flat;
 
             // Reference stars around the detector (header WCS, with margin for pointing errors).
             ReferenceStars refs;
@@ -228,7 +271,7 @@ int runProcessVisit(const po::variables_map& vm, const Communicator& comm) {
                 double radiusArcsec = 0.5 * std::hypot(det.bbox().width(), det.bbox().height()) *
                                           raw.headerWcs->pixelScale(c).asArcseconds() +
                                       cfg.astrometry.maxOffsetArcsec + 30.0;
-                Table refcat = loadReferenceCatalog(repo, refRun, centre, radiusArcsec * arcseconds);
+                Table refcat = loadReferenceCatalog(repo, refRun, levels, centre, radiusArcsec * arcseconds);
                 refs = prepareReferenceStars(refcat, centre, radiusArcsec * arcseconds,
                                              raw.visitInfo.midExposureMjdTai, band, cfg.photometry);
                 haveRefs = !refs.astrometry.empty();

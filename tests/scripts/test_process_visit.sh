@@ -11,7 +11,8 @@ repo="$tmp/r"
 
 # Two 1024^2 detectors at 0.4"/px in a dense star field (enough PSF and reference stars per detector).
 "$drp" sim --repo "$repo" --preset demo --set observing.bands=r,i --set observing.visits_per_band=1 \
-  --set camera.detectors_x=2 --set camera.detectors_y=1 --set sky.star_density_per_deg2=25000 >/dev/null 2>&1 || bad "sim"
+  --set camera.detectors_x=2 --set camera.detectors_y=1 --set sky.star_density_per_deg2=25000 \
+  --set refcat.htm_level=8 >/dev/null 2>&1 || bad "sim"   # a non-default shard level: process-visit must find it
 "$drp" build-calibs --repo "$repo" >/dev/null 2>&1 || bad "build-calibs"
 out="$("$drp" process-visit --repo "$repo" 2>&1)" || bad "process-visit: exit $?"$'\n'"$out"
 grep -q "4 detector-visit(s) processed into run 'processed', 0 failed" <<<"$out" || bad "process-visit summary"$'\n'"$out"
