@@ -24,6 +24,18 @@
 // numPatchesPerSide > 0 fixes the patch grid (10 x 10 for lsst_cells_v1) unless a tract needs more, in
 // which case it gets the derived number; 0 always derives it: ceil(required extent / patchInner) per axis.
 // Patch index = y * numPatchesX + x.
+//
+// Laziness: construction is O(numRings) (ring tables, plus a conservative analytic bound per ring on the
+// tract extent, used to validate the config and to pre-select rings in findOverlaps); a tract's TractInfo
+// (with its Wcs) and findOverlaps' per-tract projection table are built on first use and cached for the
+// map's lifetime. The cache is lock-free (a lazily allocated chunked array of atomic pointers; a race may
+// build a tract twice, one copy wins), so every const method may be called concurrently, and references
+// returned by tract() stay valid while the map lives. Every tract is built by the same code as when the map
+// built them all eagerly, so results do not depend on the order of calls or on what is cached. All tracts
+// of a ring are congruent (rotations about the pole), so a config whose tracts would not fit (more than
+// 80 deg from the centre, or more pixels than an int holds) is still rejected by the constructor, from
+// the ring's first tract; only a ring within rounding error of those limits could instead throw the same
+// ConfigError from the first call that builds one of its tracts.
 #pragma once
 
 #include <cstddef>
@@ -91,21 +103,36 @@ struct TractInfo {
 
 class SkyMap {
 public:
-    /// Builds every tract (validates the config; ConfigError if a tract's pixel grid would not fit an int).
+    /// Builds the ring tables (O(numRings)); tracts are built on first use. Validates the config;
+    /// ConfigError if a tract would reach more than 80 deg from its centre or its pixel grid would not fit an int.
     explicit SkyMap(const SkyMapConfig& config = {});
+    /// A copy shares nothing: it has the same layout and an empty tract cache.
+    SkyMap(const SkyMap& other);
+    SkyMap& operator=(const SkyMap& other);
+    /// A moved-from map may only be destroyed or assigned to.
+    SkyMap(SkyMap&&) noexcept;
+    SkyMap& operator=(SkyMap&&) noexcept;
+    ~SkyMap();
 
     const SkyMapConfig& config() const { return config_; }
-    std::size_t numTracts() const { return tracts_.size(); }
+    std::size_t numTracts() const { return numTracts_; }
     int numRings() const { return config_.numRings; }
     /// Declination height of a ring (and diameter of a polar cap).
     Angle ringSize() const { return Angle::fromRadians(ringSizeRad_); }
     /// Tracts in ring i (0 <= i < numRings).
     int numTractsInRing(int ring) const;
-    /// Throws NotFoundError for an id out of range.
+    /// Throws NotFoundError for an id out of range. Builds the tract on first use (tens of us); the
+    /// reference stays valid for the map's lifetime. Thread-safe.
     const TractInfo& tract(int id) const;
-    const std::vector<TractInfo>& tracts() const { return tracts_; }
+    /// Every tract, in id order: EXPENSIVE — the first call builds all numTracts() tracts and keeps a copy
+    /// (~1 KB and tens of us each: fine for the default 18938 tracts, minutes and GBs for thousands of
+    /// rings). For tests and small maps; otherwise loop `for (id < numTracts()) tract(id)` over the ids you
+    /// need. Thread-safe; equal values, but not the same objects, as tract(id).
+    const std::vector<TractInfo>& tracts() const;
+    /// Tracts built so far (the cache size; for tests and benchmarks).
+    std::size_t numCachedTracts() const;
 
-    /// The unique tract whose inner region holds `p`.
+    /// The unique tract whose inner region holds `p`. Pure arithmetic: builds no tract.
     int findTract(const SpherePoint& p) const;
     /// The patch of `tract` whose inner box holds the pixel of `p`. Throws NotFoundError if `p` projects
     /// outside the tract bbox (never the case for a point of the tract's inner region or its overlap).
@@ -125,16 +152,37 @@ public:
     /// polygon: its sky vertices (>= 3, great-circle edges, at most 30 deg from their centroid). Exact for a
     /// convex polygon: great circles are straight lines in every tract's TAN plane, so each tract gets the
     /// polygon in pixels and a separating-axis test against the patch boxes. A non-convex polygon is
-    /// replaced by its pixel bounding box (conservative). Tracts are pre-selected by bounding circles.
+    /// replaced by its pixel bounding box (conservative). Tracts are pre-selected by bounding circles; only
+    /// the rings within reach are visited, and in each ring only the RA window of tract centres that can be
+    /// within reach is examined (a few us per detector polygon on lsst_cells_v1 once the tracts it touches
+    /// are cached; a tract is built only if its centre is within reach of the ring's bounding radius).
     std::vector<std::pair<int, std::vector<int>>> findOverlaps(const std::vector<SpherePoint>& polygon) const;
 
 private:
+    struct FastTan;
+    struct Entry;
+    struct Cache;
+    /// The tract exactly as the eager constructor built it (throws ConfigError like it). If nxSafe/nySafe are
+    /// given, they receive patch grid sizes >= that of every tract of the same ring (rounding-safe).
+    TractInfo makeTract(int id, int* nxSafe = nullptr, int* nySafe = nullptr) const;
+    /// Cached entry of a tract, built on first use; peekEntry returns nullptr if not built yet.
+    const Entry& entry(int id) const;
+    const Entry* peekEntry(int id) const;
+    const Entry& install(int id, std::unique_ptr<Entry> e) const;
+    /// Max outer radius (deg) of the tracts of a ring slot (0 south cap, 1..numRings rings, numRings+1 north
+    /// cap): exact for the caps, the ring's first tract (rounding-safe grid) + 1e-9 deg for a ring. Lazy, cached.
+    double ringRadius(int slot) const;
+    /// Centre of tract j of ring `ring`, computed exactly as makeTract does (bit-identical to tract(id).center).
+    SpherePoint ringTractCenter(int ring, int j) const;
+
     SkyMapConfig config_;
     double ringSizeRad_ = 0;
+    double raOffsetRad_ = 0;
+    std::size_t numTracts_ = 0;
     std::vector<int> ringFirstId_;         // id of tract 0 of each ring
     std::vector<int> ringCount_;           // tracts per ring
-    std::vector<double> ringMaxRadiusDeg_; // per ring (index 0 south cap, 1..numRings rings, last north cap)
-    std::vector<TractInfo> tracts_;
+    std::vector<double> ringBoundDeg_;     // per ring slot: analytic upper bound of the tracts' outer radius
+    double maxBoundDeg_ = 0;               // max of ringBoundDeg_
+    std::unique_ptr<Cache> cache_;
 };
-
 }  // namespace drp

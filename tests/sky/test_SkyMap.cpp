@@ -3,7 +3,11 @@
 // one findTract returns); every point within tractOverlap of a tract's inner region projects into its bbox;
 // patch inner boxes tile the tract and neighbouring outer boxes overlap by exactly 2 * border; findOverlaps
 // of detector-sized polygons contains every (tract, patch) whose outer box holds a sampled point of the
-// polygon (brute force over all tracts); the lsst_cells_v1 defaults give Rubin's tract count.
+// polygon (brute force over all tracts); the lsst_cells_v1 defaults give Rubin's tract count. Lazy tracts:
+// maps of 2000 and 10000 rings (5.1 and 127 million tracts) construct without building tracts, and
+// findTract / tract(id) / findPatch / findOverlaps agree with containsInner and with a brute force over the
+// neighbouring tracts (own slice arithmetic); 4 threads calling tract() / findOverlaps on one cold map get
+// the serial results; a copy and tracts() equal tract(id).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +16,8 @@
 #include <numbers>
 #include <random>
 #include <set>
+#include <thread>
+#include <tuple>
 
 #include "core/Error.h"
 #include "sky/SkyMap.h"
@@ -361,6 +367,203 @@ TEST(SkyMap, FindOverlapsOfDetectorPolygons) {
     // Default map: a Rubin detector (4000 px at 0.2" = 13.3').
     checkOverlaps(defaultMap(), 32, 300, 4000 * 0.2 / 3600.0, false);
     EXPECT_THROW(defaultMap().findOverlaps({SpherePoint::fromDegrees(0, 0)}), InvalidInputError);
+}
+
+/// Tract ids that may hold `p` by brute force over the neighbours: both caps, and in the rings of dec
+/// index (from the test's own arithmetic) -1..+1 around p's, the slices -2..+2 around p's RA slice.
+std::vector<int> candidateTracts(const SkyMap& map, const SpherePoint& p) {
+    const int nr = map.numRings();
+    const double s = map.ringSize().asRadians();
+    const double t = (p.dec().asRadians() + 0.5 * std::numbers::pi - 0.5 * s) / s;
+    const int r0 = int(std::floor(t));
+    std::vector<int> ids{0, int(map.numTracts()) - 1};
+    int first = 1;
+    std::vector<int> firsts(nr);
+    for (int r = 0; r < nr; ++r) {
+        firsts[r] = first;
+        first += map.numTractsInRing(r);
+    }
+    for (int r = r0 - 1; r <= r0 + 1; ++r) {
+        if (r < 0 || r >= nr) continue;
+        const int n = map.numTractsInRing(r);
+        const double ra = p.ra().asRadians() - map.config().raOffsetDeg * std::numbers::pi / 180.0;
+        const int j0 = int(std::floor(ra / (2.0 * std::numbers::pi) * n + 0.5));
+        for (int d = -2; d <= 2; ++d) ids.push_back(firsts[r] + ((j0 + d) % n + n) % n);
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids;
+}
+
+/// A square polygon of side `sideDeg` about `c`.
+std::vector<SpherePoint> squareAround(const SpherePoint& c, double sideDeg, Angle rot) {
+    auto w = detectorWcs(c, sideDeg, rot, 1000);
+    std::vector<SpherePoint> poly;
+    for (Point2D q : {Point2D{-0.5, -0.5}, Point2D{999.5, -0.5}, Point2D{999.5, 999.5}, Point2D{-0.5, 999.5}})
+        poly.push_back(w->pixelToSky(q));
+    return poly;
+}
+
+/// lsst_cells_v1 with more rings and a derived patch grid (the fixed 10 x 10 grid of 1.7 deg would make
+/// every tract's bbox tens of tracts wide: each polygon would overlap hundreds of tracts).
+SkyMapConfig manyRingsConfig(int numRings) {
+    SkyMapConfig cfg;
+    cfg.numRings = numRings;
+    cfg.numPatchesPerSide = 0;
+    return cfg;
+}
+
+void checkLargeMap(int numRings, std::size_t expectedTracts, std::uint64_t seed) {
+    const SkyMapConfig cfg = manyRingsConfig(numRings);
+    const SkyMap map(cfg);
+    EXPECT_EQ(map.numTracts(), expectedTracts);
+    // Construction builds at most a handful of tracts (none for these configs: the analytic bounds suffice).
+    EXPECT_LE(map.numCachedTracts(), 4u);
+    std::size_t sum = 2;
+    for (int r = 0; r < map.numRings(); ++r) sum += std::size_t(map.numTractsInRing(r));
+    EXPECT_EQ(sum, map.numTracts());
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    for (int i = 0; i < 400; ++i) {
+        SpherePoint p = randomPoint(rng);
+        if (i % 10 == 0) p = SpherePoint::fromDegrees(360.0 * u(rng), (u(rng) < 0.5 ? -1 : 1) * (90.0 - 0.05 * u(rng)));
+        const int id = map.findTract(p);
+        const TractInfo& t = map.tract(id);
+        ASSERT_EQ(t.id, id);
+        ASSERT_TRUE(t.containsInner(p)) << p;
+        ASSERT_TRUE(insideBBox(t, p)) << p;
+        int claims = 0, claimant = -1;
+        for (int c : candidateTracts(map, p)) {
+            if (map.tract(c).containsInner(p)) {
+                ++claims;
+                claimant = c;
+            }
+        }
+        ASSERT_EQ(claims, 1) << p;
+        ASSERT_EQ(claimant, id) << p;
+        const PatchInfo patch = map.findPatch(t, p);
+        EXPECT_TRUE(Box2D(patch.innerBBox).contains(t.wcs->skyToPixel(p)));
+        // A polygon about p (from a tenth of a ring to two rings wide) lists p's tract and patch, and every
+        // candidate-neighbour (tract, patch) whose outer box holds a polygon vertex or p.
+        const double side = map.ringSize().asDegrees() * (0.1 + 1.9 * u(rng));
+        const auto poly = squareAround(p, side, u(rng) * 360.0 * degrees);
+        const auto overlaps = map.findOverlaps(poly);
+        std::map<int, std::set<int>> got;
+        for (const auto& [tid, patches] : overlaps) got[tid].insert(patches.begin(), patches.end());
+        ASSERT_TRUE(got.count(id)) << p;
+        EXPECT_TRUE(got[id].count(patch.index)) << p;
+        std::vector<SpherePoint> samples = poly;
+        samples.push_back(p);
+        for (const auto& sp : samples) {
+            for (int c : candidateTracts(map, sp)) {
+                const TractInfo& ct = map.tract(c);
+                const Point2D q = ct.wcs->skyToPixel(sp);
+                if (!std::isfinite(q.x) || !Box2D(ct.bbox.grow(cfg.patchBorder)).contains(q)) continue;
+                const int inner = cfg.patchInnerDimension;
+                const int cx = int(std::floor((q.x + 0.5) / inner)), cy = int(std::floor((q.y + 0.5) / inner));
+                for (int py = std::max(0, cy - 1); py <= std::min(ct.numPatchesY - 1, cy + 1); ++py) {
+                    for (int px = std::max(0, cx - 1); px <= std::min(ct.numPatchesX - 1, cx + 1); ++px) {
+                        const PatchInfo pp = map.patch(ct, px, py);
+                        if (Box2D(pp.outerBBox).contains(q)) {
+                            EXPECT_TRUE(got.count(c) && got[c].count(pp.index)) << "tract " << c << " patch " << pp.index;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Only the tracts near the points were built (a few hundred per polygon: a 3000-px patch is several
+    // of these tracts wide, so each tract's bbox reaches over its neighbours).
+    EXPECT_LT(map.numCachedTracts(), map.numTracts() / 20);
+    EXPECT_THROW(map.tract(int(map.numTracts())), NotFoundError);
+    const TractInfo& last = map.tract(int(map.numTracts()) - 1);
+    EXPECT_EQ(last.ring, numRings);
+    EXPECT_EQ(map.findTract(SpherePoint::fromDegrees(3.0, 90.0)), last.id);
+}
+
+TEST(SkyMap, LargeMapsAreLazy) {
+    checkLargeMap(2000, 5103077u, 41);
+    checkLargeMap(10000, 127374394u, 42);
+}
+
+TEST(SkyMap, LazyTractsEqualEagerCopiesAndCopies) {
+    const SkyMap map(smallConfig());
+    EXPECT_EQ(map.numCachedTracts(), 0u);
+    const TractInfo& t7 = map.tract(7);
+    EXPECT_EQ(&map.tract(7), &t7) << "a tract is built once and stays put";
+    const std::vector<TractInfo>& all = map.tracts();
+    ASSERT_EQ(all.size(), map.numTracts());
+    EXPECT_EQ(map.numCachedTracts(), map.numTracts());
+    const SkyMap copy(map);  // empty cache, same layout
+    EXPECT_EQ(copy.numCachedTracts(), 0u);
+    for (std::size_t id = 0; id < all.size(); ++id) {
+        const TractInfo& a = all[id];
+        const TractInfo& b = copy.tract(int(id));
+        EXPECT_EQ(a.id, b.id);
+        EXPECT_EQ(a.bbox, b.bbox);
+        EXPECT_TRUE(*a.wcs == *b.wcs);
+        EXPECT_EQ(a.outerRadiusDeg, b.outerRadiusDeg);
+        EXPECT_EQ(a.raMinDeg, b.raMinDeg);
+        EXPECT_EQ(a.decMaxDeg, b.decMaxDeg);
+        EXPECT_EQ(a.numPatches(), b.numPatches());
+    }
+}
+
+TEST(SkyMap, ConcurrentLazyAccessMatchesSerial) {
+    const SkyMapConfig cfg = manyRingsConfig(2000);
+    // Polygons clustered in a few fields so that the threads race for the same tracts.
+    std::mt19937_64 rng(51);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::vector<std::vector<SpherePoint>> polys;
+    std::vector<SpherePoint> pts;
+    for (int f = 0; f < 4; ++f) {
+        const SpherePoint field = randomPoint(rng);
+        for (int k = 0; k < 150; ++k) {
+            const SpherePoint c = field.offset(u(rng) * 360.0 * degrees, u(rng) * 1.0 * degrees);
+            polys.push_back(squareAround(c, 0.2, u(rng) * 360.0 * degrees));
+            pts.push_back(c);
+        }
+    }
+    std::vector<std::vector<std::pair<int, std::vector<int>>>> serial;
+    std::vector<std::tuple<int, int, double>> serialTracts;
+    {
+        const SkyMap ref(cfg);
+        for (const auto& p : polys) serial.push_back(ref.findOverlaps(p));
+        for (const auto& p : pts) {
+            const TractInfo& t = ref.tract(ref.findTract(p));
+            serialTracts.emplace_back(t.id, ref.findPatch(t, p).index, t.outerRadiusDeg);
+        }
+    }
+    const SkyMap map(cfg);  // cold
+    constexpr int kThreads = 4;
+    std::vector<std::vector<std::vector<std::pair<int, std::vector<int>>>>> got(kThreads);
+    std::vector<std::vector<std::tuple<int, int, double>>> gotTracts(kThreads);
+    std::vector<std::thread> threads;
+    for (int k = 0; k < kThreads; ++k) {
+        threads.emplace_back([&, k] {
+            // Each thread walks the polygons from a different start so first uses interleave.
+            const std::size_t n = polys.size();
+            got[k].resize(n);
+            gotTracts[k].resize(n);
+            for (std::size_t i0 = 0; i0 < n; ++i0) {
+                const std::size_t i = (i0 + std::size_t(k) * n / kThreads) % n;
+                if (k % 2 == 0) {
+                    got[k][i] = map.findOverlaps(polys[i]);
+                    const TractInfo& t = map.tract(map.findTract(pts[i]));
+                    gotTracts[k][i] = {t.id, map.findPatch(t, pts[i]).index, t.outerRadiusDeg};
+                } else {
+                    const TractInfo& t = map.tract(map.findTract(pts[i]));
+                    gotTracts[k][i] = {t.id, map.findPatch(t, pts[i]).index, t.outerRadiusDeg};
+                    got[k][i] = map.findOverlaps(polys[i]);
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (int k = 0; k < kThreads; ++k) {
+        EXPECT_TRUE(got[k] == serial) << "thread " << k;
+        EXPECT_TRUE(gotTracts[k] == serialTracts) << "thread " << k;
+    }
 }
 
 }  // namespace
