@@ -183,4 +183,23 @@ std::string Communicator::recv(int source, int tag, int* fromRank, int* gotTag) 
     return out;
 }
 
+bool Communicator::probe(int source, int tag, int* fromRank, int* gotTag) const {
+    if (!impl_) throw LogicError("probe on a serial communicator");
+    MPI_Status st;
+    int flag = 0;
+    check(MPI_Iprobe(source < 0 ? MPI_ANY_SOURCE : source, tag < 0 ? MPI_ANY_TAG : tag, impl_->comm, &flag, &st),
+          "MPI_Iprobe");
+    if (!flag) return false;
+    if (fromRank) *fromRank = st.MPI_SOURCE;
+    if (gotTag) *gotTag = st.MPI_TAG;
+    return true;
+}
+
+std::optional<std::string> Communicator::tryRecv(int source, int tag, int* fromRank, int* gotTag) const {
+    int from = 0, got = 0;
+    if (!probe(source, tag, &from, &got)) return std::nullopt;
+    // A later receive from the same (source, tag) gets the probed message: MPI keeps pairwise order.
+    return recv(from, got, fromRank, gotTag);
+}
+
 }  // namespace drp

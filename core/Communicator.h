@@ -56,6 +56,12 @@ public:
     void send(const std::string& bytes, int dest, int tag) const;
     /// Receive from `source` (-1: any) with `tag` (-1: any); sets *fromRank and *gotTag when given.
     std::string recv(int source, int tag, int* fromRank = nullptr, int* gotTag = nullptr) const;
+    /// Non-blocking: is a message from `source` (-1: any) with `tag` (-1: any) waiting? Sets *fromRank
+    /// and *gotTag when given and a message is waiting. Lets a polling loop sleep between probes
+    /// instead of spinning inside a blocking receive (Open MPI busy-polls there).
+    bool probe(int source, int tag, int* fromRank = nullptr, int* gotTag = nullptr) const;
+    /// Non-blocking receive: the waiting message's bytes, or nothing if none is waiting.
+    std::optional<std::string> tryRecv(int source, int tag, int* fromRank = nullptr, int* gotTag = nullptr) const;
 
     struct Impl;
     const std::shared_ptr<Impl>& impl() const { return impl_; }

@@ -9,6 +9,7 @@ void registerExampleCommand();
 void registerRepositoryCommands();
 void registerSimCommand();
 void registerSingleVisitCommands();
+void registerCampaignCommand();
 void registerImageCommands();
 void registerAssessCommand();
 
@@ -20,6 +21,7 @@ void registerBuiltinCommands() {
     registerRepositoryCommands();
     registerSimCommand();
     registerSingleVisitCommands();
+    registerCampaignCommand();
     registerImageCommands();
     registerAssessCommand();
 }

@@ -34,6 +34,11 @@ const std::vector<DatasetType>& standardDatasetTypes() {
         {"calexpBackground", StorageClass::Hdf5,
          "{run}/calexpBackground/{band}/{visit}/bkg_{band}_{visit}_{detector}.h5",
          {D::Instrument, D::Band, D::Visit, D::Detector}},
+        // Campaign outputs: the Source table of a whole visit (every detector), and the release index
+        // listing every catalog partition with its row count and checksum.
+        {"sourceTable_visit", StorageClass::Hdf5, "{run}/sourceTable_visit/{band}/sourceTable_{band}_{visit}.h5",
+         {D::Instrument, D::Band, D::Visit}},
+        {"releaseIndex", StorageClass::Hdf5, "{run}/releaseIndex.h5", {}},
         // Reference catalog shards (one HTM trixel each).
         {"refcat", StorageClass::Hdf5, "{run}/refcat/refcat_htm{htm}.h5", {D::Htm}},
         // Simulator truth.

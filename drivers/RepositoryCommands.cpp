@@ -1,5 +1,6 @@
 // `drp datasets` lists what a repository holds; `drp verify` re-checksums every dataset against the
 // manifest and reports missing, truncated or altered files (exit code 1 if any).
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -25,13 +26,21 @@ void addQueryOptions(po::options_description& d) {
     d.add_options()("repo", po::value<std::string>()->required(), "data repository directory")(
         "type", po::value<std::string>(), "only this dataset type")(
         "collection", po::value<std::string>(), "only this run")(
-        "where", po::value<std::string>(), "only data IDs matching, e.g. \"band=r visit=12\"");
+        "where", po::value<std::string>(), "only data IDs matching, e.g. \"band=r visit=12\"")(
+        "checksums", po::bool_switch(), "print \"type<TAB>dataId<TAB>checksum\" per dataset (sorted; no run, to compare runs)");
 }
 
 int runDatasets(const po::variables_map& vm, const Communicator& comm) {
     if (!comm.isRoot()) return 0;
     Repository repo = Repository::open(vm["repo"].as<std::string>());
     auto records = repo.query(queryFrom(vm));
+    if (vm.count("checksums") && vm["checksums"].as<bool>()) {
+        std::vector<std::string> lines;
+        for (const auto& r : records) lines.push_back(r.datasetType + "\t" + r.dataId.toString() + "\t" + r.checksum);
+        std::sort(lines.begin(), lines.end());
+        for (const auto& l : lines) std::printf("%s\n", l.c_str());
+        return 0;
+    }
     std::map<std::string, std::pair<std::size_t, std::uint64_t>> perType;
     for (const auto& r : records) {
         std::printf("%-10s %-12s %-44s %12llu  %s\n", r.datasetType.c_str(), r.run.c_str(),

@@ -112,6 +112,13 @@ void writeRaw(const std::filesystem::path& path, const RawExposure& raw, const D
     });
 }
 
+std::shared_ptr<const Wcs> readRawHeaderWcs(const std::filesystem::path& path) {
+    const std::string file = path.string();
+    FitsFile f = withFileContext(file, "reading a raw: ", [&] { return FitsFile(path, FitsFile::Mode::Read); });
+    PropertyList primary = withFileContext(file, "HDU 0 (primary): ", [&] { return f.readHeader(); });
+    return withFileContext(file, "HDU 0 (primary): ", [&] { return parseHeaderWcs(primary); });
+}
+
 RawExposure readRaw(const std::filesystem::path& path, const Detector& detector) {
     const std::string file = path.string();
     FitsFile f = withFileContext(file, "reading a raw: ", [&] { return FitsFile(path, FitsFile::Mode::Read); });

@@ -40,6 +40,10 @@ void writeRaw(const std::filesystem::path& path, const RawExposure& raw, const D
 /// Read a raw written by writeRaw (or any file of the same layout) for `detector`.
 RawExposure readRaw(const std::filesystem::path& path, const Detector& detector);
 
+/// Only the primary header's WCS (the telescope's idea of it), without reading any pixels; null when the
+/// header has none. For planning (which tract a raw falls in) over many files.
+std::shared_ptr<const Wcs> readRawHeaderWcs(const std::filesystem::path& path);
+
 /// "[x1:x2,y1:y2]", 1-based inclusive, of a box (raw or assembled frame); with flipX/flipY the range is
 /// written reversed.
 std::string fitsSection(const Box2I& box, bool flipX = false, bool flipY = false);

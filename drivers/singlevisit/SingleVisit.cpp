@@ -196,6 +196,15 @@ Table calibrateFluxColumns(const Table& in, const PhotoCalib& calib) {
     return out;
 }
 
+/// Quality numbers go into the Source table; wall times (T_* keys) stay in the summary only, so the file
+/// is the same bytes whichever rank, machine load or rerun produced it.
+PropertyList withoutTimings(const PropertyList& summary) {
+    PropertyList quality = summary;
+    for (const auto& key : summary.keys())
+        if (key.rfind("T_", 0) == 0) quality.remove(key);
+    return quality;
+}
+
 /// Wall time of each step, logged at VERBOSE and kept in the summary (T_<STEP> keys, seconds).
 class StepTimer {
 public:
@@ -321,7 +330,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     s.set("APCORR", res.apCorr, "aperture correction at the centre");
     s.set("APCNSTAR", std::int64_t(apc.nStars), "stars in the aperture correction");
     s.set("DETTHRSH", det.threshold, "detection threshold (filtered image units)");
-    src.metadata().merge(s);
+    src.metadata().merge(withoutTimings(s));
     res.sources = std::move(src);
     res.calexp = std::move(exposure);
     return res;
@@ -382,7 +391,7 @@ SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& det
         res.astrometry = std::move(astrom);
     }
     if (res.calexp.hasPhotoCalib()) src = calibrateFluxColumns(src, *res.calexp.photoCalib());
-    src.metadata().merge(res.summary);
+    src.metadata().merge(withoutTimings(res.summary));
     return res;
 }
 

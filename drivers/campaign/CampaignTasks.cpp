@@ -1,0 +1,230 @@
+#include "drivers/campaign/CampaignTasks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/Error.h"
+#include "core/Log.h"
+#include "drivers/ConfigBinder.h"
+#include "drivers/DatasetTypes.h"
+#include "drivers/campaign/Provenance.h"
+#include "io/ExposureFits.h"
+#include "io/Hdf5Catalog.h"
+#include "io/Hdf5File.h"
+#include "io/RawFits.h"
+
+namespace drp {
+namespace {
+
+/// Write one output resume-safely (see the header).
+void putOutput(Repository& repo, const DatasetRef& ref, const std::string& producer,
+               const std::function<void(const std::filesystem::path&)>& writer) {
+    if (auto rec = repo.find(ref.datasetType, ref.run, ref.dataId)) {
+        VerifyStatus st = repo.verify(*rec);
+        if (st == VerifyStatus::Ok) {
+            DRP_LOG_VERBOSE("campaign", "output " << ref.datasetType << " already recorded with a matching checksum; kept");
+            return;
+        }
+        throw IoError("output " + ref.datasetType + " " + ref.dataId.toString() + " of run " + ref.run +
+                          " is recorded but its file is " + verifyStatusName(st) +
+                          "; nothing was overwritten: restore the file or write to another output run",
+                      (repo.root() / rec->relativePath).string());
+    }
+    const std::filesystem::path dest = repo.root() / repo.datasetType(ref.datasetType).expand(ref.run, ref.dataId);
+    std::error_code ec;
+    if (std::filesystem::exists(dest, ec)) {
+        DRP_LOG_WARN("campaign", "removing " << dest.string() << ": published by an interrupted writer but never recorded");
+        std::filesystem::remove(dest, ec);
+        if (ec) throw IoError("cannot remove the unrecorded file left by an interrupted writer: " + ec.message(), dest.string());
+    }
+    repo.put(ref.datasetType, ref.run, ref.dataId, writer, producer);
+}
+
+const DatasetRef& onlyInput(const QuantumSpec& q, const std::string& type) {
+    for (const auto& r : q.inputs)
+        if (r.datasetType == type) return r;
+    throw LogicError("quantum " + q.task + " " + q.dataId.toString() + " has no " + type + " input");
+}
+
+DatasetRecord needInput(const Repository& repo, const DatasetRef& ref) {
+    auto rec = repo.find(ref.datasetType, ref.run, ref.dataId);
+    if (!rec) throw NotFoundError("missing input: " + ref.datasetType + " " + ref.dataId.toString() + " in run " + ref.run);
+    return *rec;
+}
+
+ProvenanceInput provenanceInput(const DatasetRecord& r) {
+    return {r.datasetType, r.run, r.dataId.toString(), r.checksum};
+}
+
+std::string fmt(const char* f, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v);
+    return buf;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> effectiveProcessingConfig(const std::vector<std::string>& settings) {
+    SingleVisitConfig cfg;
+    ConfigBinder binder;
+    cfg.bind(binder);
+    for (const auto& s : settings) binder.setAssignment(s);
+    cfg.validate();
+    return binder.values();
+}
+
+CampaignWorker::CampaignWorker(const CampaignWorkerSetup& setup)
+    : setup_(setup), repo_(openOrCreateRepository(setup.repo)) {
+    camera_ = cameraOfRun(repo_, setup_.runs.raw, &instrument_);
+    ConfigBinder binder;
+    config_.bind(binder);
+    for (const auto& s : setup_.settings) binder.setAssignment(s);
+    config_.validate();
+    configValues_ = binder.values();
+    if (setup_.refcatRun.empty()) setup_.refcatRun = setup_.runs.raw;
+}
+
+std::string CampaignWorker::run(const QuantumSpec& q) {
+    if (q.task == "singleVisit") return runSingleVisit(q);
+    if (q.task == "consolidateVisit") return runConsolidateVisit(q);
+    if (q.task == "releaseIndex") return runReleaseIndex(q);
+    throw NotFoundError("task " + q.task + " has no implementation yet (it is declared for planning only)");
+}
+
+std::string CampaignWorker::runSingleVisit(const QuantumSpec& q) {
+    const DataId& id = q.dataId;
+    const DatasetRecord rawRec = needInput(repo_, onlyInput(q, "raw"));
+    const Detector& det = camera_->detector(int(id.getInt(Dimension::Detector)));
+    const std::string band = id.getString(Dimension::Band);
+    RawExposure raw = readRaw(repo_.root() / rawRec.relativePath, det);
+    std::vector<DatasetRecord> used{rawRec};
+    IsrCalibrations calibs = calibs_.get(repo_, setup_.runs.calib, instrument_, det, band, &used);
+
+    if (!refLevelsKnown_) {
+        refLevels_ = refcatLevels(repo_, setup_.refcatRun);
+        refLevelsKnown_ = true;
+        if (refLevels_.empty())
+            DRP_LOG_WARN("campaign", "run '" << setup_.refcatRun << "' has no reference catalog: no astrometric or photometric calibration");
+    }
+    // Reference stars around the detector (header WCS, with margin for pointing errors).
+    ReferenceStars refs;
+    bool haveRefs = false;
+    if (raw.headerWcs && !refLevels_.empty()) {
+        Point2D c{det.bbox().minX() + 0.5 * det.bbox().width(), det.bbox().minY() + 0.5 * det.bbox().height()};
+        SpherePoint centre = raw.headerWcs->pixelToSky(c);
+        double radiusArcsec = 0.5 * std::hypot(det.bbox().width(), det.bbox().height()) *
+                                  raw.headerWcs->pixelScale(c).asArcseconds() +
+                              config_.astrometry.maxOffsetArcsec + 30.0;
+        Table refcat = loadReferenceCatalog(repo_, setup_.refcatRun, refLevels_, centre, radiusArcsec * arcseconds, &used);
+        refs = prepareReferenceStars(refcat, centre, radiusArcsec * arcseconds, raw.visitInfo.midExposureMjdTai, band,
+                                     config_.photometry);
+        haveRefs = !refs.astrometry.empty();
+    }
+    const std::int64_t ccdVisitId = packCcdVisitId(id.getInt(Dimension::Visit), id.getInt(Dimension::Detector));
+    SingleVisitResult res = processSingleVisit(raw, det, calibs, haveRefs ? &refs : nullptr, band, ccdVisitId, config_);
+
+    Provenance prov;
+    prov.task = q.task + " " + id.toString();
+    prov.config = configValues_;
+    for (const auto& r : used) prov.inputs.push_back(provenanceInput(r));
+    prov.addTo(res.calexp.metadata());
+    prov.addTo(res.sources.metadata());
+    std::optional<Table> bkg;
+    if (res.background) {
+        bkg = res.background->toTable();
+        prov.addTo(bkg->metadata());
+    }
+    for (const auto& out : q.outputs) {
+        if (out.datasetType == "calexp") {
+            putOutput(repo_, out, prov.task, [&](const auto& p) { writeExposure(p, res.calexp); });
+        } else if (out.datasetType == "src") {
+            putOutput(repo_, out, prov.task, [&](const auto& p) { writeCatalog(p, "src", res.sources); });
+        } else if (out.datasetType == "calexpBackground") {
+            if (!bkg) throw LogicError("no background model to write");
+            putOutput(repo_, out, prov.task, [&](const auto& p) { writeCatalog(p, "background", *bkg); });
+        } else {
+            throw LogicError("singleVisit cannot write " + out.datasetType);
+        }
+    }
+    const auto& s = res.summary;
+    std::string result = "sources=" + std::to_string(res.sources.size()) + " psfdtt=" + fmt("%.2e", s.getDouble("PSFDTT", NAN)) +
+                         " astrms=" + fmt("%.1f", s.getDouble("ASTRMS", NAN)) + "mas zp=" + fmt("%.3f", s.getDouble("ZP", NAN));
+    DRP_LOG_INFO("campaign", q.task << ": " << result);
+    return result;
+}
+
+std::string CampaignWorker::runConsolidateVisit(const QuantumSpec& q) {
+    std::vector<DatasetRef> inputs;
+    for (const auto& r : q.inputs)
+        if (r.datasetType == "src") inputs.push_back(r);
+    std::sort(inputs.begin(), inputs.end(), [](const DatasetRef& a, const DatasetRef& b) { return a.dataId < b.dataId; });
+    if (inputs.empty()) throw InvalidInputError("consolidateVisit " + q.dataId.toString() + " has no src inputs");
+    Provenance prov;
+    prov.task = q.task + " " + q.dataId.toString();
+    std::vector<Table> parts;
+    for (const auto& ref : inputs) {
+        DatasetRecord rec = needInput(repo_, ref);
+        parts.push_back(readCatalog(repo_.root() / rec.relativePath, "src"));
+        prov.inputs.push_back(provenanceInput(rec));
+    }
+    Table all = Table::concatenate(parts);
+    all.metadata() = PropertyList();
+    prov.addTo(all.metadata());
+    for (const auto& out : q.outputs) {
+        if (out.datasetType != "sourceTable_visit") throw LogicError("consolidateVisit cannot write " + out.datasetType);
+        putOutput(repo_, out, prov.task, [&](const auto& p) { writeCatalog(p, "sourceTable", all); });
+    }
+    return "detectors=" + std::to_string(parts.size()) + " sources=" + std::to_string(all.size());
+}
+
+std::string CampaignWorker::runReleaseIndex(const QuantumSpec& q) {
+    std::vector<DatasetRef> inputs = q.inputs;
+    std::sort(inputs.begin(), inputs.end(), [](const DatasetRef& a, const DatasetRef& b) {
+        return std::tie(a.datasetType, a.dataId) < std::tie(b.datasetType, b.dataId);
+    });
+    Schema schema;
+    auto fType = schema.addField<std::string>("datasetType", "catalog partition type (sourceTable_visit, ...)");
+    auto fBand = schema.addField<std::string>("band", "band of the partition (empty if none)");
+    auto fVisit = schema.addField<std::int64_t>("visit", "visit of the partition (-1 if none)");
+    auto fPath = schema.addField<std::string>("path", "file, relative to the repository root");
+    auto fRows = schema.addField<std::int64_t>("rows", "rows in the partition");
+    auto fSize = schema.addField<std::int64_t>("size", "file size", "byte");
+    auto fSum = schema.addField<std::string>("checksum", "XXH3-128 of the file (as in the repository manifest)");
+    Table index(schema, inputs.size());
+    Provenance prov;
+    prov.task = q.task;
+    std::int64_t totalRows = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        DatasetRecord rec = needInput(repo_, inputs[i]);
+        Hdf5File f(repo_.root() / rec.relativePath, Hdf5File::Mode::ReadOnly);
+        auto groups = listTables(f);
+        if (groups.empty()) throw InvalidInputError("no table in " + rec.datasetType + " " + rec.dataId.toString(),
+                                                    (repo_.root() / rec.relativePath).string());
+        Table t = readTable(f, groups.front());
+        index.at(fType, i) = rec.datasetType;
+        index.at(fBand, i) = rec.dataId.has(Dimension::Band) ? rec.dataId.getString(Dimension::Band) : std::string();
+        index.at(fVisit, i) = rec.dataId.has(Dimension::Visit) ? rec.dataId.getInt(Dimension::Visit) : -1;
+        index.at(fPath, i) = rec.relativePath;
+        index.at(fRows, i) = std::int64_t(t.size());
+        index.at(fSize, i) = std::int64_t(rec.size);
+        index.at(fSum, i) = rec.checksum;
+        totalRows += std::int64_t(t.size());
+        prov.inputs.push_back(provenanceInput(rec));
+    }
+    index.metadata().set("NROWS", PropertyList::Value(totalRows), "rows over every partition");
+    prov.addTo(index.metadata());
+    for (const auto& out : q.outputs) {
+        if (out.datasetType != "releaseIndex") throw LogicError("releaseIndex cannot write " + out.datasetType);
+        putOutput(repo_, out, prov.task, [&](const auto& p) { writeCatalog(p, "partitions", index); });
+    }
+    return "partitions=" + std::to_string(inputs.size()) + " rows=" + std::to_string(totalRows);
+}
+
+bool outputsRecorded(const Repository& repo, const QuantumSpec& quantum) {
+    for (const auto& o : quantum.outputs)
+        if (!repo.exists(o.datasetType, o.run, o.dataId)) return false;
+    return true;
+}
+
+}  // namespace drp
