@@ -1,12 +1,26 @@
 // Commands for a user's own images, as SExtractor and SCAMP serve them:
-//   drp measure-image IMAGE.fits [--hdu N] [--weight W.fits] --out CAT.h5
+//   drp measure-image IMAGE.fits [--hdu N] [--weight W.fits] --out CAT.h5 [--psf-out PSF.fits [--psf-grid N]]
 //   drp calibrate-image IMAGE.fits --refcat REF.fits --out WCS.fits
 // Both print a one-line summary (sources found, fit residual, time).
+// And, to compare PSF models with other tools (benchmarks/peers/psfex_vs_drp.sh):
+//   drp export-psf CALEXP.fits [--truth TRUTH.h5] --out PSF.fits [--grid N] [--stamp S]
+// writes the calexp's PSF (or, with --truth, the simulator's true PSF from a truthSources table) on a grid.
+//
+// PSF grid file (export-psf and measure-image --psf-out), readable by astropy:
+//   HDU 0  no data; PSFTYPE, GRIDN = N, STAMP = S, BBOX0X/BBOX0Y/BBOXW/BBOXH (the detector box the grid spans)
+//   HDU 1  EXTNAME='STAMPS' double image S wide and N*N*S high: stamp k (rows k*S .. k*S+S-1) is
+//          Psf::computeKernelImage at position k of the table (the PSF centred on pixel (S/2, S/2) of the
+//          stamp, 0-based, summing to 1 before any crop to S), zero-padded or cropped about its centre
+//   HDU 2  EXTNAME='POSITIONS' table, N*N rows (k = j*N + i): x, y (parent pixel frame, pixel centres at
+//          integers; cell centres of an N x N grid over the box), ixx, iyy, ixy (Psf::computeShape,
+//          unweighted moments of the full kernel, pixels^2), kernelSize (side of the full kernel)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
 #include "core/Error.h"
 #include "core/Log.h"
+#include "core/MoffatPsf.h"
 #include "core/Statistics.h"
 #include "drivers/Cli.h"
 #include "drivers/singlevisit/SingleVisit.h"
@@ -64,6 +78,102 @@ Exposure loadImage(const po::variables_map& vm, double* pixelScaleArcsec) {
     return exp;
 }
 
+/// Write `psf` on an n x n grid of cell centres over `bbox` in the layout of the header comment. stamp <= 0:
+/// the largest kernel size over the grid.
+void writePsfGrid(const Psf& psf, const Box2I& bbox, int n, int stamp, const std::string& path) {
+    if (n < 1 || n > 100) throw ConfigError("the PSF grid must be 1..100 positions a side, not " + std::to_string(n));
+    if (stamp > 0 && stamp % 2 == 0) throw ConfigError("--stamp must be odd, not " + std::to_string(stamp));
+    if (bbox.empty()) throw InvalidInputError("the PSF grid needs a non-empty box");
+    const int count = n * n;
+    std::vector<double> xs, ys, ixx, iyy, ixy, ksize;
+    std::vector<Image<double>> kernels;
+    for (int j = 0; j < n; ++j)
+        for (int i = 0; i < n; ++i) {
+            Point2D p{bbox.minX() + (i + 0.5) * bbox.width() / n - 0.5, bbox.minY() + (j + 0.5) * bbox.height() / n - 0.5};
+            kernels.push_back(psf.computeKernelImage(p));
+            PsfShape sh = psf.computeShape(p);
+            xs.push_back(p.x);
+            ys.push_back(p.y);
+            ixx.push_back(sh.ixx);
+            iyy.push_back(sh.iyy);
+            ixy.push_back(sh.ixy);
+            ksize.push_back(double(std::max(kernels.back().width(), kernels.back().height())));
+        }
+    if (stamp <= 0) stamp = int(*std::max_element(ksize.begin(), ksize.end())) | 1;
+    Image<double> stamps(stamp, stamp * count, 0.0);
+    const int half = stamp / 2;
+    for (int k = 0; k < count; ++k) {
+        const Image<double>& kern = kernels[std::size_t(k)];
+        // Kernel pixel (x, y) is at offset (x + xy0.x, y + xy0.y) from the PSF centre.
+        for (int y = 0; y < kern.height(); ++y)
+            for (int x = 0; x < kern.width(); ++x) {
+                int sx = half + x + kern.xy0().x, sy = half + y + kern.xy0().y;
+                if (sx >= 0 && sx < stamp && sy >= 0 && sy < stamp) stamps(sx, k * stamp + sy) = kern(x, y);
+            }
+    }
+    AtomicFile file(path);
+    {
+        FitsFile f(file.tempPath(), FitsFile::Mode::Create);
+        PropertyList md;
+        md.set("PSFTYPE", psf.typeName(), "drp PSF type");
+        md.set("GRIDN", n, "positions per side of the grid");
+        md.set("STAMP", stamp, "side of each stamp (pixels)");
+        md.set("BBOX0X", bbox.minX(), "box the grid spans: min x");
+        md.set("BBOX0Y", bbox.minY(), "box the grid spans: min y");
+        md.set("BBOXW", bbox.width(), "box width");
+        md.set("BBOXH", bbox.height(), "box height");
+        f.writeEmptyHdu({}, md);
+        f.writeImage(stamps, "STAMPS");
+        f.createTable({{"x", "D", "pixel"}, {"y", "D", "pixel"}, {"ixx", "D", "pixel**2"}, {"iyy", "D", "pixel**2"},
+                       {"ixy", "D", "pixel**2"}, {"kernelSize", "D", "pixel"}},
+                      count, "POSITIONS");
+        f.writeColumn<double>("x", xs);
+        f.writeColumn<double>("y", ys);
+        f.writeColumn<double>("ixx", ixx);
+        f.writeColumn<double>("iyy", iyy);
+        f.writeColumn<double>("ixy", ixy);
+        f.writeColumn<double>("kernelSize", ksize);
+        f.close();
+    }
+    file.commit();
+}
+
+/// The simulator's true PSF from the metadata of a truthSources table (drivers/sim/Simulator.cpp): a MoffatPsf
+/// over `bbox` (the detector box).
+std::shared_ptr<const Psf> truthPsf(const std::string& truthPath, const Box2I& bbox) {
+    Table truth = readCatalog(truthPath, "sources");
+    const PropertyList& md = truth.metadata();
+    if (md.getString("PSFTYPE", "") != MoffatPsf::kTypeName || !md.has("PSFBETA"))
+        throw InvalidInputError("no true Moffat PSF (PSFTYPE, PSFBETA, PSFFWHMn, PSFE1_n, PSFE2_n) in the metadata",
+                                truthPath);
+    std::array<double, 6> f{}, e1{}, e2{};
+    for (std::size_t c = 0; c < 6; ++c) {
+        const std::string k = std::to_string(c);
+        f[c] = md.getDouble("PSFFWHM" + k);
+        e1[c] = md.getDouble("PSFE1_" + k);
+        e2[c] = md.getDouble("PSFE2_" + k);
+    }
+    return MoffatPsf::make(bbox, md.getDouble("PSFBETA"), f, e1, e2);
+}
+
+int runExportPsf(const po::variables_map& vm, const Communicator& comm) {
+    if (!comm.isRoot()) return 0;
+    const std::string image = vm["image"].as<std::string>();
+    ExposureReadOptions opts;
+    opts.requirePsf = vm.count("truth") == 0;
+    Exposure exp = readExposure(image, opts);
+    std::shared_ptr<const Psf> psf = vm.count("truth") ? truthPsf(vm["truth"].as<std::string>(), exp.bbox()) : exp.psf();
+    const std::string out = vm["out"].as<std::string>();
+    const int n = vm["grid"].as<int>();
+    writePsfGrid(*psf, exp.bbox(), n, vm["stamp"].as<int>(), out);
+    PsfShape c = psf->computeShape({exp.bbox().minX() + 0.5 * (exp.width() - 1), exp.bbox().minY() + 0.5 * (exp.height() - 1)});
+    std::printf("export-psf: %s PSF (%s) at %d x %d positions over %dx%d, T = Ixx + Iyy = %.4f px^2 at the centre, "
+                "written to %s\n",
+                vm.count("truth") ? "true" : "model", psf->typeName().c_str(), n, n, exp.width(), exp.height(),
+                c.ixx + c.iyy, out.c_str());
+    return 0;
+}
+
 void addImageOptions(po::options_description& d) {
     d.add_options()("image", po::value<std::string>()->required(), "FITS image (any BITPIX)")(
         "hdu", po::value<int>()->default_value(-1), "HDU index (0-based; -1: the first 2-d image)")(
@@ -85,6 +195,10 @@ int runMeasureImage(const po::variables_map& vm, const Communicator& comm) {
     SingleVisitResult res = characterizeAndMeasure(std::move(exp), 0, cfg, scale);
     const std::string out = vm["out"].as<std::string>();
     writeCatalog(out, "src", res.sources);
+    if (vm.count("psf-out")) {
+        if (!res.calexp.hasPsf()) throw LogicError("measure-image: no PSF to export");
+        writePsfGrid(*res.calexp.psf(), res.calexp.bbox(), vm["psf-grid"].as<int>(), 0, vm["psf-out"].as<std::string>());
+    }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("measure-image: %zu sources, PSF size (moments determinant radius) %.2f px from %d stars "
                 "(reserved dT/T %.1e), written to %s in %.2f s\n",
@@ -156,7 +270,10 @@ void registerImageCommands() {
                      "background, detection, PSF and measurement on any calibrated image (like SExtractor)",
                      [](po::options_description& d) {
                          addImageOptions(d);
-                         d.add_options()("out", po::value<std::string>()->required(), "output HDF5 catalog");
+                         d.add_options()("out", po::value<std::string>()->required(), "output HDF5 catalog")(
+                             "psf-out", po::value<std::string>(),
+                             "also write the fitted PSF model on a grid (FITS, layout of drp export-psf)")(
+                             "psf-grid", po::value<int>()->default_value(5), "positions per side of the --psf-out grid");
                      },
                      [](po::positional_options_description& p) { p.add("image", 1); }, runMeasureImage});
     registerCommand({"calibrate-image", "astrometric solution of an image against a reference catalog (like SCAMP)",
@@ -171,6 +288,17 @@ void registerImageCommands() {
                              "out", po::value<std::string>()->required(), "output FITS header with the fitted WCS");
                      },
                      [](po::positional_options_description& p) { p.add("image", 1); }, runCalibrateImage});
+    registerCommand({"export-psf",
+                     "a calexp's PSF model (or the simulator's true PSF) as images on a grid of positions (FITS)",
+                     [](po::options_description& d) {
+                         d.add_options()("image", po::value<std::string>()->required(), "calexp FITS (with a PSF HDU)")(
+                             "truth", po::value<std::string>(),
+                             "truthSources HDF5 of the same detector-visit: export the true PSF instead")(
+                             "out", po::value<std::string>()->required(), "output FITS")(
+                             "grid", po::value<int>()->default_value(5), "positions per side (cell centres)")(
+                             "stamp", po::value<int>()->default_value(0), "odd stamp side; 0: the kernel size");
+                     },
+                     [](po::positional_options_description& p) { p.add("image", 1); }, runExportPsf});
 }
 
 }  // namespace drp
