@@ -111,11 +111,17 @@ double periodicSinc(double t, int n) {
 /// exactly (dx, dy) (Lanczos kernels leave ~1e-4 errors and 0.005-pixel centroid biases).
 Image<double> fourierShift(const Image<double>& in, double dx, double dy) {
     const int w = in.width(), h = in.height();
-    std::vector<double> sx(std::size_t(w) * w), sy(std::size_t(h) * h);
-    for (int u = 0; u < w; ++u)
-        for (int k = 0; k < w; ++k) sx[std::size_t(u) * w + k] = periodicSinc(u - k - dx, w);
-    for (int v = 0; v < h; ++v)
-        for (int k = 0; k < h; ++k) sy[std::size_t(v) * h + k] = periodicSinc(v - k - dy, h);
+    // The matrices are Toeplitz: entry (u, k) depends on u - k only, so each holds 2n - 1 distinct
+    // values (the same doubles as evaluating every entry).
+    auto shiftMatrix = [](int n, double d) {
+        std::vector<double> diag(std::size_t(2 * n - 1));
+        for (int m = -(n - 1); m <= n - 1; ++m) diag[std::size_t(m + n - 1)] = periodicSinc(m - d, n);
+        std::vector<double> s(std::size_t(n) * n);
+        for (int u = 0; u < n; ++u)
+            for (int k = 0; k < n; ++k) s[std::size_t(u) * n + k] = diag[std::size_t(u - k + n - 1)];
+        return s;
+    };
+    const std::vector<double> sx = shiftMatrix(w, dx), sy = shiftMatrix(h, dy);
     Image<double> tmp(w, h, 0.0), out(w, h, 0.0);
     for (int y = 0; y < h; ++y) {
         const double* row = in.row(y);

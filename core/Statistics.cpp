@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <string>
+#include <utility>
 
 #include "core/Error.h"
 
@@ -83,27 +85,44 @@ Moments momentsAbout(const V* x, const double* w, std::size_t n, double shift) {
 
 // Moments of the values inside [centre - halfWidth, centre + halfWidth], about `centre`. Also counts
 // the values whose membership differs from that of the previous window (prevCentre, prevHalfWidth).
+// The unweighted loop keeps four independent partial sums (fixed order: deterministic), so it is not
+// bound by the latency of one chain of additions.
 template <typename V>
 Moments clippedMoments(const V* x, const double* w, std::size_t n, double centre, double halfWidth,
                        double prevCentre, double prevHalfWidth, std::size_t* changed) {
     Moments m;
     std::size_t nChanged = 0;
     if (!w) {
-        double cnt = 0, s1 = 0, s2 = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            double v = double(x[i]);
-            double d = v - centre;
-            bool in = std::fabs(d) <= halfWidth;
-            bool wasIn = std::fabs(v - prevCentre) <= prevHalfWidth;
-            nChanged += (in != wasIn);
-            double dm = in ? d : 0.0;
-            cnt += in ? 1.0 : 0.0;
-            s1 += dm;
-            s2 += dm * dm;
+        double cnt[4] = {0, 0, 0, 0}, s1[4] = {0, 0, 0, 0}, s2[4] = {0, 0, 0, 0}, ch[4] = {0, 0, 0, 0};
+        std::size_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            for (int l = 0; l < 4; ++l) {
+                const double v = double(x[i + std::size_t(l)]);
+                const double d = v - centre;
+                const double in = std::fabs(d) <= halfWidth ? 1.0 : 0.0;
+                const double wasIn = std::fabs(v - prevCentre) <= prevHalfWidth ? 1.0 : 0.0;
+                const double dm = in * d;
+                ch[l] += std::fabs(in - wasIn);
+                cnt[l] += in;
+                s1[l] += dm;
+                s2[l] += dm * dm;
+            }
         }
-        m.n = m.sw = m.sw2 = cnt;
-        m.swd = s1;
-        m.swd2 = s2;
+        for (; i < n; ++i) {
+            const double v = double(x[i]);
+            const double d = v - centre;
+            const double in = std::fabs(d) <= halfWidth ? 1.0 : 0.0;
+            const double wasIn = std::fabs(v - prevCentre) <= prevHalfWidth ? 1.0 : 0.0;
+            const double dm = in * d;
+            ch[0] += std::fabs(in - wasIn);
+            cnt[0] += in;
+            s1[0] += dm;
+            s2[0] += dm * dm;
+        }
+        m.n = m.sw = m.sw2 = (cnt[0] + cnt[1]) + (cnt[2] + cnt[3]);
+        m.swd = (s1[0] + s1[1]) + (s1[2] + s1[3]);
+        m.swd2 = (s2[0] + s2[1]) + (s2[2] + s2[3]);
+        nChanged = std::size_t((ch[0] + ch[1]) + (ch[2] + ch[3]));
     } else {
         for (std::size_t i = 0; i < n; ++i) {
             double v = double(x[i]);
@@ -123,35 +142,81 @@ Moments clippedMoments(const V* x, const double* w, std::size_t n, double centre
     return m;
 }
 
-// Type-7 quantiles of data[0, n) for the probabilities qs (any order); permutes data.
-template <typename V>
-std::vector<double> selectQuantiles(V* data, std::size_t n, const std::vector<double>& qs) {
-    std::vector<double> out(qs.size(), kNaN);
-    if (n == 0) return out;
-    std::vector<std::size_t> order(qs.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return qs[a] < qs[b]; });
-    std::size_t lo = 0;          // data[0, lo) are the lo smallest values, in order positions fixed
-    std::size_t lastK = n;       // the last index placed by selection
-    for (std::size_t idx : order) {
-        double h = qs[idx] * double(n - 1);
-        auto k = std::size_t(std::floor(h));
-        if (k >= n) k = n - 1;
-        double frac = h - double(k);
-        if (k != lastK) {
-            std::nth_element(data + lo, data + k, data + n);
-            lastK = k;
-            lo = k + 1;
+// The k-th smallest (0-based) of the n values get(0..n-1) and, if wantNext and k + 1 < n, the
+// (k+1)-th smallest (else NaN); exact, and the values are not permuted. Large inputs are bracketed
+// first (Floyd-Rivest style): a strided sample's order statistics give a value interval [a, b] that
+// holds rank k with overwhelming probability; one pass counts the values below a and gathers those in
+// [a, b], and only those are selected. If the bracket misses, every value is gathered (same result).
+template <typename R, typename Get>
+std::pair<double, double> kthSmallest(std::size_t n, std::size_t k, bool wantNext, Get get) {
+    constexpr std::size_t kBracketMin = 4096;
+    std::vector<R> buf;
+    auto finish = [&](std::size_t kk, bool haveAbove, R minAbove) {
+        auto it = buf.begin() + std::ptrdiff_t(kk);
+        std::nth_element(buf.begin(), it, buf.end());
+        double next = kNaN;
+        if (wantNext && k + 1 < n) {
+            if (kk + 1 < buf.size())
+                next = double(*std::min_element(it + 1, buf.end()));
+            else if (haveAbove)
+                next = double(minAbove);
         }
-        double xk = double(data[k]);
-        double v = xk;
-        if (frac > 0 && k + 1 < n) {
-            double xk1 = double(*std::min_element(data + k + 1, data + n));
-            v = xk + frac * (xk1 - xk);
+        return std::make_pair(double(*it), next);
+    };
+    if (n >= kBracketMin) {
+        const std::size_t m = std::clamp<std::size_t>(n / 32, 256, 65536);
+        const std::size_t step = n / m;
+        std::vector<R> sample(m);
+        for (std::size_t j = 0; j < m; ++j) sample[j] = get(j * step);
+        const double pos = (double(k) + 0.5) / double(n) * double(m);
+        const double spread = 3.0 * std::sqrt(double(m)) + 2.0;
+        const double loPos = std::floor(pos - spread), hiPos = std::ceil(pos + spread);
+        // Open ends of the bracket are infinite (the values are finite).
+        R a = -std::numeric_limits<R>::infinity(), b = std::numeric_limits<R>::infinity();
+        if (loPos >= 0) {
+            auto it = sample.begin() + std::ptrdiff_t(loPos);
+            std::nth_element(sample.begin(), it, sample.end());
+            a = *it;
         }
-        out[idx] = v;
+        if (hiPos < double(m)) {
+            auto it = sample.begin() + std::ptrdiff_t(hiPos);
+            std::nth_element(sample.begin(), it, sample.end());
+            b = *it;
+        }
+        // Branch-free: the comparisons are unpredictable (most values fall outside the bracket).
+        std::unique_ptr<R[]> gathered(new R[n]);  // uninitialised: only the written pages are touched
+        R* __restrict g = gathered.get();
+        std::size_t below = 0, count = 0;
+        R minAbove = std::numeric_limits<R>::infinity();
+        for (std::size_t i = 0; i < n; ++i) {
+            const R v = get(i);
+            const bool lo = v < a, hi = v > b;
+            below += lo;
+            minAbove = std::min(minAbove, hi ? v : std::numeric_limits<R>::infinity());
+            g[count] = v;
+            count += !(lo || hi);
+        }
+        const bool haveAbove = below + count < n;
+        buf.assign(g, g + count);
+        if (k >= below && k < below + buf.size()) return finish(k - below, haveAbove, minAbove);
+        buf.clear();
     }
-    return out;
+    buf.resize(n);
+    for (std::size_t i = 0; i < n; ++i) buf[i] = get(i);
+    return finish(k, false, R(0));
+}
+
+// Type-7 quantile q of the n values get(i) (exact; does not permute).
+template <typename R, typename Get>
+double quantileOf(std::size_t n, double q, Get get) {
+    if (n == 0) return kNaN;
+    const double h = q * double(n - 1);
+    auto k = std::size_t(std::floor(h));
+    if (k >= n) k = n - 1;
+    const double frac = h - double(k);
+    const bool interpolate = frac > 0 && k + 1 < n;
+    const auto [xk, xk1] = kthSmallest<R>(n, k, interpolate, get);
+    return interpolate ? xk + frac * (xk1 - xk) : xk;
 }
 
 /// Mean, stdev, sum and meanError from the moments about 0 (m0) and, if kStatStdev, about m0's mean (m1).
@@ -201,27 +266,18 @@ Statistics computeFromValues(std::vector<V>& values, std::vector<double>& weight
         fillMoments(s, props, m0, m1, w != nullptr);
     }
     if (props & (kStatMedian | kStatQuantiles)) {
-        std::vector<double> qs;
-        if (props & kStatQuantiles) qs = ctrl.quantiles;
-        if (props & kStatMedian) qs.push_back(0.5);
-        // Selection permutes; weighted values must stay aligned with their weights, so select on a copy.
-        std::vector<V> copy;
-        V* sel = values.data();
-        if (w) {
-            copy = values;
-            sel = copy.data();
+        const V* data = values.data();
+        auto get = [data](std::size_t i) { return data[i]; };
+        if (props & kStatMedian) s.median = quantileOf<V>(n, 0.5, get);
+        if (props & kStatQuantiles) {
+            s.quantiles.clear();
+            for (double q : ctrl.quantiles) s.quantiles.push_back(quantileOf<V>(n, q, get));
         }
-        std::vector<double> qv = selectQuantiles(sel, n, qs);
-        if (props & kStatMedian) {
-            s.median = qv.back();
-            qv.pop_back();
-        }
-        if (props & kStatQuantiles) s.quantiles = std::move(qv);
     }
     if (props & kStatMadSigma) {
-        std::vector<double> dev(n);
-        for (std::size_t i = 0; i < n; ++i) dev[i] = std::fabs(double(values[i]) - s.median);
-        s.madSigma = kMadToSigma * selectQuantiles(dev.data(), n, {0.5})[0];
+        const V* data = values.data();
+        const double med = s.median;
+        s.madSigma = kMadToSigma * quantileOf<double>(n, 0.5, [data, med](std::size_t i) { return std::fabs(double(data[i]) - med); });
     }
     if (props & kStatClipped) {
         double centre = s.median;

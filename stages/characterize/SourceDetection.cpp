@@ -45,50 +45,123 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
     const MaskPixel detBit = MaskPixel(1u << mask.addPlane("DETECTED"));
     const MaskPixel negBit = MaskPixel(1u << mask.addPlane("DETECTED_NEGATIVE"));
 
-    // Inputs with unusable pixels zeroed (value and variance).
+    // The PSF-matched filter of the image and of its variance (kernel^2), with unusable pixels zeroed
+    // (value and variance), and the significance filtered / sqrt(filtered variance), in one streaming
+    // pass: each input row is masked and filtered along x once into a ring of kernel-height rows, and
+    // each output row is the y filter over the ring. Same arithmetic, term for term, as
+    // convolved(..., Edge::Nan, Method::Direct) of zeroed copies (core/Convolution.cpp), without the four
+    // full-size intermediate images, except that a symmetric kernel (the Gaussian) is applied with its
+    // taps folded pairwise, k_t (a[x+t] + a[x-t]), which halves the multiplications and changes only the
+    // rounding. EDGE outside the valid box.
     const int w = image.width(), h = image.height();
-    ImageF data(image.bbox(), 0.0f), var(image.bbox(), 0.0f);
-    for (int y = 0; y < h; ++y) {
-        const float* iv = image.image().row(y);
-        const float* vv = image.variance().row(y);
-        const MaskPixel* mv = mask.row(y);
-        float* d = data.row(y);
-        float* v = var.row(y);
-        for (int x = 0; x < w; ++x) {
-            const bool ok = !(mv[x] & bad) && std::isfinite(iv[x]) && std::isfinite(vv[x]) && vv[x] >= 0.0f;
-            d[x] = ok ? iv[x] : 0.0f;
-            v[x] = ok ? vv[x] : 0.0f;
-        }
-    }
-    ConvolutionControl cc;
-    cc.edge = ConvolutionControl::Edge::Nan;
-    ImageF filtered = convolved(data, kernel, cc);
-    cc.normalize = false;
-    ImageF filteredVar = convolved(var, kernel2, cc);
-
-    // Significance; EDGE outside the valid box.
+    const Kernel kn = kernel.normalized();
     const Box2I valid = validConvolutionBox(w, h, kernel);  // local indices
     ImageF sn(image.bbox(), std::numeric_limits<float>::quiet_NaN());
     std::vector<double> sigmas;
     sigmas.reserve(std::size_t(std::max<std::int64_t>(1, valid.area() / 61 + 1)));
     std::int64_t counter = 0;
+    if (!valid.empty()) {
+        const int kw = kn.width(), kh = kn.height();
+        const Point2I c = kn.centre();
+        std::vector<float> kx(kn.xVector().begin(), kn.xVector().end()), ky(kn.yVector().begin(), kn.yVector().end());
+        std::vector<float> kx2(kernel2.xVector().begin(), kernel2.xVector().end()),
+            ky2(kernel2.yVector().begin(), kernel2.yVector().end());
+        const int nx = valid.width(), x0 = valid.minX();
+        auto isSymmetric = [](const std::vector<float>& v, int centre) {
+            if (2 * centre + 1 != int(v.size())) return false;
+            for (std::size_t i = 0; i < v.size(); ++i)
+                if (v[i] != v[v.size() - 1 - i]) return false;
+            return true;
+        };
+        const bool symmetric = isSymmetric(kx, c.x) && isSymmetric(kx2, c.x) && isSymmetric(ky, c.y) && isSymmetric(ky2, c.y);
+        std::vector<float> ringD(std::size_t(kh) * std::size_t(nx)), ringV(std::size_t(kh) * std::size_t(nx));
+        std::vector<float> rowD(static_cast<std::size_t>(w)), rowV(static_cast<std::size_t>(w));
+        auto slot = [&](std::vector<float>& ring, int yIn) {
+            return ring.data() + std::size_t(((yIn % kh) + kh) % kh) * std::size_t(nx);
+        };
+        auto horizontal = [&](int yIn) {
+            const float* iv = image.image().row(yIn);
+            const float* vv = image.variance().row(yIn);
+            const MaskPixel* mv = mask.row(yIn);
+            for (int x = 0; x < w; ++x) {
+                const bool ok = !(mv[x] & bad) && std::isfinite(iv[x]) && std::isfinite(vv[x]) && vv[x] >= 0.0f;
+                rowD[std::size_t(x)] = ok ? iv[x] : 0.0f;
+                rowV[std::size_t(x)] = ok ? vv[x] : 0.0f;
+            }
+            float* __restrict dd = slot(ringD, yIn);
+            float* __restrict dv = slot(ringV, yIn);
+            if (symmetric) {  // Gaussian: fold the taps pairwise (half the multiplications)
+                const float* __restrict pd = rowD.data() + x0;
+                const float* __restrict pv = rowV.data() + x0;
+                const float c1 = kx[std::size_t(c.x)], c2 = kx2[std::size_t(c.x)];
+                for (int x = 0; x < nx; ++x) dd[x] = c1 * pd[x];
+                for (int x = 0; x < nx; ++x) dv[x] = c2 * pv[x];
+                for (int t = 1; t <= c.x; ++t) {
+                    const float k1 = kx[std::size_t(c.x - t)], k2 = kx2[std::size_t(c.x - t)];
+                    for (int x = 0; x < nx; ++x) dd[x] += k1 * (pd[x + t] + pd[x - t]);
+                    for (int x = 0; x < nx; ++x) dv[x] += k2 * (pv[x + t] + pv[x - t]);
+                }
+                return;
+            }
+            std::fill(dd, dd + nx, 0.0f);
+            std::fill(dv, dv + nx, 0.0f);
+            for (int i = 0; i < kw; ++i) {
+                const float k1 = kx[std::size_t(i)], k2 = kx2[std::size_t(i)];
+                const float* __restrict sd = rowD.data() + (x0 - i + c.x);
+                const float* __restrict sv = rowV.data() + (x0 - i + c.x);
+                for (int x = 0; x < nx; ++x) dd[x] += k1 * sd[x];
+                for (int x = 0; x < nx; ++x) dv[x] += k2 * sv[x];
+            }
+        };
+        std::vector<float> accD(static_cast<std::size_t>(nx)), accV(static_cast<std::size_t>(nx));
+        const int down = kh - 1 - c.y;
+        for (int yIn = valid.minY() - down; yIn < valid.minY() + c.y; ++yIn) horizontal(yIn);
+        for (int y = valid.minY(); y <= valid.maxY(); ++y) {
+            horizontal(y + c.y);
+            float* __restrict ad = accD.data();
+            float* __restrict av = accV.data();
+            if (symmetric) {
+                const float c1 = ky[std::size_t(c.y)], c2 = ky2[std::size_t(c.y)];
+                const float* __restrict md = slot(ringD, y);
+                const float* __restrict mvar = slot(ringV, y);
+                for (int x = 0; x < nx; ++x) ad[x] = c1 * md[x];
+                for (int x = 0; x < nx; ++x) av[x] = c2 * mvar[x];
+                for (int t = 1; t <= c.y; ++t) {
+                    const float k1 = ky[std::size_t(c.y - t)], k2 = ky2[std::size_t(c.y - t)];
+                    const float* __restrict ud = slot(ringD, y + t);
+                    const float* __restrict ld = slot(ringD, y - t);
+                    const float* __restrict uv = slot(ringV, y + t);
+                    const float* __restrict lv = slot(ringV, y - t);
+                    for (int x = 0; x < nx; ++x) ad[x] += k1 * (ud[x] + ld[x]);
+                    for (int x = 0; x < nx; ++x) av[x] += k2 * (uv[x] + lv[x]);
+                }
+            } else {
+                std::fill(ad, ad + nx, 0.0f);
+                std::fill(av, av + nx, 0.0f);
+                for (int j = 0; j < kh; ++j) {
+                    const float k1 = ky[std::size_t(j)], k2 = ky2[std::size_t(j)];
+                    const float* __restrict sd = slot(ringD, y - j + c.y);
+                    const float* __restrict sv = slot(ringV, y - j + c.y);
+                    for (int x = 0; x < nx; ++x) ad[x] += k1 * sd[x];
+                    for (int x = 0; x < nx; ++x) av[x] += k2 * sv[x];
+                }
+            }
+            float* s = sn.row(y) + x0;
+            for (int x = 0; x < nx; ++x) {
+                if (av[x] > 0.0f) {
+                    const float sig = std::sqrt(av[x]);
+                    s[x] = ad[x] / sig;
+                    if (++counter % 61 == 0) sigmas.push_back(sig);
+                }
+            }
+        }
+    }
     for (int y = 0; y < h; ++y) {
         MaskPixel* mv = mask.row(y);
         const bool rowValid = y >= valid.minY() && y <= valid.maxY();
-        const float* f = filtered.row(y);
-        const float* fv = filteredVar.row(y);
-        float* s = sn.row(y);
         for (int x = 0; x < w; ++x) {
             mv[x] &= ~(detBit | negBit);
-            if (!rowValid || x < valid.minX() || x > valid.maxX()) {
-                mv[x] |= edgeBit;
-                continue;
-            }
-            if (fv[x] > 0.0f) {
-                const float sig = std::sqrt(fv[x]);
-                s[x] = f[x] / sig;
-                if (++counter % 61 == 0) sigmas.push_back(sig);
-            }
+            if (!rowValid || x < valid.minX() || x > valid.maxX()) mv[x] |= edgeBit;
         }
     }
     if (!sigmas.empty()) {
