@@ -32,28 +32,97 @@ std::string errorText(const std::exception& e) {
     return e.what();
 }
 
-/// Sky regions of the raws (header WCS); unreadable raws become planning failures.
-std::vector<ExposureRegion> exposureRegions(const Repository& repo, const std::vector<DatasetRecord>& raws,
-                                            const Camera& camera, std::vector<PlanningFailure>& failures) {
-    std::vector<ExposureRegion> out;
-    out.reserve(raws.size());
-    for (const auto& r : raws) {
+/// The raws to plan over, as rank 0 lists them: "relativePath\tdataId" lines.
+std::string rawListing(const Repository& repo, const CampaignOptions& options) {
+    auto raws = repo.query({std::string("raw"), options.runs.raw, options.where});
+    if (raws.empty())
+        throw NotFoundError("no raw datasets in run '" + options.runs.raw + "' matching '" + options.where.toString() + "'",
+                            options.repo.string());
+    std::string out;
+    for (const auto& r : raws) out += r.relativePath + "\t" + r.dataId.toString() + "\n";
+    return out;
+}
+
+std::vector<std::pair<std::string, DataId>> parseRawListing(const std::string& text) {
+    std::vector<std::pair<std::string, DataId>> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty()) continue;
+        const auto tab = line.find('\t');
+        out.emplace_back(line.substr(0, tab), DataId::parse(line.substr(tab + 1)));
+    }
+    return out;
+}
+
+/// Sky regions (header WCS) of this rank's share of the raws (every size-th from rank), as text lines:
+/// "index\tOK\t<10 hex doubles: centre and 4 corners, ra dec in degrees>" or "index\tERR\t<error>".
+/// Reading headers is the one planning step that grows with the number of files, so every rank helps.
+std::string readRegionShare(const std::filesystem::path& root, const std::vector<std::pair<std::string, DataId>>& raws,
+                            const Camera* camera, const std::string& cameraError, int rank, int size) {
+    std::string out;
+    char buf[64];
+    for (std::size_t i = std::size_t(rank); i < raws.size(); i += std::size_t(size)) {
+        const auto& [rel, id] = raws[i];
+        out += std::to_string(i);
         try {
-            auto wcs = readRawHeaderWcs(repo.root() / r.relativePath);
-            if (!wcs) throw InvalidInputError("the raw's header has no WCS: cannot place it on the sky map",
-                                              (repo.root() / r.relativePath).string());
-            const Detector& det = camera.detector(int(r.dataId.getInt(Dimension::Detector)));
+            if (!camera) throw NotFoundError(cameraError);
+            auto wcs = readRawHeaderWcs(root / rel);
+            if (!wcs) throw InvalidInputError("the raw's header has no WCS: cannot place it on the sky map", (root / rel).string());
+            const Detector& det = camera->detector(int(id.getInt(Dimension::Detector)));
             const Box2D b(det.bbox());
-            ExposureRegion reg;
-            reg.dataId = r.dataId;
-            reg.center = wcs->pixelToSky(Point2D{0.5 * (b.minX() + b.maxX()), 0.5 * (b.minY() + b.maxY())});
-            for (Point2D p : {Point2D{b.minX(), b.minY()}, Point2D{b.maxX(), b.minY()}, Point2D{b.maxX(), b.maxY()},
-                              Point2D{b.minX(), b.maxY()}})
-                reg.corners.push_back(wcs->pixelToSky(p));
-            out.push_back(std::move(reg));
+            out += "\tOK";
+            for (Point2D p : {Point2D{0.5 * (b.minX() + b.maxX()), 0.5 * (b.minY() + b.maxY())}, Point2D{b.minX(), b.minY()},
+                              Point2D{b.maxX(), b.minY()}, Point2D{b.maxX(), b.maxY()}, Point2D{b.minX(), b.maxY()}}) {
+                SpherePoint sp = wcs->pixelToSky(p);
+                std::snprintf(buf, sizeof buf, "\t%a\t%a", sp.ra().asDegrees(), sp.dec().asDegrees());
+                out += buf;
+            }
         } catch (const std::exception& e) {
-            failures.push_back({"singleVisit " + r.dataId.toString(), errorText(e)});
+            std::string msg = errorText(e);
+            std::replace(msg.begin(), msg.end(), '\n', ' ');
+            out += "\tERR\t" + msg;
         }
+        out += "\n";
+    }
+    return out;
+}
+
+/// Rank 0: regions in listing order; unreadable raws become planning failures.
+std::vector<ExposureRegion> parseRegions(const std::vector<std::string>& shares,
+                                         const std::vector<std::pair<std::string, DataId>>& raws,
+                                         std::vector<PlanningFailure>& failures) {
+    std::vector<std::string> lines(raws.size());
+    for (const auto& share : shares) {
+        std::istringstream in(share);
+        for (std::string line; std::getline(in, line);) {
+            if (line.empty()) continue;
+            lines.at(std::stoull(line.substr(0, line.find('\t')))) = line;
+        }
+    }
+    std::vector<ExposureRegion> out;
+    for (std::size_t i = 0; i < raws.size(); ++i) {
+        std::istringstream f(lines[i]);
+        std::string index, status;
+        std::getline(f, index, '\t');
+        std::getline(f, status, '\t');
+        if (status != "OK") {
+            std::string err;
+            std::getline(f, err);
+            failures.push_back({"singleVisit " + raws[i].second.toString(), err.empty() ? "no region computed" : err});
+            continue;
+        }
+        std::vector<SpherePoint> pts;
+        for (int k = 0; k < 5; ++k) {
+            std::string ra, dec;
+            std::getline(f, ra, '\t');
+            std::getline(f, dec, '\t');
+            pts.emplace_back(std::strtod(ra.c_str(), nullptr) * degrees, std::strtod(dec.c_str(), nullptr) * degrees);
+        }
+        ExposureRegion reg;
+        reg.dataId = raws[i].second;
+        reg.center = pts[0];
+        reg.corners.assign(pts.begin() + 1, pts.end());
+        out.push_back(std::move(reg));
     }
     return out;
 }
@@ -84,15 +153,35 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
     Plan plan;
     std::string planError;
     std::string verifyList;  // newline-separated "type\trun\tdataId" of recorded outputs to verify
+    // The raws (rank 0 lists them), and their sky regions (every rank reads a share of the headers).
+    std::string listing;
+    if (comm.isRoot()) {
+        try {
+            listing = rawListing(openOrCreateRepository(options.repo), options);
+        } catch (const std::exception& e) {
+            planError = errorText(e);
+        }
+    }
+    planError = comm.broadcast(planError);
+    if (!planError.empty()) {
+        if (comm.isRoot()) std::fprintf(stderr, "%s: cannot plan: %s\n", cmd.c_str(), planError.c_str());
+        return 2;
+    }
+    const auto raws = parseRawListing(comm.broadcast(listing));
+    std::vector<std::string> regionShares;
+    {
+        std::shared_ptr<const Camera> camera;
+        std::string cameraError;
+        try {
+            camera = cameraOfRun(Repository::open(options.repo), options.runs.raw, nullptr);
+        } catch (const std::exception& e) {
+            cameraError = errorText(e);
+        }
+        regionShares = comm.gather(readRegionShare(options.repo, raws, camera.get(), cameraError, comm.rank(), comm.size()));
+    }
     if (comm.isRoot()) {
         try {
             Repository repo = openOrCreateRepository(options.repo);
-            std::string instrument;
-            auto camera = cameraOfRun(repo, options.runs.raw, &instrument);
-            auto raws = repo.query({std::string("raw"), options.runs.raw, options.where});
-            if (raws.empty())
-                throw NotFoundError("no raw datasets in run '" + options.runs.raw + "' matching '" + options.where.toString() + "'",
-                                    options.repo.string());
             std::vector<TaskDef> tasks = pipelineByName(options.pipeline);
             if (!options.onlyTasks.empty())
                 tasks.erase(std::remove_if(tasks.begin(), tasks.end(),
@@ -109,7 +198,7 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
                     throw ConfigError("pipeline '" + options.pipeline + "' has tasks without an implementation yet (" + missing +
                                       "): plan it with --dry-run, or run the 'single-visit' pipeline");
             }
-            auto regions = exposureRegions(repo, raws, *camera, plan.planningFailures);
+            auto regions = parseRegions(regionShares, raws, plan.planningFailures);
             SkyMap skyMap(options.skymap);
             GraphBuildOptions gopt;
             gopt.skymapName = options.skymapName;

@@ -1,8 +1,8 @@
 // Campaign: plan and run a pipeline over a repository across the ranks of a communicator — the engine
 // behind `drp campaign` and `drp process-visit`.
 //
-// Rank 0 lists the raws, reads each one's header WCS to place it on the sky map, builds the quantum
-// graph, selects what this job runs (everything; one Slurm array share of the tracts; or only the
+// Rank 0 lists the raws; every rank reads a share of their header WCSs (to place them on the sky map);
+// rank 0 builds the quantum graph, selects what this job runs (everything; one Slurm array share of the tracts; or only the
 // global quanta), checks what is already done (--resume: outputs recorded in the manifest whose files
 // match their checksums, verified by all ranks in parallel), and hands the rest to the executor. At the
 // end rank 0 prints a summary table per task and the failures, and writes a report file
