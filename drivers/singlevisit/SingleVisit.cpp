@@ -272,7 +272,8 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
             DRP_LOG_VERBOSE("characterize", "PSF of spatial order " << order << " not possible: " << lastError);
         }
     }
-    if (!fitted) {
+    // The Gaussian of last resort: the stars' median size, or the seeing guess.
+    auto gaussianFallback = [&](const std::string& why) {
         std::vector<double> sizes;
         for (const PsfCandidate& c : candidates)
             if (c.isCandidate() && c.ixx > 0 && c.iyy > 0 && c.fluxErr > 0 && c.flux / c.fluxErr > 20)
@@ -282,19 +283,27 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
             std::nth_element(sizes.begin(), sizes.begin() + std::ptrdiff_t(sizes.size() / 2), sizes.end());
             sigmaFallback = sizes[sizes.size() / 2];
         }
-        DRP_LOG_WARN("characterize", "no pixel PSF model (" << lastError << "): Gaussian of sigma " << sigmaFallback
-                                                            << " px from " << sizes.size() << " stars");
+        DRP_LOG_WARN("characterize", "no pixel PSF model (" << why << "): Gaussian of sigma " << sigmaFallback << " px from "
+                                                            << sizes.size() << " stars");
         res.psf = PsfDeterminationResult{};
         res.psf.psf = GaussianPsf::make(sigmaFallback);
         res.psf.reservedMedianSizeResidual = std::numeric_limits<double>::quiet_NaN();
         res.psf.reservedSizeResidualScatter = std::numeric_limits<double>::quiet_NaN();
         fallback = 2;
+    };
+    if (!fitted) gaussianFallback(lastError);
+    const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
+                         exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
+    if (fitted) {
+        // A model fitted from very few stars can be degenerate (zero or undefined width at the centre).
+        const double s = res.psf.psf->computeSigma(centre);
+        if (!std::isfinite(s) || s <= 0)
+            gaussianFallback("the fitted model from " + std::to_string(res.psf.nUsed) + " stars has width " + std::to_string(s) +
+                             " px at the centre");
     }
     exposure.setPsf(res.psf.psf);
     timer.mark("PSF");
     res.summary.set("PSFFALLBK", fallback, "PSF fallback: 0 none, 1 constant pixel model, 2 Gaussian from moments");
-    const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
-                         exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
     const double sigma = res.psf.psf->computeSigma(centre);
 
     // Final detection and measurement with the measured PSF.
