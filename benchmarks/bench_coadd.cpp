@@ -1,0 +1,111 @@
+// Coadd assembly throughput and memory: a 3000 x 3000 patch from N warps streamed twice (artifact
+// rejection on) or once (off), one warp in memory at a time, as a driver would. Warps are noise
+// (a shared bank, offset per input) plus a grid of stars and one satellite streak in every 7th input;
+// their generation is outside the timed region. Counters: seconds per input per Mpix (both passes) and
+// the process's peak RSS (getrusage; includes the benchmark's own warp and noise bank).
+//
+//   build-coadd/bench_coadd --benchmark_filter=Coadd
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/MoffatPsf.h"
+#include "core/Render.h"
+#include "stages/coadd/CoaddAssembler.h"
+
+using namespace drp;
+
+namespace {
+
+constexpr int kSide = 3000;
+
+const std::vector<float>& noiseBank() {
+    static const std::vector<float> bank = [] {
+        std::vector<float> b(std::size_t(kSide) * kSide + 65536);
+        std::mt19937 rng(1);
+        std::normal_distribution<float> g(0.0f, 1.0f);
+        for (auto& v : b) v = g(rng);
+        return b;
+    }();
+    return bank;
+}
+
+const ImageF& starField() {
+    static const ImageF field = [] {
+        ImageF f(kSide, kSide, 0.0f);
+        const MoffatPsf psf(3.5, 3.0);
+        std::mt19937 rng(2);
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        for (int k = 0; k < 3000; ++k)
+            addPointSource(f, {20 + u(rng) * (kSide - 40), 20 + u(rng) * (kSide - 40)}, 1e3 * std::exp(6 * u(rng)), psf);
+        return f;
+    }();
+    return field;
+}
+
+void makeWarp(MaskedImageF& w, int i) {
+    const auto& bank = noiseBank();
+    const auto& stars = starField();
+    const std::size_t off = std::size_t(i) * 4099 % 65536;
+    const float sigma = 10.0f + float(i % 5);
+    for (int y = 0; y < kSide; ++y) {
+        float* im = w.image().row(y);
+        float* var = w.variance().row(y);
+        const float* s = stars.row(y);
+        const float* n = bank.data() + off + std::size_t(y) * kSide;
+        for (int x = 0; x < kSide; ++x) {
+            var[x] = sigma * sigma + std::max(s[x], 0.0f);
+            im[x] = s[x] + std::sqrt(var[x]) * n[x];
+        }
+    }
+    if (i % 7 == 3) {
+        const MoffatPsf psf(3.0, 3.0);
+        addTrail(w.image().subImage(Box2I({0, 1000 + i}, kSide, 400)), {0.0, 1100.0 + i}, {double(kSide - 1), 1200.0 + i},
+                 300.0 * kSide, psf, RenderConfig{0, 2048});
+    }
+}
+
+double peakRssMb() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_maxrss) / 1024.0;
+}
+
+void BM_CoaddAssemble(benchmark::State& state) {
+    const int n = int(state.range(0));
+    const bool reject = state.range(1) != 0;
+    noiseBank();
+    starField();
+    MaskedImageF warp(kSide, kSide);
+    for (auto _ : state) {
+        CoaddConfig cfg;
+        cfg.rejectArtifacts = reject;
+        CoaddAssembler a(Box2I({0, 0}, kSide, kSide), cfg);
+        for (int p = 0; p < a.numPasses(); ++p) {
+            a.beginPass(p);
+            for (int i = 0; i < n; ++i) {
+                state.PauseTiming();
+                makeWarp(warp, i);
+                WarpMetadata m;
+                m.id = i;
+                m.psfSigmaPx = 1.3 + 0.1 * (i % 5);
+                state.ResumeTiming();
+                a.add(warp, m);
+            }
+        }
+        MaskedImageF c = a.finish();
+        benchmark::DoNotOptimize(c.image().data());
+        state.counters["pixel_state_MB"] = double(a.pixelStateBytes()) / 1048576.0;
+    }
+    const double mpix = double(kSide) * kSide / 1e6;
+    state.counters["s_per_input_Mpix"] =
+        benchmark::Counter(double(n) * mpix * double(state.iterations()), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["peak_rss_MB"] = peakRssMb();
+}
+
+}  // namespace
+
+BENCHMARK(BM_CoaddAssemble)->Args({20, 0})->Args({20, 1})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();

@@ -1,0 +1,64 @@
+// CoaddFlavor: which inputs go into a coadd (deep, best-seeing, short-period), and the multi-band
+// detection coadd made from per-band coadds (DPDD section 4.4.3).
+//
+// Selection (selectCoaddInputs), over the inputs' WarpMetadata:
+//   * Deep: every input.
+//   * BestSeeing: inputs whose psfSigmaPx <= the seeingQuantile quantile of the inputs' psfSigmaPx
+//     (quantile with linear interpolation between order statistics, numpy's default: position
+//     q (n - 1) in the sorted list), e.g. 0.25 = the first quartile of the realised seeing. At least
+//     one input (the best) is always selected.
+//   * ShortPeriod: inputs with mjdBegin <= mjd < mjdEnd (e.g. one year of the survey).
+// The result lists the selected indices in increasing order; a driver streams only those to a
+// CoaddAssembler.
+//
+// Detection coadd (makeDetectionCoadd) from per-band coadds on the same grid:
+//   * WeightedSum: I = sum_b I_b / V_b / sum_b 1 / V_b, V = 1 / sum_b 1 / V_b: the inverse-variance
+//     weighted mean of the bands (the optimal detection image for a flat-spectrum source);
+//   * Chi2 (Szalay, Connolly & Szokoly 1999): I = sum_b I_b^2 / V_b - n_b, V = 2 n_b, with n_b the
+//     number of bands that have data at the pixel, so that pure noise has mean 0 and variance 2 n_b
+//     (sensitive to sources of any colour, but not linear in flux).
+// Pixels that are NO_DATA or non-finite in a band are skipped for that band; a pixel with no band is
+// NO_DATA (NaN image and variance). The other mask planes are OR-ed over the bands that contribute.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "core/MaskedImage.h"
+#include "stages/coadd/CoaddAssembler.h"
+
+namespace drp {
+
+/// Which inputs a coadd uses. Plain value; compare with ==; check with validate().
+struct CoaddFlavorConfig {
+    enum class Kind {
+        Deep,         ///< all inputs
+        BestSeeing,   ///< the best-seeing quantile
+        ShortPeriod,  ///< a date range
+    };
+    /// The flavour. Default Deep.
+    Kind kind = Kind::Deep;
+    /// BestSeeing: quantile of the seeing distribution kept. Bounds: (0, 1]. Default 0.25.
+    double seeingQuantile = 0.25;
+    /// ShortPeriod: first MJD included. Unit: MJD.
+    double mjdBegin = 0.0;
+    /// ShortPeriod: first MJD excluded. Unit: MJD. Bounds: > mjdBegin.
+    double mjdEnd = 1e6;
+
+    /// Throws ConfigError naming the first field out of bounds.
+    void validate() const;
+    friend bool operator==(const CoaddFlavorConfig&, const CoaddFlavorConfig&) = default;
+};
+
+/// Indices (increasing) of the inputs the flavour selects.
+std::vector<std::size_t> selectCoaddInputs(const std::vector<WarpMetadata>& inputs, const CoaddFlavorConfig& config);
+
+enum class DetectionCoaddKind {
+    WeightedSum,  ///< inverse-variance weighted mean of the bands
+    Chi2,         ///< sum of squared S/N minus the number of bands
+};
+
+/// The multi-band detection coadd of per-band coadds (same bbox, LogicError otherwise; at least one).
+MaskedImageF makeDetectionCoadd(const std::vector<MaskedImageF>& bandCoadds, DetectionCoaddKind kind);
+
+}  // namespace drp
