@@ -149,7 +149,7 @@ std::string CampaignWorker::runSingleVisit(const QuantumSpec& q) {
     }
     const auto& s = res.summary;
     std::string result = "sources=" + std::to_string(res.sources.size()) + " psfdtt=" + fmt("%.2e", s.getDouble("PSFDTT", NAN)) +
-                         " astrms=" + fmt("%.1f", s.getDouble("ASTRMS", NAN)) + "mas zp=" + fmt("%.3f", s.getDouble("ZP", NAN));
+                         " astrms=" + fmt("%.1f", s.getDouble("ASTRMS", NAN)) + "mas (" + s.getString("ASTMODE", "none") + ") zp=" + fmt("%.3f", s.getDouble("ZP", NAN));
     DRP_LOG_VERBOSE("campaign", q.task << ": " << result);
     return result;
 }

@@ -103,6 +103,10 @@ void SingleVisitConfig::validate() const {
     if (!(initialPsfFwhmArcsec > 0 && initialPsfFwhmArcsec <= 10))
         throw ConfigError("single visit: initial_psf_fwhm_arcsec must be in (0, 10]");
     if (apCorrOrder < 0 || apCorrOrder > 2) throw ConfigError("single visit: apcorr_order must be in [0, 2]");
+    if (!(astrometrySourceMinSnrFallback > 0 && astrometrySourceMinSnrFallback <= astrometrySourceMinSnr))
+        throw ConfigError("single visit: astrometry.min_source_snr_fallback must be in (0, astrometry.min_source_snr]");
+    if (astrometryMinSourcesBeforeFallback < 0 || astrometryMinSourcesBeforeFallback > 100000)
+        throw ConfigError("single visit: astrometry.min_sources_before_fallback must be in [0, 100000]");
 }
 
 void SingleVisitConfig::bind(ConfigBinder& b) {
@@ -120,6 +124,16 @@ void SingleVisitConfig::bind(ConfigBinder& b) {
     b.bind("astrometry.max_rotation_deg", astrometry.maxRotationDeg, "rotation error searched, deg");
     b.bind("astrometry.sip_order", astrometry.sipOrder, "SIP order of the fitted WCS");
     b.bind("astrometry.min_source_snr", astrometrySourceMinSnr, "S/N of sources used for astrometry");
+    b.bind("astrometry.min_source_snr_fallback", astrometrySourceMinSnrFallback,
+           "S/N cut used instead when fewer than astrometry.min_sources_before_fallback sources pass the first");
+    b.bind("astrometry.min_sources_before_fallback", astrometryMinSourcesBeforeFallback,
+           "sources above astrometry.min_source_snr below which the fallback cut is used");
+    b.bind("astrometry.few_star_enabled", astrometry.fewStarEnabled, "try the few-star matcher when pattern matching cannot work");
+    b.bind("astrometry.few_star_min_matches", astrometry.fewStarMinMatches, "matches a few-star solution needs");
+    b.bind("astrometry.affine_min_matches", astrometry.affineMinMatches,
+           "matches for an affine correction of the header WCS (fewer: shift + rotation + scale)");
+    b.bind("astrometry.few_star_max_false_solutions", astrometry.fewStarMaxFalseSolutions,
+           "expected number of false few-star solutions accepted");
     b.bind("photometry.enabled", doPhotometry, "fit the zero point against the reference catalog");
     b.bind("photometry.min_source_snr", photometry.minSourceSnr, "S/N of sources used for the zero point");
 }
@@ -360,11 +374,22 @@ SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& det
              ye = src.column<double>("yErr"), f = src.column<double>("psfFlux"), fe = src.column<double>("psfFluxErr");
         std::vector<AstrometrySource> sources;
         std::vector<std::size_t> rowOf;
-        for (std::size_t i = 0; i < src.size(); ++i) {
-            if (!(f[i] / fe[i] > cfg.astrometrySourceMinSnr) || !std::isfinite(x[i]) || !std::isfinite(xe[i])) continue;
-            if (flag(src, "pixelFlags_saturatedCenter", i) || flag(src, "centroid_flag", i)) continue;
-            sources.push_back({{x[i], y[i]}, xe[i], ye[i], f[i]});
-            rowOf.push_back(i);
+        // Sources above the S/N cut; a shallow field with too few of them uses the fallback cut.
+        auto select = [&](double minSnr) {
+            sources.clear();
+            rowOf.clear();
+            for (std::size_t i = 0; i < src.size(); ++i) {
+                if (!(f[i] / fe[i] > minSnr) || !std::isfinite(x[i]) || !std::isfinite(xe[i])) continue;
+                if (flag(src, "pixelFlags_saturatedCenter", i) || flag(src, "centroid_flag", i)) continue;
+                sources.push_back({{x[i], y[i]}, xe[i], ye[i], f[i]});
+                rowOf.push_back(i);
+            }
+        };
+        select(cfg.astrometrySourceMinSnr);
+        double snrUsed = cfg.astrometrySourceMinSnr;
+        if (int(sources.size()) < cfg.astrometryMinSourcesBeforeFallback && cfg.astrometrySourceMinSnrFallback < snrUsed) {
+            select(cfg.astrometrySourceMinSnrFallback);
+            snrUsed = cfg.astrometrySourceMinSnrFallback;
         }
         AstrometryResult astrom = fitAstrometry(sources, refs->astrometry, *res.calexp.wcs(), res.calexp.bbox(), cfg.astrometry);
         res.calexp.setWcs(astrom.wcs);
@@ -382,6 +407,9 @@ SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& det
         res.summary.set("ASTOFFX", astrom.offsetArcsec.x, "pointing offset found, east (arcsec)");
         res.summary.set("ASTOFFY", astrom.offsetArcsec.y, "pointing offset found, north (arcsec)");
         res.summary.set("ASTROT", astrom.rotationDeg, "rotation offset found (deg)");
+        res.summary.set("ASTMODE", std::string(toString(astrom.fitModel)), "astrometric model fitted");
+        res.summary.set("ASTFEW", std::int64_t(astrom.fewStars ? 1 : 0), "1: few-star astrometric solution");
+        res.summary.set("ASTSNR", snrUsed, "S/N cut of the sources used for astrometry");
 
         if (cfg.doPhotometry) {
             std::vector<PhotometryMatch> pm;
@@ -389,7 +417,21 @@ SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& det
                 std::size_t row = rowOf[m.source];
                 pm.push_back({f[row], fe[row], refs->fluxNjy[m.ref], refs->fluxErrNjy[m.ref], refs->colourMag[m.ref]});
             }
-            PhotometryResult photom = fitZeroPoint(pm, band, cfg.photometry);
+            // A shallow field with too few stars above the photometric S/N cut uses the astrometric
+            // fallback cut and accepts as few as 3 stars (the zero point is then noisier: ZPSNR, ZPNSTAR
+            // and ZPERR say so).
+            PhotometryConfig pcfg = cfg.photometry;
+            PhotometryResult photom;
+            try {
+                photom = fitZeroPoint(pm, band, pcfg);
+            } catch (const NumericalError& e) {
+                if (!(cfg.astrometrySourceMinSnrFallback < pcfg.minSourceSnr)) throw;
+                DRP_LOG_VERBOSE("calibrate", e.message() << "; retrying with source S/N >= " << cfg.astrometrySourceMinSnrFallback);
+                pcfg.minSourceSnr = cfg.astrometrySourceMinSnrFallback;
+                pcfg.minStars = std::min(pcfg.minStars, 3);
+                photom = fitZeroPoint(pm, band, pcfg);
+            }
+            res.summary.set("ZPSNR", pcfg.minSourceSnr, "S/N cut of the zero-point stars");
             res.calexp.setPhotoCalib(std::make_shared<PhotoCalib>(photom.photoCalib));
             res.summary.set("ZP", photom.zeroPointMag, "photometric zero point (AB mag of 1 e-)");
             res.summary.set("ZPERR", photom.zeroPointErrMag, "zero point error (mag)");

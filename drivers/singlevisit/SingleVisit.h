@@ -37,6 +37,8 @@ struct SingleVisitConfig {
     std::string apCorrAperture = "apFlux_17"; ///< the large aperture PSF fluxes are corrected to
     int apCorrOrder = 1;                      ///< polynomial order of the aperture correction over the detector, [0, 2]
     double astrometrySourceMinSnr = 10.0;     ///< sources used for astrometry: psfFlux S/N above this
+    double astrometrySourceMinSnrFallback = 5.0;  ///< with fewer than astrometryMinSourcesBeforeFallback such sources, use S/N above this instead, (0, astrometrySourceMinSnr]
+    int astrometryMinSourcesBeforeFallback = 20;  ///< see above, [0, 100000]
     bool doAstrometry = true;                 ///< fit the WCS against the reference catalog
     bool doPhotometry = true;                 ///< fit the zero point against the reference catalog
 

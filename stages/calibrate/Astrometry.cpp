@@ -5,6 +5,7 @@
 #include <numbers>
 #include <numeric>
 #include <sstream>
+#include <string>
 
 #include "core/Error.h"
 #include "stages/calibrate/PointMatcher.h"
@@ -48,6 +49,16 @@ int effectiveSipOrder(int requested, std::size_t nMatches) {
 
 }  // namespace
 
+const char* toString(AstrometryFitModel model) {
+    switch (model) {
+        case AstrometryFitModel::TanSip: return "tan-sip";
+        case AstrometryFitModel::Tan: return "tan";
+        case AstrometryFitModel::HeaderAffine: return "header-affine";
+        case AstrometryFitModel::HeaderSimilarity: return "header-similarity";
+    }
+    return "unknown";
+}
+
 void AstrometryConfig::validate() const {
     checkRange("maxOffsetArcsec", maxOffsetArcsec, 0.0, 3600.0, true);
     checkRange("maxRotationDeg", maxRotationDeg, 0.0, 45.0);
@@ -68,6 +79,12 @@ void AstrometryConfig::validate() const {
     checkRange("rejectSigma", rejectSigma, 1.0, 100.0, true);
     checkRange("errorFloorMas", errorFloorMas, 0.0, 1000.0);
     checkRange("minMatches", minMatches, 3, 1000000);
+    checkRange("fewStarMinMatches", fewStarMinMatches, 3, minMatches);
+    checkRange("fewStarMatchRadiusArcsec", fewStarMatchRadiusArcsec, 0.0, matchRadiusArcsec, true);
+    checkRange("fewStarMaxSources", fewStarMaxSources, 3, 1000);
+    checkRange("fewStarMaxRefs", fewStarMaxRefs, 3, 5000);
+    checkRange("fewStarMaxFalseSolutions", fewStarMaxFalseSolutions, 0.0, 0.1, true);
+    checkRange("affineMinMatches", affineMinMatches, 3, 1000000);
 }
 
 PatternMatchConfig AstrometryConfig::patternConfig() const {
@@ -86,6 +103,19 @@ PatternMatchConfig AstrometryConfig::patternConfig() const {
     return p;
 }
 
+FewStarMatchConfig AstrometryConfig::fewStarConfig() const {
+    FewStarMatchConfig f;
+    f.maxOffsetArcsec = maxOffsetArcsec;
+    f.maxRotationDeg = maxRotationDeg;
+    f.scaleTolerance = patternScaleTolerance;
+    f.matchRadiusArcsec = fewStarMatchRadiusArcsec;
+    f.maxSources = fewStarMaxSources;
+    f.maxRefs = fewStarMaxRefs;
+    f.minMatches = fewStarMinMatches;
+    f.maxFalseSolutions = fewStarMaxFalseSolutions;
+    return f;
+}
+
 AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, const std::vector<AstrometryRef>& refs,
                                const Wcs& initialWcs, const Box2I& bbox, const AstrometryConfig& config) {
     config.validate();
@@ -95,14 +125,18 @@ AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, con
     const TangentPlane tp0(centreSky);
     const double pixelScaleArcsec = initialWcs.pixelScale(centre).asArcseconds();
 
+    // The fewest matches any solution needs.
+    const int minNeeded = config.fewStarEnabled ? config.fewStarMinMatches : config.minMatches;
+    const char* minNeededName = config.fewStarEnabled ? "fewStarMinMatches" : "minMatches";
+
     // Usable sources, brightest first.
     std::vector<std::size_t> srcIdx;
     for (std::size_t i = 0; i < sources.size(); ++i)
         if (std::isfinite(sources[i].position.x) && std::isfinite(sources[i].position.y)) srcIdx.push_back(i);
-    if (srcIdx.size() < std::size_t(config.minMatches)) {
+    if (srcIdx.size() < std::size_t(minNeeded)) {
         std::ostringstream os;
         os << "astrometry: only " << srcIdx.size() << " usable sources (of " << sources.size()
-           << " given); at least minMatches = " << config.minMatches
+           << " given); at least " << minNeededName << " = " << minNeeded
            << " are needed: too few stars for an astrometric solution";
         throw NumericalError(os.str());
     }
@@ -121,10 +155,10 @@ AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, con
         const Point2D p = initialWcs.skyToPixel(refs[j].position);
         if (std::isfinite(p.x) && std::isfinite(p.y) && searchBox.contains(p)) refIdx.push_back(j);
     }
-    if (refIdx.size() < std::size_t(config.minMatches)) {
+    if (refIdx.size() < std::size_t(minNeeded)) {
         std::ostringstream os;
         os << "astrometry: only " << refIdx.size() << " reference stars (of " << refs.size()
-           << " given) in the searched area around the detector; at least minMatches = " << config.minMatches
+           << " given) in the searched area around the detector; at least " << minNeededName << " = " << minNeeded
            << " are needed";
         throw NumericalError(os.str());
     }
@@ -150,24 +184,48 @@ AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, con
         refVarMas2[k] = e * e;
     }
 
-    // 1. Pattern matching.
-    PatternMatchResult pattern;
-    try {
-        pattern = matchPatterns(srcTan, refTan, config.patternConfig());
-    } catch (const NumericalError& e) {
-        throw NumericalError("astrometry: " + e.message());
+    // 1. Pattern matching; the few-star matcher when the pattern matcher has too few points or no solution.
+    AstrometryResult result;
+    AffineTransform2 patternTransform;
+    std::string patternFailure;
+    const std::size_t patternNeeded = std::size_t(std::max(config.minPatternSpokes + 1, config.minMatches));
+    if (nSrc >= patternNeeded && nRef >= patternNeeded) {
+        try {
+            const PatternMatchResult pattern = matchPatterns(srcTan, refTan, config.patternConfig());
+            patternTransform = pattern.transform;
+            result.patternConfirmations = pattern.confirmations;
+        } catch (const NumericalError& e) {
+            if (!config.fewStarEnabled) throw NumericalError("astrometry: " + e.message());
+            patternFailure = e.message();
+        }
+    } else {
+        std::ostringstream os;
+        os << "too few points for pattern matching (" << nSrc << " sources, " << nRef << " reference stars; "
+           << patternNeeded << " of each are needed)";
+        patternFailure = os.str();
     }
+    if (!patternFailure.empty()) {
+        try {
+            const FewStarMatchResult few = matchFewStars(srcTan, refTan, config.fewStarConfig());
+            patternTransform = few.transform;
+            result.fewStars = true;
+            result.falseSolutionsExpected = few.falseSolutionsExpected;
+        } catch (const NumericalError& e) {
+            throw NumericalError("astrometry: " + patternFailure + "; " + e.message());
+        }
+    }
+    const std::size_t required = std::size_t(result.fewStars ? config.fewStarMinMatches : config.minMatches);
+    const Eigen::Vector2d patternShift = patternTransform.shift;
+    result.offsetArcsec = {patternShift.x(), patternShift.y()};
+    result.rotationDeg = -patternTransform.rotation() / kRadPerDeg;
 
     // 2. Match, fit, clip.
-    AstrometryResult result;
-    result.offsetArcsec = {pattern.offsetArcsec().x(), pattern.offsetArcsec().y()};
-    result.rotationDeg = pattern.rotationDeg();
-    result.patternConfirmations = pattern.confirmations;
 
     const PointGrid refGrid(refTan, config.matchRadiusArcsec);
     std::vector<Eigen::Vector2d> predicted(nSrc);
     std::shared_ptr<const Wcs> wcs;
-    double radius = config.matchRadiusArcsec;
+    double radius = result.fewStars ? config.fewStarMatchRadiusArcsec : config.matchRadiusArcsec;
+    AstrometryFitModel model = AstrometryFitModel::TanSip;
     std::vector<PointPair> pairs, kept;
     std::vector<double> residMas;  // |residual| per pair of `pairs`, for the current fit
     const double floor2 = config.errorFloorMas * config.errorFloorMas;
@@ -175,38 +233,94 @@ AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, con
 
     for (int iter = 0; iter < config.fitIterations; ++iter) {
         for (std::size_t k = 0; k < nSrc; ++k)
-            predicted[k] = wcs ? tp0.projectArcsec(wcs->pixelToSky(srcPix[k])) : pattern.transform(srcTan[k]);
+            predicted[k] = wcs ? tp0.projectArcsec(wcs->pixelToSky(srcPix[k])) : patternTransform(srcTan[k]);
         pairs = matchNearest(predicted, refGrid, radius);
-        if (pairs.size() < std::size_t(config.minMatches)) {
+        if (pairs.size() < required) {
             std::ostringstream os;
             os << "astrometry: only " << pairs.size() << " matches within " << radius << " arcsec in fit iteration "
-               << iter << " (minMatches = " << config.minMatches << ")";
+               << iter << " (" << (result.fewStars ? "fewStarMinMatches" : "minMatches") << " = " << required << ")";
             throw NumericalError(os.str());
         }
-        const SpherePoint crvalGuess = wcs ? wcs->crval() : tp0.deprojectArcsec(pattern.transform.shift);
+        const SpherePoint crvalGuess = wcs ? wcs->crval() : tp0.deprojectArcsec(patternShift);
         kept = pairs;
         std::vector<double> sigma(pairs.size());
         for (std::size_t m = 0; m < pairs.size(); ++m)
             sigma[m] = std::sqrt(srcVarMas2[pairs[m].a] + refVarMas2[pairs[m].b] + floor2);
         std::vector<char> keep(pairs.size(), 1);
-        std::shared_ptr<const Wcs> fitted;
-        for (int round = 0;; ++round) {
+        // Fit the model chosen from the number of pairs kept (header comment, step 3).
+        auto fitKept = [&](const std::vector<char>& use, AstrometryFitModel& usedModel, int& usedOrder) {
             std::vector<Point2D> pix;
             std::vector<SpherePoint> sky;
             std::vector<double> w;
             for (std::size_t m = 0; m < pairs.size(); ++m) {
-                if (!keep[m]) continue;
+                if (!use[m]) continue;
                 pix.push_back(srcPix[pairs[m].a]);
                 sky.push_back(refs[refIdx[pairs[m].b]].position);
                 w.push_back(sigma[m] > 0.0 ? 1.0 / (sigma[m] * sigma[m]) : 1.0);
             }
-            order = effectiveSipOrder(config.sipOrder, pix.size());
-            fitted = fitTanSip(pix, sky, w, centre, crvalGuess, order);
+            usedOrder = effectiveSipOrder(config.sipOrder, pix.size());
+            if (usedOrder >= 2) {
+                usedModel = AstrometryFitModel::TanSip;
+                return fitTanSip(pix, sky, w, centre, crvalGuess, usedOrder);
+            }
+            if (pix.size() >= std::size_t(config.affineMinMatches) && !initialWcs.hasSip()) {
+                usedModel = AstrometryFitModel::Tan;
+                return fitTanSip(pix, sky, w, centre, crvalGuess, 0);
+            }
+            if (pix.size() >= std::size_t(config.affineMinMatches)) {
+                usedModel = AstrometryFitModel::HeaderAffine;
+                return fitWcsCorrection(initialWcs, pix, sky, w, WcsCorrection::Affine);
+            }
+            usedModel = AstrometryFitModel::HeaderSimilarity;
+            return fitWcsCorrection(initialWcs, pix, sky, w, WcsCorrection::Similarity);
+        };
+        auto residualMas = [&](const Wcs& w, std::size_t m) {
+            return ((refTan[pairs[m].b] - tp0.projectArcsec(w.pixelToSky(srcPix[pairs[m].a]))) * 1000.0).eval();
+        };
+        // Few-star regime: the normalised residuals of a handful of matches say little (a low-order model
+        // leaves systematic residuals), so a chance match is found by leaving each match out in turn: the worst
+        // is rejected while its left-out residual exceeds max(rejectSigma x the rms of the others,
+        // matchRadiusMinArcsec) and more than `required` matches remain.
+        if (result.fewStars) {
+            std::size_t nKeep = pairs.size();
+            while (nKeep > required && nKeep < std::size_t(config.minMatches)) {
+                double worstExcess = 0.0;
+                long worst = -1;
+                for (std::size_t m = 0; m < pairs.size(); ++m) {
+                    if (!keep[m]) continue;
+                    std::vector<char> without = keep;
+                    without[m] = 0;
+                    AstrometryFitModel mm;
+                    int oo = 0;
+                    std::shared_ptr<const Wcs> loo;
+                    try {
+                        loo = fitKept(without, mm, oo);
+                    } catch (const NumericalError&) {
+                        continue;
+                    }
+                    double sum2 = 0.0;
+                    for (std::size_t q = 0; q < pairs.size(); ++q)
+                        if (without[q]) sum2 += residualMas(*loo, q).squaredNorm();
+                    const double rmsOthers = std::sqrt(sum2 / double(nKeep - 1));
+                    const double limit = std::max(config.rejectSigma * rmsOthers, 1000.0 * config.matchRadiusMinArcsec);
+                    const double excess = residualMas(*loo, m).norm() / limit;
+                    if (excess > 1.0 && excess > worstExcess) {
+                        worstExcess = excess;
+                        worst = long(m);
+                    }
+                }
+                if (worst < 0) break;
+                keep[std::size_t(worst)] = 0;
+                --nKeep;
+            }
+        }
+        std::shared_ptr<const Wcs> fitted;
+        for (int round = 0;; ++round) {
+            fitted = fitKept(keep, model, order);
             residMas.assign(pairs.size(), 0.0);
             std::vector<double> z2Kept;
             for (std::size_t m = 0; m < pairs.size(); ++m) {
-                const Eigen::Vector2d d =
-                    (refTan[pairs[m].b] - tp0.projectArcsec(fitted->pixelToSky(srcPix[pairs[m].a]))) * 1000.0;
+                const Eigen::Vector2d d = residualMas(*fitted, m);
                 residMas[m] = d.norm();
                 if (keep[m]) z2Kept.push_back(d.squaredNorm() / (sigma[m] * sigma[m]));
             }
@@ -221,7 +335,7 @@ AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, con
                 next[m] = residMas[m] <= config.rejectSigma * scale * sigma[m];
                 nNext += std::size_t(next[m]);
             }
-            if (next == keep || nNext < std::size_t(config.minMatches)) break;
+            if (next == keep || nNext < required) break;
             keep.swap(next);
         }
         wcs = fitted;
@@ -243,7 +357,8 @@ AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, con
     }
 
     // 3. Output.
-    result.sipOrder = order;
+    result.fitModel = model;
+    result.sipOrder = wcs->hasSip() ? wcs->sip()->order : 0;
     result.nMatches = int(kept.size());
     result.matches.reserve(kept.size());
     for (const auto& p : kept) {

@@ -6,15 +6,31 @@
 //     they fall in the detector grown by the searched offset and rotation.
 //  2. Pattern matching (PatternMatcher.h) of the brightest sources against the brightest references gives a
 //     shift, a rotation and an affine refinement (absorbing the header's scale error and local distortion).
-//  3. Fit loop (fitIterations times): one-to-one nearest matching within the current radius; weighted
-//     TAN-SIP fit (TanSipFitter.h; CRPIX at the detector centre, SIP order lowered when there are fewer than
-//     3 matches per coefficient); sigma clipping (a match is rejected when |residual| / sigma exceeds
-//     rejectSigma times max(1, robust scale of the normalised residuals); refit until stable); the next radius
-//     is max(matchRadiusMinArcsec, min(radius, matchRadiusRmsFactor * rms)).
+//     Few-star path (fewStarEnabled): when there are fewer usable sources or references than minMatches, or
+//     the pattern matcher finds no solution, the exhaustive few-star matcher (FewStarMatcher.h) is tried: a
+//     similarity accepted with >= fewStarMinMatches matches within fewStarMatchRadiusArcsec only if the
+//     expected number of false solutions, computed from the reference density, is <= fewStarMaxFalseSolutions.
+//     The fit loop then needs fewStarMinMatches matches instead of minMatches.
+//  3. Fit loop (fitIterations times): one-to-one nearest matching within the current radius; weighted fit
+//     of a model chosen from the number n of matches (AstrometryFitModel):
+//       n >= 3 x (SIP terms of order 2) = 18 and sipOrder >= 2: TAN-SIP (TanSipFitter.h; CRPIX at the detector
+//                                centre, SIP order lowered while there are fewer than 3 matches per coefficient);
+//       n >= affineMinMatches:   TAN (CRVAL + general CD, CRPIX at the detector centre) — or, when the header
+//                                WCS has SIP, the header with its CRPIX and SIP kept and CRVAL and an affine
+//                                correction of CD fitted (TanSipFitter.h, fitWcsCorrection);
+//       otherwise (>= fewStarMinMatches): the header with CRVAL and a rotation + scale of CD fitted (its SIP,
+//                                i.e. its distortion, and the shape of its CD kept).
+//     Sigma clipping (a match is rejected when |residual| / sigma exceeds rejectSigma times max(1, robust
+//     scale of the normalised residuals); refit until stable, never below the matches needed); the next radius is max(matchRadiusMinArcsec, min(radius, matchRadiusRmsFactor * rms)).
 //     Per-match sigma^2 = (pixel scale * centroid error)^2 + refErr^2 + errorFloor^2 per axis.
+//     Few-star solutions with fewer than minMatches matches are first cleaned by leave-one-out: the match whose
+//     left-out residual most exceeds max(rejectSigma x rms of the others, matchRadiusMinArcsec) is dropped,
+//     while more than fewStarMinMatches remain (a chance match of a spurious source cannot hide in the
+//     systematic residuals of a low-order model).
 //  4. Inverse SIP (AP/BP, inverseSipOrder) fitted over the detector for FITS readers.
-// Failure — too few sources or references, no pattern, too few matches — throws NumericalError whose message
-// names the problem and the counts; the driver records it per detector and goes on.
+// Failure — too few sources or references (fewer than fewStarMinMatches, or minMatches without the few-star
+// path), no pattern, too few matches — throws NumericalError whose message names the problem and the counts;
+// the driver records it per detector and goes on.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +40,7 @@
 #include "core/Box.h"
 #include "core/Wcs.h"
 #include "sky/SpherePoint.h"
+#include "stages/calibrate/FewStarMatcher.h"
 #include "stages/calibrate/PatternMatcher.h"
 
 namespace drp {
@@ -47,12 +64,21 @@ struct AstrometryConfig {
     int clipIterations = 5;              ///< clip-refit rounds within an iteration, [0, 100]
     double rejectSigma = 3.0;            ///< clipping threshold on |residual| / sigma in robust-scale units, (1, 100]
     double errorFloorMas = 0.5;          ///< added in quadrature to every match's per-axis error, mas [0, 1000]
-    int minMatches = 10;                 ///< matches a solution needs, [3, 1000000]
+    int minMatches = 10;                 ///< matches a solution needs (pattern-matcher path), [3, 1000000]
+    bool fewStarEnabled = true;          ///< try the few-star path when the pattern matcher cannot (see above)
+    int fewStarMinMatches = 4;           ///< matches a few-star solution needs (fewer: NumericalError), [3, minMatches]
+    double fewStarMatchRadiusArcsec = 1.0;   ///< few-star verification radius and first fit radius, arcsec (0, matchRadiusArcsec]
+    int fewStarMaxSources = 30;          ///< brightest sources the few-star matcher uses, [3, 1000]
+    int fewStarMaxRefs = 200;            ///< brightest references (in the searched area) it uses, [3, 5000]
+    double fewStarMaxFalseSolutions = 1e-4;  ///< largest expected number of false few-star solutions accepted, (0, 0.1]
+    int affineMinMatches = 6;            ///< matches for a general linear (affine) fit; below: shift + rotation + scale of the header WCS, [3, 1000000]
 
     /// Throws ConfigError for values outside the bounds above.
     void validate() const;
     /// The pattern-matcher settings implied by this config.
     PatternMatchConfig patternConfig() const;
+    /// The few-star matcher settings implied by this config.
+    FewStarMatchConfig fewStarConfig() const;
     friend bool operator==(const AstrometryConfig&, const AstrometryConfig&) = default;
 };
 
@@ -72,6 +98,16 @@ struct AstrometryRef {
     double mag = 0.0;     ///< used only to rank by brightness
 };
 
+/// The model fitted by the last iteration (see the header comment, step 3).
+enum class AstrometryFitModel {
+    TanSip,            ///< TAN-SIP fitted, CRPIX at the detector centre
+    Tan,               ///< TAN (CRVAL + general CD) fitted, CRPIX at the detector centre
+    HeaderAffine,      ///< the header WCS (CRPIX and SIP kept) with CRVAL and an affine correction of CD
+    HeaderSimilarity,  ///< the header WCS (CRPIX, SIP and CD shape kept) with CRVAL and a rotation + scale of CD
+};
+/// "tan-sip", "tan", "header-affine", "header-similarity".
+const char* toString(AstrometryFitModel model);
+
 struct AstrometryMatch {
     std::size_t source = 0;          ///< index into the sources given
     std::size_t ref = 0;             ///< index into the references given
@@ -87,7 +123,10 @@ struct AstrometryResult {
     int nRejected = 0;                       ///< matches within the final radius rejected by clipping
     Point2D offsetArcsec;                    ///< pattern shift: (east, north) of the true position of the detector centre relative to the initial WCS
     double rotationDeg = 0.0;                ///< pattern rotation: true minus initial position angle (north through east)
-    int sipOrder = 0;                        ///< SIP order actually fitted (lowered when matches are few)
+    int sipOrder = 0;                        ///< SIP order of the result: fitted (lowered when matches are few), or the header's kept by a Header* model
+    AstrometryFitModel fitModel = AstrometryFitModel::TanSip;  ///< model of the last fit
+    bool fewStars = false;                   ///< the solution came from the few-star path (FewStarMatcher.h)
+    double falseSolutionsExpected = 0.0;     ///< few-star path: expected number of false solutions with as many matches (0 otherwise)
     double finalMatchRadiusArcsec = 0.0;     ///< radius of the last matching
     int patternConfirmations = 0;            ///< independent patterns agreeing with the pattern solution
 };

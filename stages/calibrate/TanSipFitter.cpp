@@ -99,4 +99,79 @@ std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const s
     return std::make_shared<const Wcs>(crpix, crval, cd, sip);
 }
 
+std::shared_ptr<const Wcs> fitWcsCorrection(const Wcs& base, const std::vector<Point2D>& pixels,
+                                            const std::vector<SpherePoint>& sky, const std::vector<double>& weights,
+                                            WcsCorrection kind) {
+    if (pixels.size() != sky.size() || (!weights.empty() && weights.size() != pixels.size()))
+        throw LogicError("fitWcsCorrection: pixels, sky and weights differ in size");
+    const bool similarity = kind == WcsCorrection::Similarity;
+    const std::size_t needed = similarity ? 2 : 3;
+    std::vector<std::size_t> use;
+    for (std::size_t i = 0; i < pixels.size(); ++i) {
+        const double w = weights.empty() ? 1.0 : weights[i];
+        if (w > 0.0 && std::isfinite(w) && std::isfinite(pixels[i].x) && std::isfinite(pixels[i].y)) use.push_back(i);
+    }
+    const char* name = similarity ? "similarity" : "affine";
+    if (use.size() < needed) {
+        std::ostringstream os;
+        os << "fitWcsCorrection: " << use.size() << " usable points for a " << name << " correction (at least "
+           << needed << " are needed)";
+        throw NumericalError(os.str());
+    }
+    SpherePoint crval = base.crval();
+    Eigen::Matrix2d cd = base.cd();
+    const std::optional<SipPolynomials>& sip = base.sip();
+    for (int pass = 0; pass < 20; ++pass) {
+        const Wcs current(base.crpix(), crval, cd, sip);
+        const TangentPlane tp(crval);
+        // Weighted centroids, then the centred normal equations (arcsec).
+        std::vector<Eigen::Vector2d> x(use.size()), y(use.size());
+        double sw = 0.0;
+        Eigen::Vector2d mx = Eigen::Vector2d::Zero(), my = Eigen::Vector2d::Zero();
+        for (std::size_t k = 0; k < use.size(); ++k) {
+            const std::size_t i = use[k];
+            const double w = weights.empty() ? 1.0 : weights[i];
+            x[k] = tp.projectArcsec(current.pixelToSky(pixels[i]));
+            y[k] = tp.projectArcsec(sky[i]);
+            if (!x[k].allFinite() || !y[k].allFinite())
+                throw NumericalError("fitWcsCorrection: a point is 90 deg or more from the tangent point");
+            sw += w;
+            mx += w * x[k];
+            my += w * y[k];
+        }
+        mx /= sw;
+        my /= sw;
+        Eigen::Matrix2d m;
+        Eigen::Matrix2d sxx = Eigen::Matrix2d::Zero(), syx = Eigen::Matrix2d::Zero();
+        double sDot = 0.0, sCross = 0.0, sNorm = 0.0;
+        for (std::size_t k = 0; k < use.size(); ++k) {
+            const double w = weights.empty() ? 1.0 : weights[use[k]];
+            const Eigen::Vector2d dx = x[k] - mx, dy = y[k] - my;
+            sxx += w * dx * dx.transpose();
+            syx += w * dy * dx.transpose();
+            sDot += w * dx.dot(dy);
+            sCross += w * (dx.x() * dy.y() - dx.y() * dy.x());
+            sNorm += w * dx.squaredNorm();
+        }
+        if (similarity) {
+            if (!(sNorm > 0.0)) throw NumericalError("fitWcsCorrection: the points coincide");
+            const double a = sDot / sNorm, b = sCross / sNorm;
+            m << a, -b, b, a;
+        } else {
+            const double det = sxx.determinant();
+            if (!(std::fabs(det) > 1e-12 * sxx.squaredNorm()) || !std::isfinite(det))
+                throw NumericalError("fitWcsCorrection: the points are collinear (an affine correction is undetermined)");
+            m = syx * sxx.inverse();
+        }
+        const Eigen::Vector2d t = my - m * mx;
+        if (!m.allFinite() || !t.allFinite() || !(std::fabs(m.determinant()) > 0.0))
+            throw NumericalError("fitWcsCorrection: the least-squares solution is singular");
+        crval = tp.deprojectArcsec(t);
+        cd = m * cd;
+        if (t.norm() < 1e-9 && (m - Eigen::Matrix2d::Identity()).norm() < 1e-12) break;
+        if (pass == 19 && t.norm() > 1e-6) throw NumericalError("fitWcsCorrection: did not converge");
+    }
+    return std::make_shared<const Wcs>(base.crpix(), crval, cd, sip);
+}
+
 }  // namespace drp

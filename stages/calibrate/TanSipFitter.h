@@ -8,6 +8,14 @@
 // to the deprojection of the constants and repeats until they vanish (|constant| < 1e-10 arcsec; 2-4
 // passes). Then CD = the linear terms and (A_pq, B_pq) = CD^-1 (P_xi,pq, P_eta,pq) for p + q >= 2.
 // Order 0 or 1 fits a plain TAN Wcs (CRVAL and CD).
+//
+// fitWcsCorrection: the low-order alternative for few matches. The model is a given (header) Wcs whose CRPIX
+// and SIP (the optical distortion it carries, if any) are kept, with CRVAL moved and CD multiplied on the left
+// by a 2x2 matrix M: a similarity (shift + rotation + scale: 4 parameters, >= 2 points) or a general linear
+// map (shift + affine: 6 parameters, >= 3 non-collinear points). Each pass projects the sky points and the
+// current model's pixel positions about the current CRVAL (where the model is exactly x = CD (u + SIP)),
+// fits y = M x + t by weighted least squares, moves CRVAL to the deprojection of t and sets CD = M CD; it
+// stops when |t| < 1e-9 arcsec and |M - 1| < 1e-12 (2-4 passes): the exact weighted least-squares solution.
 #pragma once
 
 #include <memory>
@@ -29,5 +37,19 @@ int polynomialTermCount(int order);
 std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
                                      const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess,
                                      int order);
+
+/// The parameters fitWcsCorrection adjusts.
+enum class WcsCorrection {
+    Similarity,  ///< CRVAL, and CD rotated and scaled (4 parameters)
+    Affine,      ///< CRVAL, and CD multiplied by a general 2x2 matrix (6 parameters)
+};
+
+/// Fit a correction of `base` (see the header comment) to pixels[i] -> sky[i] with weights (empty: all 1).
+/// The result keeps base's CRPIX and SIP (forward and inverse). Throws LogicError for mismatched sizes;
+/// NumericalError with too few usable points (2 for Similarity, 3 for Affine), degenerate points, or no
+/// convergence.
+std::shared_ptr<const Wcs> fitWcsCorrection(const Wcs& base, const std::vector<Point2D>& pixels,
+                                            const std::vector<SpherePoint>& sky, const std::vector<double>& weights,
+                                            WcsCorrection kind);
 
 }  // namespace drp

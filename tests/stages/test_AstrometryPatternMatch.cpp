@@ -269,11 +269,16 @@ TEST(AstrometryPatternMatch, EmptyAndNearlyEmptyFieldsGiveClearErrors) {
     for (auto& s : nan) s.position = {std::nan(""), 1.0};
     m = message(nan, f.refs);
     EXPECT_NE(m.find("only 0 usable sources (of 20"), std::string::npos) << m;
-    // 12 real stars: enough to try, too few for a pattern-verified solution -> still a NumericalError.
+    // 12 real stars: enough to try, too few for a pattern-verified solution -> still a NumericalError (most are
+    // fainter than the reference catalog, so the few-star path finds no significant solution either; without
+    // it the pattern matcher's message is given alone).
     std::vector<AstrometrySource> twelve;
     for (std::size_t i = 0; i < f.sources.size() && twelve.size() < 12; ++i)
         if (f.sourceStar[i] >= 0) twelve.push_back(f.sources[i]);
     EXPECT_THROW(fitAstrometry(twelve, f.refs, *f.headerWcs, f.bbox, AstrometryConfig{}), NumericalError);
+    AstrometryConfig patternOnly;
+    patternOnly.fewStarEnabled = false;
+    EXPECT_THROW(fitAstrometry(twelve, f.refs, *f.headerWcs, f.bbox, patternOnly), NumericalError);
 }
 
 TEST(AstrometryPatternMatch, PlanarPatternsExactRotationAndShift) {
