@@ -1,7 +1,8 @@
-// Coadd assembly throughput and memory: a 3000 x 3000 patch from N warps streamed twice (artifact
-// rejection on) or once (off), one warp in memory at a time, as a driver would. Warps are noise
+// Coadd assembly throughput and memory: a 3000 x 3000 patch from N warps streamed three times
+// (artifact rejection on: pass 0 sums, pass 1 PSF-matched template, pass 2 comparison) or once (off),
+// one warp in memory at a time, as a driver would. Warps are noise
 // (a shared bank, offset per input) plus a grid of stars and one satellite streak in every 7th input;
-// their generation is outside the timed region. Counters: seconds per input per Mpix (both passes) and
+// their generation is outside the timed region. Counters: seconds per input per Mpix (all passes) and
 // the process's peak RSS (getrusage; includes the benchmark's own warp and noise bank).
 //
 //   build-coadd/bench_coadd --benchmark_filter=Coadd

@@ -1,6 +1,7 @@
 // Registration of the built-in subcommands. Each command's implementation lives in its own file.
 #include "core/MoffatPsf.h"
 #include "core/PsfexPsf.h"
+#include "stages/coadd/CoaddPsf.h"
 #include "drivers/Cli.h"
 
 namespace drp {
@@ -17,6 +18,7 @@ void registerBuiltinCommands() {
     // PSF types any command may read from a file.
     registerMoffatPsf();
     registerPsfexPsf();
+    registerCoaddPsf();
     registerExampleCommand();
     registerRepositoryCommands();
     registerSimCommand();

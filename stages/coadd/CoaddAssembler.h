@@ -15,19 +15,25 @@
 // over the inputs that contribute at x (not NO_DATA, no excluded plane, finite, not rejected). For
 // PerPixel weights V reduces to 1 / sum_i w_i.
 //
-// Passes and memory. Without artifact rejection numPasses() == 1. With it numPasses() == 2 and the
-// driver streams every input twice (2x the reads, never more than one warp in memory):
+// Passes and memory. Without artifact rejection numPasses() == 1. With it numPasses() == 3 and the
+// driver streams every input three times (3x the reads, never more than one warp in memory):
 //   pass 0 accumulates S = sum w I (double), W = sum w (double), Q = sum w^2 v (float), the number of
-//          contributing inputs (uint16) and the mask-plane weights;
-//   pass 1 compares each warp with the leave-one-out reference (S - w I) / (W - w) built from those sums
-//          (the mean of all the OTHER inputs, so an artifact never hides in its own reference), finds its
-//          artifacts (findArtifacts) and subtracts their pixels' contributions into separate "rejected"
-//          sums (dS, dW, dQ float; rejected-count uint16), so the reference stays intact for later inputs.
+//          contributing inputs (uint16) and the mask-plane weights; it also fixes the common PSF sigma
+//          s_t = max s_i of the usable inputs;
+//   pass 1 PSF-matches each warp to s_t (ArtifactRejection.h) and accumulates the robust template's
+//          state: sum w J, sum w (float), count (uint16) and the K = maxOutlierEpochs largest values per
+//          pixel with their input indices (float + uint16 each). beginPass(2) turns them into the
+//          template T (and G * T) and releases the top-K state;
+//   pass 2 compares each PSF-matched, smoothed warp with G * T (findArtifacts) and finds sharp pixels
+//          (findSharpPixels, against the leave-one-out mean of pass 0); inside the regions found the
+//          input's pixels are removed (or, over a static source brighter than the artifact, corrected by
+//          subtracting J - T) through separate "rejected" sums (dS, dW, dQ float; rejected-count uint16).
 //   finish() returns (S - dS) / (W - dW) and (Q - dQ) / (W - dW)^2.
-// Per pixel that is 8 + 8 + 4 + 2 (pass 0) + 4 + 4 + 4 + 2 (rejected sums) + 4 (covering weight) + 4 per
-// tracked mask plane bytes (64 bytes with the 6 default planes: 0.55 GB for a 3000 x 3000 patch) plus ~10 float images of
-// per-warp scratch in pass 1, whatever the number of inputs; per input only a few scalars are kept
-// (inputs()). pixelStateBytes() reports the pixel state.
+// Per pixel that is 8 + 8 + 4 + 2 + 4 + 4 per tracked plane (coadd sums, 50 bytes with the 6 default
+// planes) + 14 (rejected sums) + 10 + 6 K (template state, pass 1 only; pass 2 keeps 8: T and G * T):
+// 92 bytes with K = 3 (0.83 GB for a 3000 x 3000 patch) plus ~12 float images of per-warp scratch in
+// passes 1-2, whatever the number of inputs; per input only a few scalars are kept (inputs()).
+// pixelStateBytes() reports the peak pixel state.
 //
 // Masks: pixels with an excluded plane (default NO_DATA, BAD, SAT, EDGE) do not contribute. A tracked
 // plane p is set in the coadd where the weight of the inputs that cover the pixel (not NO_DATA) and
@@ -103,9 +109,9 @@ struct CoaddInputSummary {
     double weight = 0.0;               ///< the per-input weight (PerPixel: 1 / median variance, for masks)
     double psfSigmaPx = 0.0;
     std::int64_t usedPixels = 0;       ///< contributing pixels (pass 0)
-    std::int64_t rejectedPixels = 0;   ///< pixels rejected as artifacts (pass 1)
-    int artifactRegions = 0;           ///< artifact regions found (pass 1)
-    int staticRegions = 0;             ///< candidate regions kept as static-source residuals (pass 1)
+    std::int64_t rejectedPixels = 0;   ///< pixels rejected (removed or corrected) as artifacts (pass 2)
+    int artifactRegions = 0;           ///< smoothed-difference artifact regions found (pass 2)
+    int staticRegions = 0;             ///< extended-threshold regions without a seed, not rejected (pass 2)
 };
 
 class CoaddAssembler {
@@ -113,9 +119,9 @@ public:
     /// An assembler for the patch `bbox` (non-empty). Throws ConfigError for a bad config.
     CoaddAssembler(const Box2I& bbox, CoaddConfig config = {});
 
-    /// 2 with artifact rejection, 1 without.
-    int numPasses() const { return config_.rejectArtifacts ? 2 : 1; }
-    /// Start pass `pass` (0, then 1 when numPasses() == 2, in order). Every input must be added once in
+    /// 3 with artifact rejection, 1 without.
+    int numPasses() const { return config_.rejectArtifacts ? 3 : 1; }
+    /// Start pass `pass` (0 .. numPasses() - 1, in order). Every input must be added once in
     /// every pass, in any order. Throws LogicError out of order or when an input of pass 0 is missing.
     void beginPass(int pass);
     /// Add one warp (bbox equal to the patch bbox; LogicError otherwise) in the current pass. Returns the
@@ -130,9 +136,11 @@ public:
     const std::vector<CoaddInputSummary>& inputs() const { return inputs_; }
     /// sqrt(sum w sigma^2 / sum w) over the inputs of pass 0: the second-moment size of the coadd PSF.
     double meanPsfSigmaPx() const;
-    /// The smoothing sigma used by artifact rejection (config value or meanPsfSigmaPx()).
+    /// The common (worst) PSF sigma the epochs are matched to for artifact rejection (after pass 0).
+    double targetPsfSigmaPx() const { return targetSigma_; }
+    /// The smoothing sigma used by artifact rejection (config value, or targetPsfSigmaPx() once known).
     double smoothingSigmaPx() const;
-    /// Bytes held in per-pixel state (independent of the number of inputs).
+    /// Bytes held in per-pixel state at its peak (independent of the number of inputs).
     std::size_t pixelStateBytes() const;
     /// Mask bits of the excluded planes in a warp's mask (planes it lacks are skipped).
     MaskPixel excludedBits(const Mask& mask) const;
@@ -141,7 +149,11 @@ public:
 
 private:
     void addPass0(const MaskedImageF& warp, const WarpMetadata& meta, CoaddInputSummary& in);
-    void addPass1(const MaskedImageF& warp, const WarpMetadata& meta, CoaddInputSummary& in);
+    bool scaledPlanes(const MaskedImageF& warp, const WarpMetadata& meta, ImageF& image, ImageF& variance,
+                      ImageF& valid) const;
+    void addTemplate(const MaskedImageF& warp, const WarpMetadata& meta, std::size_t index);
+    void buildTemplate();
+    void addCompare(const MaskedImageF& warp, const WarpMetadata& meta, CoaddInputSummary& in);
 
     Box2I bbox_;
     CoaddConfig config_;
@@ -161,6 +173,12 @@ private:
     std::vector<float> planeW_;  // trackedPlanes_.size() x npix
     std::vector<float> rejWI_, rejW_, rejW2V_;
     std::vector<std::uint16_t> nRejected_;
+    // Artifact rejection: per input the raw and PSF-matched noise sigmas (pass 1); per pixel the template
+    // sums and top-K values (pass 1; released at the start of pass 2, when tA_ becomes G * template).
+    double targetSigma_ = 0, templateSmoothedVar_ = 0, templateVar_ = 0;
+    std::vector<double> rawSigma_, matchedSigma_;
+    std::vector<float> tA_, tW_, topV_, tT_;
+    std::vector<std::uint16_t> tN_, topI_;
 };
 
 }  // namespace drp

@@ -19,7 +19,11 @@ double lanczos(double x, int n) {
     return n * std::sin(px) * std::sin(px / n) / (px * px);
 }
 
-/// Normalised exact Lanczos weights for phase f in [0, 1]: taps at x - i = f + n - 1 - k, k = 0..2n-1.
+/// Exact Lanczos weights for phase f in [0, 1]: taps at offsets u_k = x - i = f + n - 1 - k, k = 0..2n-1.
+/// Normalised to sum 1, then corrected to zero first moment (sum w_k u_k = 0) by adding h_k (alpha + beta u_k),
+/// h_k = exp(-u_k^2 / 2), with alpha, beta keeping the sum at 1 (see Lanczos.h). The correction vanishes at
+/// f = 0 and f = 1 (the first moment of the impulse is 0), so the kernel stays interpolating and continuous.
+/// (The obvious w_k (alpha + beta u_k) fails: sum w_k u_k^2 is ~0 for a Lanczos kernel.)
 void exactLanczosRow(double f, int n, double* w) {
     double s = 0.0;
     for (int k = 0; k < 2 * n; ++k) {
@@ -27,6 +31,17 @@ void exactLanczosRow(double f, int n, double* w) {
         s += w[k];
     }
     for (int k = 0; k < 2 * n; ++k) w[k] /= s;
+    {
+        double s1 = 0.0, h0 = 0.0, h1 = 0.0, h2 = 0.0, h[WarpingKernel::kMaxTaps];
+        for (int k = 0; k < 2 * n; ++k) {
+            const double u = f + n - 1 - k;
+            s1 += w[k] * u;
+            h[k] = std::exp(-0.5 * u * u);
+            h0 += h[k], h1 += h[k] * u, h2 += h[k] * u * u;
+        }
+        const double beta = -s1 * h0 / (h0 * h2 - h1 * h1), alpha = -beta * h1 / h0;
+        for (int k = 0; k < 2 * n; ++k) w[k] += h[k] * (alpha + beta * (f + n - 1 - k));
+    }
 }
 
 std::shared_ptr<const std::vector<double>> lanczosTable(int n) {

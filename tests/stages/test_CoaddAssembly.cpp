@@ -173,15 +173,21 @@ int clippedBit(const Mask& m) { return m.planeBitMask("CLIPPED"); }
 
 }  // namespace
 
-// DISABLED: the artifact-rejection acceptance criteria are not met yet (work in progress, see the
-// helper's report): residual artifact significance reaches 10-40 sigma on 6/6 seeds (some satellite
-// streaks produce no artifact region at all), and clean scenes clip 0.2-4% of pixels (bright-star
-// fluxes stay within 0.32%). Run with --gtest_also_run_disabled_tests (DRP_DEBUG_COADD=1 prints per-epoch
-// diagnostics).
+// DISABLED: not met yet. With the PSF-matched, top-K-clipped template (ArtifactRejection.h) the
+// leftover artifact significance over seeds 1-10 is 6.0, 12.5, 4.0, 4.4, 3.07, 6.4, 23.9, 1.4, 1.9, 7.1
+// sigma (target < 3; 85-204 sigma without rejection), strong artifact pixels missing CLIPPED 0-5 per seed
+// except seed 10 (30 of 1077, limit 10); bright-star flux bias <= 0.06% (passes). The leftovers are
+// artifacts on or next to static sources: (a) the referenceFluxFraction tolerance (0.1 of the smoothed
+// template, needed because Gaussian PSF matching of Moffat PSFs leaves 5-20% residuals at bright stars:
+// 0.05 clips 1-2% of clean scenes) hides faint streak segments and cosmic rays there; (b) where a
+// detected artifact is removed over a static source the coadd's PSF changes locally, and where it is
+// corrected (epoch - (PSF-matched epoch - template)) a sharp epoch keeps A - K*A. Seed 7's 23.9 sigma
+// is two transients at the same place in epochs 5 and 15. Run with --gtest_also_run_disabled_tests
+// (DRP_DEBUG_COADD=1 prints the worst pixel per epoch).
 TEST(CoaddAssembly, DISABLED_ArtifactsRejectedStaticSourcesKept) {
     double worstNu = 0, worstBias = 0;
     int nArtifactPixelsChecked = 0;
-    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    for (std::uint64_t seed = 1; seed <= 10; ++seed) {
         const int n = 12 + int(seed % 3) * 4;  // 12, 16, 20 epochs
         const Scene sc = simulate(seed * 7919, n, true);
         CoaddConfig noRej;
@@ -210,13 +216,18 @@ TEST(CoaddAssembly, DISABLED_ArtifactsRejectedStaticSourcesKept) {
         int missedClip = 0, strong = 0;
         for (const auto& ep : sc.epochs) {
             double epNu = 0;
+            int ex = 0, ey = 0;
             const double pixSigma = std::sqrt(double(ep.clean.variance()(0, 0))) * ep.meta.photoScale;
             for (int y = 0; y < kBox.height(); ++y)
                 for (int x = 0; x < kBox.width(); ++x) {
                     if (ep.artifact(x, y) <= 0.05 * pixSigma) continue;
                     ++nArtifactPixelsChecked;
                     maxNu = std::max(maxNu, double(sRes(x, y)) / std::sqrt(double(sVar(x, y))));
-                    epNu = std::max(epNu, double(sRes(x, y)) / std::sqrt(double(sVar(x, y))));
+                    if (double(sRes(x, y)) / std::sqrt(double(sVar(x, y))) > epNu) {
+                        epNu = double(sRes(x, y)) / std::sqrt(double(sVar(x, y)));
+                        ex = x;
+                        ey = y;
+                    }
                     maxNaive = std::max(maxNaive, double(sNaive(x, y)) / std::sqrt(double(sVar(x, y))));
                     if (ep.artifact(x, y) > 10 * pixSigma) {  // > 10 sigma in its epoch
                         ++strong;
@@ -225,11 +236,17 @@ TEST(CoaddAssembly, DISABLED_ArtifactsRejectedStaticSourcesKept) {
                 }
             if (std::getenv("DRP_DEBUG_COADD") && epNu > 3) {
                 const auto& s = asmb.inputs()[std::size_t(&ep - &sc.epochs[0])];
-                std::printf("seed %d epoch %d kind %d nu %.1f rejected %ld regions %d static %d\n", int(seed),
-                            int(&ep - &sc.epochs[0]), int((&ep - &sc.epochs[0]) % 5), epNu, long(s.rejectedPixels),
-                            s.artifactRegions, s.staticRegions);
+                std::printf("seed %d epoch %d kind %d nu %.1f at (%d, %d) artifact %.1f truth %.1f clipped %d rejected %ld "
+                            "regions %d unseeded %d\n",
+                            int(seed), int(&ep - &sc.epochs[0]), int((&ep - &sc.epochs[0]) % 5), epNu, ex, ey,
+                            double(ep.artifact(ex, ey)), double(truth.image()(ex, ey)),
+                            int((coadd.mask()(ex, ey) & clip) != 0), long(s.rejectedPixels), s.artifactRegions,
+                            s.staticRegions);
             }
         }
+        std::printf("seed %d (%d epochs): max artifact residual %.2f sigma (%.1f without rejection), %d of %d strong "
+                    "artifact pixels not CLIPPED\n",
+                    int(seed), n, maxNu, maxNaive, missedClip, strong);
         EXPECT_LT(maxNu, 3.0) << "seed " << seed;
         EXPECT_GT(maxNaive, 10.0) << "seed " << seed << ": the artifacts should be strong without rejection";
         EXPECT_LT(missedClip, std::max(1, strong / 100)) << "seed " << seed << " of " << strong;
@@ -259,9 +276,9 @@ TEST(CoaddAssembly, DISABLED_ArtifactsRejectedStaticSourcesKept) {
     std::printf("worst artifact residual %.2f sigma, worst bright-star bias %.4f\n", worstNu, worstBias);
 }
 
-TEST(CoaddAssembly, DISABLED_NoFalseClippingOnCleanScenes) {  // see the note above
+TEST(CoaddAssembly, NoFalseClippingOnCleanScenes) {
     double worstBias = 0, worstClipFrac = 0;
-    for (std::uint64_t seed = 11; seed <= 16; ++seed) {
+    for (std::uint64_t seed = 11; seed <= 20; ++seed) {
         const Scene sc = simulate(seed * 104729, 12 + int(seed % 2) * 8, false);
         std::vector<double> w;
         const MaskedImageF coadd = assemble(sc, false, CoaddConfig{}, &w);
@@ -269,12 +286,14 @@ TEST(CoaddAssembly, DISABLED_NoFalseClippingOnCleanScenes) {  // see the note ab
         const std::int64_t clipped = coadd.mask().countBits(clippedBit(coadd.mask()));
         const double frac = double(clipped) / double(kBox.width() * kBox.height());
         EXPECT_LT(frac, 0.002) << "seed " << seed;
+        double seedBias = 0;
         worstClipFrac = std::max(worstClipFrac, frac);
         for (const auto& s : sc.stars) {
             if (s.flux < 1e5) continue;
             const double f = apertureFlux(coadd.image(), s.pos, 12), f0 = apertureFlux(model, s.pos, 12);
             EXPECT_NEAR(f / f0, 1.0, 0.005) << "seed " << seed;
             worstBias = std::max(worstBias, std::abs(f / f0 - 1));
+            seedBias = std::max(seedBias, std::abs(f / f0 - 1));
         }
         // Variance plane vs measured noise of empty pixels.
         double s2 = 0;
@@ -289,6 +308,8 @@ TEST(CoaddAssembly, DISABLED_NoFalseClippingOnCleanScenes) {  // see the note ab
             }
         ASSERT_GT(cnt, 5000);
         EXPECT_NEAR(std::sqrt(s2 / double(cnt)), 1.0, 0.05) << "seed " << seed << " (" << cnt << " pixels)";
+        std::printf("clean seed %d: clipped fraction %.5f, worst bright-star |bias| %.4f, noise/predicted %.3f\n",
+                    int(seed), frac, seedBias, std::sqrt(s2 / double(cnt)));
     }
     std::printf("clean scenes: worst clipped fraction %.5f, worst bright-star bias %.4f\n", worstClipFrac, worstBias);
 }
@@ -337,23 +358,21 @@ TEST(CoaddAssembly, VariancePredictsNoiseBothWeightings) {
 TEST(CoaddAssembly, StateDoesNotGrowWithInputs) {
     CoaddAssembler a(kBox);
     const std::size_t before = a.pixelStateBytes();
-    EXPECT_EQ(before, std::size_t(kBox.width()) * kBox.height() * (8 + 8 + 4 + 2 + 4 + 6 * 4 + 3 * 4 + 2));
+    // Coadd sums + mask planes, rejected sums, template sums + top-3 values and their input indices.
+    EXPECT_EQ(before, std::size_t(kBox.width()) * kBox.height() *
+                          (8 + 8 + 4 + 2 + 4 + 6 * 4 + 3 * 4 + 2 + 4 + 4 + 2 + 3 * (4 + 2)));
+    ASSERT_EQ(a.numPasses(), 3);
     MaskedImageF wp(kBox);
     wp.variance().fill(1.0f);
-    a.beginPass(0);
-    for (int e = 0; e < 40; ++e) {
-        WarpMetadata m;
-        m.id = e;
-        a.add(wp, m);
-        EXPECT_EQ(a.pixelStateBytes(), before);
+    for (int p = 0; p < a.numPasses(); ++p) {
+        a.beginPass(p);
+        for (int e = 0; e < 40; ++e) {
+            WarpMetadata m;
+            m.id = e;
+            a.add(wp, m);
+            EXPECT_EQ(a.pixelStateBytes(), before);
+        }
     }
-    a.beginPass(1);
-    for (int e = 0; e < 40; ++e) {
-        WarpMetadata m;
-        m.id = e;
-        a.add(wp, m);
-    }
-    EXPECT_EQ(a.pixelStateBytes(), before);
     const MaskedImageF c = a.finish();
     EXPECT_FLOAT_EQ(c.variance()(5, 5), 1.0f / 40);
 }
@@ -412,7 +431,12 @@ TEST(CoaddAssembly, PhotoScaleAndProtocol) {
     a.beginPass(1);
     a.add(w1, m1);
     EXPECT_THROW(a.finish(), LogicError);  // input 2 missing from pass 1
+    EXPECT_THROW(a.beginPass(2), LogicError);
     a.add(w2, m2);
+    EXPECT_THROW(a.finish(), LogicError);  // pass 2 not run
+    a.beginPass(2);
+    a.add(w2, m2);
+    a.add(w1, m1);
     const MaskedImageF c = a.finish();
     EXPECT_FLOAT_EQ(c.image()(3, 3), 20.0f);
     EXPECT_FLOAT_EQ(c.variance()(3, 3), 8.0f);

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <iostream>
+#include <numbers>
 #include <random>
 #include <vector>
 
@@ -59,7 +59,7 @@ MaskPixel noDataBit(const Mask& m) { return m.planeBitMask("NO_DATA"); }
 
 }  // namespace
 
-TEST(WarpingKernel, TabulatedWeightsMatchExactAndSumToOne) {
+TEST(WarpingKernel, TabulatedWeightsMatchExactSumToOneAndHaveNoFirstMoment) {
     std::mt19937_64 rng(1);
     std::uniform_real_distribution<double> u(-50.0, 50.0);
     for (const char* name : {"lanczos2", "lanczos3", "lanczos4", "bilinear", "nearest"}) {
@@ -70,13 +70,17 @@ TEST(WarpingKernel, TabulatedWeightsMatchExactAndSumToOne) {
             double w[WarpingKernel::kMaxTaps], e[WarpingKernel::kMaxTaps];
             const int f0 = k.computeWeights(x, w), f1 = k.computeExactWeights(x, e);
             ASSERT_EQ(f0, f1);
-            double s = 0.0;
+            double s = 0.0, m1 = 0.0;
             for (int i = 0; i < k.numTaps(); ++i) {
                 s += w[i];
+                m1 += w[i] * (x - (f0 + i));
                 maxErr = std::max(maxErr, std::fabs(w[i] - e[i]));
                 EXPECT_LT(std::fabs(x - (f0 + i)), k.support() + 1e-12);
             }
             EXPECT_NEAR(s, 1.0, 1e-13);
+            if (k.name() != "nearest") {
+                EXPECT_NEAR(m1, 0.0, 1e-6) << name << " at " << x;  // reproduces linear ramps (Lanczos.h)
+            }
         }
         EXPECT_LT(maxErr, 2e-6) << name;
     }
@@ -101,20 +105,27 @@ TEST(WarpConfig, ValidateAndCompare) {
     EXPECT_THROW(d.validate(), ConfigError);
 }
 
-// Stars of known flux, separated by > 50 px, in a TAN-SIP calexp; warped onto rotated, shifted grids with
-// pixel scales 2% smaller to 3% larger, Moffat FWHM 4-5.5 px (0.8-1.1" at 0.2"/px; below 4 px errors
-// reach 0.3% and 0.02 px at unlucky orientations, see Warper.h): the total flux of each star is conserved to 0.1% and its centroid
-// lands on the mapped true position to < 0.01 px, for every kernel of the Lanczos family.
+// Stars of known flux, separated by > 55 px, in a TAN-SIP calexp; warped onto rotated, shifted grids with
+// pixel scales 2% smaller to 3% larger, Moffat FWHM 4-5.5 px (0.8-1.1" at 0.2"/px), for every kernel of the
+// Lanczos family, with the exact and the grid-interpolated mapping, 36 seeds: the total flux of each star is
+// conserved to 0.1% and its centroid lands on the mapped true position to < 3e-3 px.
+// Two earlier failures of this test, both fixed: (1) the kernel (Lanczos.h): without the first-moment
+// correction, grids within ~5 degrees of alignment beat against each other and errors reached 0.4% and
+// 0.03 px; (2) the aperture must hold the whole warped star: the Moffat stamps are truncated at an ellipse
+// of radius (kernelSize - 1) / 2 = 20 source px, so the warped light reaches at most 20 x 1.03 + 3 (kernel
+// support) < 24 destination px from the centre; the aperture radius is 27 px (the nearest other star's
+// light starts > 55 - 24 = 31 px away). An aperture of the size of the stamp cuts the ellipse's tips.
 TEST(Warp, StarFluxAndPositionConserved) {
-    double worstFlux = 0.0, worstPos = 0.0;
+    double worstFlux = 0.0, worstPos = 0.0, worstFluxAligned = 0.0, worstPosAligned = 0.0;
     int nStars = 0;
-    for (std::uint64_t seed = 0; seed < 12; ++seed) {
+    const int numSeeds = 36;
+    for (std::uint64_t seed = 0; seed < numSeeds; ++seed) {
         std::mt19937_64 rng(1000 + seed);
         const int w = 420, h = 400;
         auto sw = sourceWcs(rng, w, h);
         std::uniform_real_distribution<double> fw(4.0, 5.5), e(-0.15, 0.15), sc(-0.02, 0.03);
         const double fwhm = fw(rng);
-        auto psf = MoffatPsf::make(fwhm, 2.5, e(rng), e(rng));
+        auto psf = MoffatPsf::make(fwhm, 2.5, e(rng), e(rng), 41);
         Exposure src(w, h);
         src.variance().fill(1.0f);
         std::vector<Point2D> stars;
@@ -128,43 +139,56 @@ TEST(Warp, StarFluxAndPositionConserved) {
         for (const auto& p : stars) addPointSource(src.image(), p, 1e4, *psf);
         src.setWcs(sw);
         auto dw = destWcs(rng, sc(rng));
-        const Box2I box = destinationBBox(src.bbox(), *sw, *dw);
+        const Box2I box = destinationBBox(src.bbox(), *sw, *dw, {}, 10);
         const char* kernels[] = {"lanczos3", "lanczos2", "lanczos4"};
         WarpConfig cfg;
         cfg.kernel = kernels[seed % 3];
-        cfg.interpLength = seed % 2 ? 10 : 0;
+        cfg.interpLength = (seed / 3) % 2 ? 10 : 0;
         WarpInfo info;
         Exposure warp = warpExposure(src, dw, box, cfg, &info);
         const ImageF& img = warp.image();
+        // Rotation of the destination grid relative to the source grid, folded to [0, 45] degrees.
+        const Point2D o = mapPoint(*dw, *sw, {0.0, 0.0}), ex = mapPoint(*dw, *sw, {1.0, 0.0});
+        double rotation = std::fmod(std::atan2(ex.y - o.y, ex.x - o.x) * 180.0 / std::numbers::pi + 360.0, 90.0);
+        rotation = std::min(rotation, 90.0 - rotation);
+        const bool aligned = rotation < 10.0;  // the case a kernel without first-moment correction fails
         for (const auto& p : stars) {
             const Point2D d = mapPoint(*sw, *dw, p);
             double s = 0.0, sx = 0.0, sy = 0.0;
             bool ok = true;
-            const int r = 24;
-            for (int y = int(d.y) - r; y <= int(d.y) + r; ++y)
-                for (int x = int(d.x) - r; x <= int(d.x) + r; ++x) {
+            const int r = 27;
+            for (int y = int(d.y) - r - 1; y <= int(d.y) + r + 1; ++y)
+                for (int x = int(d.x) - r - 1; x <= int(d.x) + r + 1; ++x) {
                     if (std::hypot(x - d.x, y - d.y) > r) continue;
-                    if (!box.contains(Point2I{x, y})) { ok = false; continue; }
+                    if (!box.contains(Point2I{x, y})) {
+                        ok = false;
+                        continue;
+                    }
                     const double v = img.atParent({x, y});
-                    if (!std::isfinite(v)) { ok = false; continue; }
+                    if (!std::isfinite(v)) {
+                        ok = false;
+                        continue;
+                    }
                     s += v, sx += v * x, sy += v * y;
                 }
-            ASSERT_TRUE(ok) << "star too close to the edge";
+            if (!ok) continue;  // the aperture leaves the warp (a star near the calexp edge)
             const double fluxErr = std::fabs(s / 1e4 - 1.0);
             const double posErr = std::hypot(sx / s - d.x, sy / s - d.y);
-            // OPEN: the issue asks for 1e-3; worst seen is 2.2e-3 (see Warper.h). Tolerance kept at 2.5e-3 so the
-            // regression is guarded while the cause is investigated.
-            EXPECT_LT(fluxErr, 2.5e-3) << "seed " << seed << " kernel " << cfg.kernel;
-            EXPECT_LT(posErr, 0.02) << "seed " << seed << " kernel " << cfg.kernel;
-            worstFlux = std::max(worstFlux, fluxErr), worstPos = std::max(worstPos, posErr);
-            if (std::getenv("WARP_DEBUG")) {
-                std::cout << seed << " " << cfg.kernel << " fwhm " << fwhm << " flux " << s / 1e4 - 1 << " pos " << posErr << "\n";
+            // The issue's 1e-3 in flux; 3e-3 px in position (worst seen 1.0e-4 and 1.3e-3 px).
+            EXPECT_LT(fluxErr, 1e-3) << "seed " << seed << " kernel " << cfg.kernel << " rotation " << rotation;
+            EXPECT_LT(posErr, 3e-3) << "seed " << seed << " kernel " << cfg.kernel << " rotation " << rotation;
+            if (aligned) {
+                worstFluxAligned = std::max(worstFluxAligned, fluxErr), worstPosAligned = std::max(worstPosAligned, posErr);
+            } else {
+                worstFlux = std::max(worstFlux, fluxErr), worstPos = std::max(worstPos, posErr);
             }
             ++nStars;
         }
     }
+    EXPECT_GT(nStars, 20 * numSeeds / 2);
     std::cout << "[warp] " << nStars << " stars: worst |flux ratio - 1| = " << worstFlux
-              << ", worst centroid error = " << worstPos << " px\n";
+              << ", worst centroid error = " << worstPos << " px (grids rotated >= 10 deg); "
+              << worstFluxAligned << ", " << worstPosAligned << " px (grids within 10 deg of aligned)\n";
 }
 
 // A constant (flux per pixel) image becomes c x (destination pixel area in source pixels) away from the
@@ -224,18 +248,26 @@ TEST(Warp, InterpolatedMappingMatchesExact) {
 }
 
 // Pure white noise: the measured per-pixel variance of the warp equals the propagated variance plane (to 2%),
-// and the noise of large-area sums exceeds the sum of per-pixel variances by WarpInfo::covarianceFactor
-// (to 4%), measured as sum over lags of the autocovariance / mean propagated variance.
+// and the noise of large-area sums exceeds the sum of per-pixel variances by WarpInfo::covarianceFactor,
+// measured as the sum over lags |dx|, |dy| <= 9 of the autocovariance / mean propagated variance (lanczos3
+// footprints overlap up to 6 sqrt(2) / 1.015 < 9 destination pixels apart at any rotation).
+// The lag-sum estimator is unbiased but noisy: its relative standard deviation is ~sqrt(2 x 19^2 / N) for N
+// pixels, ~5% for one 420 x 420 warp. An earlier version of this test used 4 such warps, with the same noise
+// realisations for every kernel: a common 2-sigma fluctuation then looked like a systematic "5.5%"
+// shortfall of the prediction. Here each kernel gets its own 24 realisations of 640 x 640 (sigma ~0.9%), and
+// the tolerance is 3 sigma; the deterministic check is CovarianceFactorMatchesExactCovariance below.
 TEST(Warp, PropagatedVarianceAndCovarianceFactor) {
+    std::uint64_t kernelSeed = 0;
     for (const char* kernel : {"lanczos3", "bilinear", "lanczos2"}) {
         double sumPix = 0, sumProp = 0, sumLag = 0, factor = 0;
         std::int64_t n = 0;
-        const int seeds = 4;
+        const int seeds = 24;
+        ++kernelSeed;
         for (int seed = 0; seed < seeds; ++seed) {
-            std::mt19937_64 rng(3000 + seed);
-            const int w = 420, h = 420;
+            std::mt19937_64 rng(3000 + 100 * kernelSeed + seed);
+            const int w = 640, h = 640;
             auto sw = sourceWcs(rng, w, h, false);
-            auto dw = destWcs(rng, 0.015, {210, 210});
+            auto dw = destWcs(rng, 0.015, {320, 320});
             MaskedImageF src(w, h);
             std::normal_distribution<double> g(0.0, 1.0);
             for (int y = 0; y < h; ++y)
@@ -247,22 +279,26 @@ TEST(Warp, PropagatedVarianceAndCovarianceFactor) {
             const Box2I box = destinationBBox(src.bbox(), *sw, *dw);
             MaskedImageF out = warpMaskedImage(src, *sw, *dw, box, cfg, &info);
             factor += info.covarianceFactor / seeds;
-            if (std::getenv("WARP_DEBUG")) std::cout << "T2 " << info.meanSquaredTotalWeight << " S " << info.meanSumSquaredWeights << " a " << info.meanRelativeArea << "\n";
-            const int L = 7;
+            // Summed-area tables of the image (0 where NO_DATA) and of the NO_DATA indicator.
+            const int W = out.width(), H = out.height(), L = 9;
             const MaskPixel nd = noDataBit(out.mask());
-            for (int y = L; y < out.height() - L; ++y)
-                for (int x = L; x < out.width() - L; ++x) {
-                    bool ok = true;
-                    for (int dy = -L; dy <= L && ok; ++dy)
-                        for (int dx = -L; dx <= L && ok; ++dx) ok = !(out.mask()(x + dx, y + dy) & nd);
-                    if (!ok) continue;
+            std::vector<double> sat(std::size_t(W + 1) * (H + 1), 0.0), bad(sat.size(), 0.0);
+            auto at = [&](std::vector<double>& t, int x, int y) -> double& { return t[std::size_t(y) * (W + 1) + x]; };
+            for (int y = 0; y < H; ++y)
+                for (int x = 0; x < W; ++x) {
+                    const bool isBad = out.mask()(x, y) & nd;
+                    at(sat, x + 1, y + 1) = (isBad ? 0.0 : double(out.image()(x, y))) + at(sat, x, y + 1) +
+                                            at(sat, x + 1, y) - at(sat, x, y);
+                    at(bad, x + 1, y + 1) = (isBad ? 1.0 : 0.0) + at(bad, x, y + 1) + at(bad, x + 1, y) - at(bad, x, y);
+                }
+            auto box2 = [&](std::vector<double>& t, int x, int y) {
+                return at(t, x + L + 1, y + L + 1) - at(t, x - L, y + L + 1) - at(t, x + L + 1, y - L) + at(t, x - L, y - L);
+            };
+            for (int y = L; y < H - L; ++y)
+                for (int x = L; x < W - L; ++x) {
+                    if (box2(bad, x, y) != 0.0) continue;
                     const double v = out.image()(x, y);
-                    double lag = 0.0;
-                    for (int dy = -L; dy <= L; ++dy) {
-                        const float* r = out.image().row(y + dy);
-                        for (int dx = -L; dx <= L; ++dx) lag += r[x + dx];
-                    }
-                    sumPix += v * v, sumLag += v * lag, sumProp += out.variance()(x, y);
+                    sumPix += v * v, sumLag += v * box2(sat, x, y), sumProp += out.variance()(x, y);
                     ++n;
                 }
         }
@@ -271,9 +307,67 @@ TEST(Warp, PropagatedVarianceAndCovarianceFactor) {
                   << ", measured large-sum factor = " << covRatio << ", predicted covarianceFactor = " << factor
                   << " (" << n << " pixels)\n";
         EXPECT_NEAR(pixRatio, 1.0, 0.02) << kernel;
-        // OPEN: measured exceeds the prediction by ~5.5% for every kernel and scale (unexplained; Warper.h).
-        EXPECT_NEAR(covRatio / factor, 1.055, 0.03) << kernel;
+        // 3 sigma of the estimator (seen: -1.9%, -0.4%, -1.2%); the exact check below agrees to 1e-4.
+        EXPECT_NEAR(covRatio / factor, 1.0, 0.03) << kernel;
         EXPECT_GT(factor, 1.1) << kernel;
+    }
+}
+
+// The prediction against the exact, noise-free covariance of the warp: for a block of destination pixels d,
+// sum_{d'} Cov(d, d') / Var(d) from the kernel weights (brute force over lags up to 9), over a region large
+// enough (64 x 64) to average the moire of the two grids' phases. Agrees to 1e-3 (seen: 3e-5).
+TEST(Warp, CovarianceFactorMatchesExactCovariance) {
+    for (const char* kernel : {"lanczos3", "bilinear"}) {
+        for (std::uint64_t seed = 0; seed < 2; ++seed) {
+            std::mt19937_64 rng(3500 + seed);
+            const int w = 300, h = 300;
+            auto sw = sourceWcs(rng, w, h, false);
+            auto dw = destWcs(rng, 0.015, {150, 150});
+            WarpConfig cfg;
+            cfg.kernel = kernel;
+            WarpInfo info;
+            MaskedImageF src(w, h);
+            src.variance().fill(1.0f);
+            (void)warpMaskedImage(src, *sw, *dw, destinationBBox(src.bbox(), *sw, *dw), cfg, &info);
+            WarpingKernel k(kernel);
+            const int T = k.numTaps();
+            struct Taps {
+                int ix, iy;
+                double wx[8], wy[8];
+            };
+            const int x0 = 118, y0 = 118, N = 64, L = 9, M = N + 2 * L;
+            std::vector<Taps> taps(std::size_t(M) * M);
+            for (int y = 0; y < M; ++y)
+                for (int x = 0; x < M; ++x) {
+                    const Point2D d{double(x0 - L + x), double(y0 - L + y)};
+                    const Point2D s = mapPoint(*dw, *sw, d);
+                    Taps& t = taps[std::size_t(y) * M + x];
+                    t.ix = k.computeWeights(s.x, t.wx), t.iy = k.computeWeights(s.y, t.wy);
+                    const double a = relativeArea(*sw, *dw, d);
+                    for (int i = 0; i < T; ++i) t.wx[i] *= a;
+                }
+            auto cov = [&](const Taps& p, const Taps& q) {
+                double cx = 0.0, cy = 0.0;
+                for (int i = 0; i < T; ++i) {
+                    const int j = p.ix + i - q.ix;
+                    if (j >= 0 && j < T) cx += p.wx[i] * q.wx[j];
+                    const int l = p.iy + i - q.iy;
+                    if (l >= 0 && l < T) cy += p.wy[i] * q.wy[l];
+                }
+                return cx * cy;
+            };
+            double sumC = 0.0, sumV = 0.0;
+            for (int y = L; y < L + N; ++y)
+                for (int x = L; x < L + N; ++x) {
+                    const Taps& p = taps[std::size_t(y) * M + x];
+                    for (int dy = -L; dy <= L; ++dy)
+                        for (int dx = -L; dx <= L; ++dx) sumC += cov(p, taps[std::size_t(y + dy) * M + x + dx]);
+                    sumV += cov(p, p);
+                }
+            std::cout << "[warp] " << kernel << " seed " << seed << ": exact window factor " << sumC / sumV
+                      << ", predicted " << info.covarianceFactor << "\n";
+            EXPECT_NEAR(sumC / sumV / info.covarianceFactor, 1.0, 1e-3) << kernel << " seed " << seed;
+        }
     }
 }
 
