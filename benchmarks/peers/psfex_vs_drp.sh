@@ -7,7 +7,7 @@
 # centres over the detector. Reports, per model, median and max over the grid of |dT/T| (T = Ixx + Iyy from
 # adaptive moments), |de1|, |de2| (distortion), the pixel residual max|model - truth| / peak, the
 # centroid offset, the number of stars each tool used, and the wall time of each tool (one thread each).
-#   benchmarks/peers/psfex_vs_drp.sh REPO [CALEXP_SUBSTRING]   (a repo with a processed run)
+#   [RUN=processed] benchmarks/peers/psfex_vs_drp.sh REPO [CALEXP_SUBSTRING]   (a repo with a processed run)
 # Environment: DRP (default build/drp), PSF_GRID (5), PSFEX_SIZE (PSF_SIZE side, default 25),
 # PSFEX_SAMPLING (PSF_SAMPLING, default 1.0: native pixels like drp; 0 = PSFEx's automatic choice),
 # REPEATS (3: each tool is run that many times and its fastest run reported), KEEP=1 to keep the work
@@ -25,8 +25,8 @@ py=/usr/bin/python3
 for tool in source-extractor psfex; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install $tool)"; exit 2; }
 done
-calexp="$(find "$repo/processed/calexp" -name '*.fits' | grep -F -- "$pattern" | sort | head -1)"
-[ -n "$calexp" ] || { echo "no calexp matching '$pattern' under $repo/processed/calexp"; exit 2; }
+calexp="$(find "$repo/${RUN:-processed}/calexp" -name '*.fits' | grep -F -- "$pattern" | sort | head -1)"
+[ -n "$calexp" ] || { echo "no calexp matching '$pattern' under $repo/${RUN:-processed}/calexp"; exit 2; }
 name="$(basename "$calexp" .fits)"; name="${name#calexp_}"
 truth="$(find "$repo/sim/truth/sources" -name "sources_${name}.h5")"
 [ -n "$truth" ] || { echo "no truthSources for $name"; exit 2; }
@@ -74,7 +74,7 @@ done
 "$py" "$here/benchmarks/peers/psfex_eval.py" "$work/truth.fits" --grid "drp (calexp)=$work/drp_calexp.fits" \
   --grid "drp (measure-image)=$work/drp_measure.fits" --psfex "PSFEx=$work/prepsfex.psf"
 calexp_used="$("$py" -c "import h5py,glob,sys; print(h5py.File(sys.argv[1])['src'].attrs['PSFNUSED'])" \
-  "$(find "$repo/processed/src" -name "src_${name}.h5" | head -1)" 2>/dev/null || echo "?")"
+  "$(find "$repo/${RUN:-processed}/src" -name "src_${name}.h5" | head -1)" 2>/dev/null || echo "?")"
 awk -v sex="$best_sex" -v pfx="$best_psfex" -v rep="$repeats" -v bkg="$t_bkg" -v cr="$t_cr" -v br="$t_bright" -v psf="$t_psf" \
     -v du="$drp_used" -v cu="$calexp_used" 'BEGIN {
   printf "stars used: drp (calexp) %s, drp (measure-image) %s (PSFEx counts above)\n", cu, du
