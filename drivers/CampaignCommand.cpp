@@ -24,7 +24,8 @@ void bindSkyMap(ConfigBinder& b, SkyMapConfig& c) {
     b.bind("skymap.ra_offset_deg", c.raOffsetDeg, "RA of the centre of tract 0 of every ring, degrees");
 }
 
-/// Split --set assignments: skymap.* configure the sky map, the rest are processing options.
+/// Split --set assignments: skymap.* configure the sky map, the rest are processing options (coadd.* the
+/// coadd task: CampaignCoaddConfig).
 void applySettings(const po::variables_map& vm, CampaignOptions& o) {
     ConfigBinder sky;
     bindSkyMap(sky, o.skymap);
@@ -99,7 +100,7 @@ void registerCampaignCommand() {
                      [](po::options_description& d) {
                          addCampaignRunOptions(d);
                          d.add_options()("pipeline", po::value<std::string>()->default_value("single-visit"),
-                                         "pipeline: single-visit, or drp-full (planning only for now)")(
+                                         "pipeline: single-visit, coadd (single-visit + patch coadds), or drp-full (planning only for now)")(
                              "dry-run", po::bool_switch(), "build the quantum graph, print quanta per task (and shares), run nothing")(
                              "resume", po::bool_switch(),
                              "continue an interrupted or failed run: keep outputs whose files match their manifest checksums, run the rest")(

@@ -39,6 +39,16 @@ const std::vector<DatasetType>& standardDatasetTypes() {
         {"sourceTable_visit", StorageClass::Hdf5, "{run}/sourceTable_visit/{band}/sourceTable_{band}_{visit}.h5",
          {D::Instrument, D::Band, D::Visit}},
         {"releaseIndex", StorageClass::Hdf5, "{run}/releaseIndex.h5", {}},
+        // Coadds (pipeline "coadd"): one per band and patch, in nJy; survey property maps (HDF5 table of
+        // map bins) and a PNG rendering of the depth map.
+        {"deepCoadd", StorageClass::Fits, "{run}/deepCoadd/{band}/{tract}/{patch}/deepCoadd_{band}_{tract}_{patch}.fits",
+         {D::Band, D::Skymap, D::Tract, D::Patch}},
+        {"deepCoadd_surveyProperty", StorageClass::Hdf5,
+         "{run}/deepCoadd/{band}/{tract}/{patch}/surveyProperty_{band}_{tract}_{patch}.h5",
+         {D::Band, D::Skymap, D::Tract, D::Patch}},
+        {"deepCoadd_surveyPropertyPng", StorageClass::Fits,
+         "{run}/deepCoadd/{band}/{tract}/{patch}/depth_{band}_{tract}_{patch}.png",
+         {D::Band, D::Skymap, D::Tract, D::Patch}},
         // Reference catalog shards (one HTM trixel each).
         {"refcat", StorageClass::Hdf5, "{run}/refcat/refcat_htm{htm}.h5", {D::Htm}},
         // Simulator truth.

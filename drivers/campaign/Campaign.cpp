@@ -364,7 +364,7 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
     }
 
     // ---- run ----
-    CampaignWorkerSetup setup{options.repo, options.runs, options.refcatRun, options.settings};
+    CampaignWorkerSetup setup{options.repo, options.runs, options.refcatRun, options.settings, options.skymap};
     std::unique_ptr<CampaignWorker> worker;
     std::string workerError;
     QuantumFunction fn = [&](std::uint32_t, const std::string& payload) -> std::string {

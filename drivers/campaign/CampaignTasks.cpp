@@ -13,9 +13,11 @@
 #include "io/Hdf5Catalog.h"
 #include "io/Hdf5File.h"
 #include "io/RawFits.h"
+#include "stages/coadd/SurveyProperty.h"
+#include "stages/coadd/Warper.h"
 
 namespace drp {
-namespace {
+namespace campaign_detail {
 
 /// Write one output resume-safely (see the header).
 void putOutput(Repository& repo, const DatasetRef& ref, const std::string& producer,
@@ -41,16 +43,22 @@ void putOutput(Repository& repo, const DatasetRef& ref, const std::string& produ
     repo.put(ref.datasetType, ref.run, ref.dataId, writer, producer);
 }
 
-const DatasetRef& onlyInput(const QuantumSpec& q, const std::string& type) {
-    for (const auto& r : q.inputs)
-        if (r.datasetType == type) return r;
-    throw LogicError("quantum " + q.task + " " + q.dataId.toString() + " has no " + type + " input");
-}
-
 DatasetRecord needInput(const Repository& repo, const DatasetRef& ref) {
     auto rec = repo.find(ref.datasetType, ref.run, ref.dataId);
     if (!rec) throw NotFoundError("missing input: " + ref.datasetType + " " + ref.dataId.toString() + " in run " + ref.run);
     return *rec;
+}
+
+}  // namespace campaign_detail
+
+namespace {
+using campaign_detail::needInput;
+using campaign_detail::putOutput;
+
+const DatasetRef& onlyInput(const QuantumSpec& q, const std::string& type) {
+    for (const auto& r : q.inputs)
+        if (r.datasetType == type) return r;
+    throw LogicError("quantum " + q.task + " " + q.dataId.toString() + " has no " + type + " input");
 }
 
 ProvenanceInput provenanceInput(const DatasetRecord& r) {
@@ -65,11 +73,37 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
+std::vector<std::string> applyCoaddSettings(const std::vector<std::string>& settings, CampaignCoaddConfig& coadd,
+                                            std::map<std::string, std::string>* values) {
+    ConfigBinder b;
+    b.bind("coadd.warp_kernel", coadd.warpKernel, "warping kernel of the coadd (lanczos3, lanczos2, lanczos4, bilinear, nearest)");
+    b.bind("coadd.interp_length", coadd.interpLength, "WCS mapping grid spacing of the warps, coadd pixels (0: exact)");
+    b.bind("coadd.reject_artifacts", coadd.rejectArtifacts, "artifact rejection in the coadd (3 passes; experimental)");
+    b.bind("coadd.map_bin_size", coadd.mapBinSize, "survey property map bin, coadd pixels");
+    std::vector<std::string> rest;
+    for (const auto& s : settings) {
+        if (s.rfind("coadd.", 0) == 0)
+            b.setAssignment(s);
+        else
+            rest.push_back(s);
+    }
+    WarpConfig w;
+    w.kernel = coadd.warpKernel;
+    w.interpLength = coadd.interpLength;
+    w.validate();
+    SurveyPropertyConfig sp;
+    sp.binSize = coadd.mapBinSize;
+    sp.validate();
+    if (values) *values = b.values();
+    return rest;
+}
+
 std::map<std::string, std::string> effectiveProcessingConfig(const std::vector<std::string>& settings) {
     SingleVisitConfig cfg;
     ConfigBinder binder;
     cfg.bind(binder);
-    for (const auto& s : settings) binder.setAssignment(s);
+    CampaignCoaddConfig coadd;
+    for (const auto& s : applyCoaddSettings(settings, coadd)) binder.setAssignment(s);
     cfg.validate();
     return binder.values();
 }
@@ -79,7 +113,7 @@ CampaignWorker::CampaignWorker(const CampaignWorkerSetup& setup)
     camera_ = cameraOfRun(repo_, setup_.runs.raw, &instrument_);
     ConfigBinder binder;
     config_.bind(binder);
-    for (const auto& s : setup_.settings) binder.setAssignment(s);
+    for (const auto& s : applyCoaddSettings(setup_.settings, coaddConfig_, &coaddConfigValues_)) binder.setAssignment(s);
     config_.validate();
     configValues_ = binder.values();
     if (setup_.refcatRun.empty()) setup_.refcatRun = setup_.runs.raw;
@@ -89,6 +123,7 @@ std::string CampaignWorker::run(const QuantumSpec& q) {
     if (q.task == "singleVisit") return runSingleVisit(q);
     if (q.task == "consolidateVisit") return runConsolidateVisit(q);
     if (q.task == "releaseIndex") return runReleaseIndex(q);
+    if (q.task == "assembleCoadd") return runAssembleCoadd(q);
     throw NotFoundError("task " + q.task + " has no implementation yet (it is declared for planning only)");
 }
 

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -21,6 +23,7 @@
 #include "drivers/singlevisit/InputLoading.h"
 #include "drivers/singlevisit/SingleVisit.h"
 #include "io/Repository.h"
+#include "sky/SkyMap.h"
 
 namespace drp {
 
@@ -29,11 +32,20 @@ struct CampaignWorkerSetup {
     std::filesystem::path repo;
     CampaignRuns runs;
     std::string refcatRun;                 ///< reference catalog run (default: the raw run)
-    std::vector<std::string> settings;     ///< "key=value" processing overrides (SingleVisitConfig keys)
+    std::vector<std::string> settings;     ///< "key=value" processing overrides (SingleVisitConfig keys, coadd.*)
+    SkyMapConfig skymap;                   ///< the sky map of patch-level quanta (assembleCoadd)
 };
 
-/// The effective processing config (SingleVisitConfig after the overrides) as key -> value; throws
-/// ConfigError for an unknown key or bad value.
+/// Campaign-level configuration of assembleCoadd (keys "coadd.*" of --set).
+struct CampaignCoaddConfig {
+    std::string warpKernel = "lanczos3";  ///< coadd.warp_kernel (stages/coadd/Lanczos.h names)
+    int interpLength = 10;                ///< coadd.interp_length (WarpConfig::interpLength)
+    bool rejectArtifacts = false;         ///< coadd.reject_artifacts (off: artifact rejection is not yet reliable)
+    int mapBinSize = 10;                  ///< coadd.map_bin_size: survey property map bin, coadd pixels
+};
+
+/// The effective processing config (SingleVisitConfig after the overrides; "coadd.*" keys are checked
+/// against CampaignCoaddConfig but not returned) as key -> value; throws ConfigError for an unknown key or bad value.
 std::map<std::string, std::string> effectiveProcessingConfig(const std::vector<std::string>& settings);
 
 class CampaignWorker {
@@ -47,6 +59,7 @@ private:
     std::string runSingleVisit(const QuantumSpec& q);
     std::string runConsolidateVisit(const QuantumSpec& q);
     std::string runReleaseIndex(const QuantumSpec& q);
+    std::string runAssembleCoadd(const QuantumSpec& q);  // CoaddTasks.cpp
 
     CampaignWorkerSetup setup_;
     Repository repo_;
@@ -54,10 +67,25 @@ private:
     std::string instrument_;
     SingleVisitConfig config_;
     std::map<std::string, std::string> configValues_;
+    CampaignCoaddConfig coaddConfig_;
+    std::map<std::string, std::string> coaddConfigValues_;
     std::set<int> refLevels_;
     bool refLevelsKnown_ = false;
     CalibrationCache calibs_;
 };
+
+/// Split "coadd.*" settings from the rest and bind them to `coadd` (ConfigError for an unknown coadd key or a
+/// bad value); returns the other settings. `values` (optional) receives the effective coadd config.
+std::vector<std::string> applyCoaddSettings(const std::vector<std::string>& settings, CampaignCoaddConfig& coadd,
+                                            std::map<std::string, std::string>* values = nullptr);
+
+namespace campaign_detail {
+/// Write one output resume-safely (see the header). Shared by the task implementations.
+void putOutput(Repository& repo, const DatasetRef& ref, const std::string& producer,
+               const std::function<void(const std::filesystem::path&)>& writer);
+/// The input's manifest record; NotFoundError if missing.
+DatasetRecord needInput(const Repository& repo, const DatasetRef& ref);
+}  // namespace campaign_detail
 
 /// True if every output of `quantum` is in the manifest.
 bool outputsRecorded(const Repository& repo, const QuantumSpec& quantum);

@@ -41,6 +41,15 @@ TaskDef releaseIndex(std::vector<std::string> inputs) {
 
 std::vector<TaskDef> singleVisitPipeline() { return {singleVisit(), consolidateVisit(), releaseIndex({"sourceTable_visit"})}; }
 
+/// single-visit + assembleCoadd: the calexps of one band whose corners overlap a patch's outer box
+/// (the graph builder's spatial join of a patch-band task with a visit-detector type) -> the patch's coadd.
+std::vector<TaskDef> coaddPipeline() {
+    std::vector<TaskDef> p = singleVisitPipeline();
+    p.push_back(task("assembleCoadd", "warp the calexps of one band onto a patch and coadd them", QuantumLevel::PatchBand,
+                     {"calexp"}, {"deepCoadd", "deepCoadd_surveyProperty", "deepCoadd_surveyPropertyPng"}, true, 2.0));
+    return p;
+}
+
 std::vector<TaskDef> drpFullPipeline() {
     using L = QuantumLevel;
     std::vector<TaskDef> p = {singleVisit(), consolidateVisit()};
@@ -84,10 +93,11 @@ const char* quantumLevelName(QuantumLevel level) {
     return "unknown";
 }
 
-std::vector<std::string> pipelineNames() { return {"single-visit", "drp-full"}; }
+std::vector<std::string> pipelineNames() { return {"single-visit", "coadd", "drp-full"}; }
 
 std::vector<TaskDef> pipelineByName(const std::string& name) {
     if (name == "single-visit") return singleVisitPipeline();
+    if (name == "coadd") return coaddPipeline();
     if (name == "drp-full") return drpFullPipeline();
     std::string known;
     for (const auto& n : pipelineNames()) known += (known.empty() ? "" : ", ") + n;

@@ -557,7 +557,7 @@ enum class InputKind : std::uint8_t {
     External,  // raw or calibration (visit-detector tasks)
     Single,    // the one dataset whose data ID is the quantum's restricted to the input's level
     Gather,    // every dataset whose data ID restricted to the task's level is the quantum's
-    Overlap    // visit-patch from visit-detector: the detectors of the visit that overlap the patch
+    Overlap    // visit-patch (patch-band) from visit-detector: the detectors of the visit (band) that overlap the patch
 };
 
 struct InputPlan {
@@ -589,7 +589,8 @@ std::vector<std::vector<InputPlan>> planInputs(const std::vector<TaskDef>& pipel
                 } else if (isSubset(mM, mL)) {
                     p.kind = InputKind::Single;
                     p.mask = mM;
-                } else if (td.level == QuantumLevel::VisitPatch && lM == QuantumLevel::VisitDetector) {
+                } else if ((td.level == QuantumLevel::VisitPatch || td.level == QuantumLevel::PatchBand) &&
+                           lM == QuantumLevel::VisitDetector) {
                     p.kind = InputKind::Overlap;
                     defining = true;
                 } else {
@@ -801,7 +802,7 @@ QuantumGraph buildQuantumGraph(const std::vector<TaskDef>& pipeline, std::vector
                     for (const auto& [tract, patch] : overlaps[k]) {
                         B::setInt(key, Dimension::Tract, tract);
                         B::setInt(key, Dimension::Patch, patch);
-                        entries.push_back({key, slot, *d});
+                        entries.push_back({key.project(mL), slot, *d});  // patch-band: drops instrument, visit
                     }
                 }
             }

@@ -234,7 +234,8 @@ struct GraphBuildOptions {
 ///    quanta: one per distinct restricted data ID;
 ///  * visit-patch from visit-detector (makeWarp reading calexp): the detectors of the visit whose
 ///    corners overlap the patch's outer box (SkyMap::findOverlaps; the centre's patch if no corners).
-///    They define the visit-patch quanta.
+///    They define the visit-patch quanta. Likewise patch-band from visit-detector (assembleCoadd reading
+///    calexp in the "coadd" pipeline): every detector of the band, any visit, overlapping the patch.
 /// Visit-detector quanta are one per exposure, tract = SkyMap::findTract(centre); patch-level quanta
 /// carry their tract, visit and global quanta -1. Quanta are stored task by task in pipeline order,
 /// within a task by packed data ID, so the graph is topologically ordered and deterministic: the same

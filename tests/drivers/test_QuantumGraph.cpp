@@ -116,7 +116,7 @@ void checkStructure(const QuantumGraph& g) {
 }
 
 TEST(Pipelines, NamesAndDeclarations) {
-    EXPECT_EQ(pipelineNames(), (std::vector<std::string>{"single-visit", "drp-full"}));
+    EXPECT_EQ(pipelineNames(), (std::vector<std::string>{"single-visit", "coadd", "drp-full"}));
     auto sv = pipelineByName("single-visit");
     ASSERT_EQ(sv.size(), 3u);
     EXPECT_EQ(sv[0].name, "singleVisit");
