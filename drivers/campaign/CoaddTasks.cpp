@@ -150,7 +150,13 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
     }
     MaskedImageF coadd = assembler.finish();
     if (psfInputs.empty()) psfInputs = std::move(fallbackPsfInputs);
-    if (psfInputs.empty()) throw InvalidInputError("assembleCoadd " + id.toString() + ": no calexp overlaps the patch");
+    if (psfInputs.empty()) {
+        // The graph joins calexps by their corners' polygon; one that only grazes the patch's outer box
+        // may leave no pixel after warping. Nothing to coadd: no outputs, not a failure (like Rubin's
+        // NoWorkFound); a later --resume simply finds the same.
+        DRP_LOG_INFO("campaign", "assembleCoadd " << id.toString() << ": no input pixel lands in the patch; nothing written");
+        return "no data: nothing written";
+    }
     const SurveyPropertyMaps spm = maps.finish(coadd);
 
     Exposure out(coadd, patchWcs, CoaddPsf::make(patchWcs, psfInputs, wcfg.kernel));
