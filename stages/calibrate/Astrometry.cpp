@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/Error.h"
+#include "stages/calibrate/ConfigRange.h"
 #include "stages/calibrate/PointMatcher.h"
 #include "stages/calibrate/TanSipFitter.h"
 #include "stages/calibrate/TangentPlane.h"
@@ -20,13 +21,7 @@ constexpr double kRadPerDeg = std::numbers::pi / 180.0;
 
 template <typename T>
 void checkRange(const char* name, T value, T lo, T hi, bool openLow = false) {
-    const bool ok = (openLow ? value > lo : value >= lo) && value <= hi;
-    if (!ok) {
-        std::ostringstream os;
-        os << "AstrometryConfig." << name << " = " << value << " is outside " << (openLow ? "(" : "[") << lo << ", "
-           << hi << "]";
-        throw ConfigError(os.str());
-    }
+    calibrate_detail::checkConfigRange("AstrometryConfig", name, value, lo, hi, openLow);
 }
 
 double finiteOr(double v, double fallback) { return std::isfinite(v) ? v : fallback; }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/Error.h"
+#include "stages/calibrate/ConfigRange.h"
 
 namespace drp {
 
@@ -16,13 +17,7 @@ constexpr double kRadPerDeg = kPi / 180.0;
 
 template <typename T>
 void checkRange(const char* name, T value, T lo, T hi, bool openLow = false) {
-    const bool ok = (openLow ? value > lo : value >= lo) && value <= hi;
-    if (!ok) {
-        std::ostringstream os;
-        os << "FewStarMatchConfig." << name << " = " << value << " is outside " << (openLow ? "(" : "[") << lo
-           << ", " << hi << "]";
-        throw ConfigError(os.str());
-    }
+    calibrate_detail::checkConfigRange("FewStarMatchConfig", name, value, lo, hi, openLow);
 }
 
 struct RefSpoke {
@@ -30,31 +25,6 @@ struct RefSpoke {
     double angle;  // atan2(north, east), radians
     std::size_t end;
 };
-
-/// Unweighted least-squares similarity (rotation + scale + shift) taking x[a] to y[b]; false if degenerate.
-bool fitSimilarity(const std::vector<Eigen::Vector2d>& x, const std::vector<Eigen::Vector2d>& y,
-                   const std::vector<PointPair>& pairs, AffineTransform2& out) {
-    if (pairs.size() < 2) return false;
-    Eigen::Vector2d mx = Eigen::Vector2d::Zero(), my = Eigen::Vector2d::Zero();
-    for (const auto& p : pairs) {
-        mx += x[p.a];
-        my += y[p.b];
-    }
-    mx /= double(pairs.size());
-    my /= double(pairs.size());
-    double sDot = 0.0, sCross = 0.0, sNorm = 0.0;
-    for (const auto& p : pairs) {
-        const Eigen::Vector2d dx = x[p.a] - mx, dy = y[p.b] - my;
-        sDot += dx.dot(dy);
-        sCross += dx.x() * dy.y() - dx.y() * dy.x();
-        sNorm += dx.squaredNorm();
-    }
-    if (!(sNorm > 0.0)) return false;
-    const double a = sDot / sNorm, b = sCross / sNorm;
-    out.linear << a, -b, b, a;
-    out.shift = my - out.linear * mx;
-    return out.linear.allFinite() && out.shift.allFinite();
-}
 
 struct Candidate {
     AffineTransform2 transform;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/Error.h"
+#include "stages/calibrate/ConfigRange.h"
 
 namespace drp {
 
@@ -16,13 +17,7 @@ constexpr double kRadPerDeg = kPi / 180.0;
 
 template <typename T>
 void checkRange(const char* name, T value, T lo, T hi, bool openLow = false) {
-    const bool ok = (openLow ? value > lo : value >= lo) && value <= hi;
-    if (!ok) {
-        std::ostringstream os;
-        os << "PatternMatchConfig." << name << " = " << value << " is outside " << (openLow ? "(" : "[") << lo << ", "
-           << hi << "]";
-        throw ConfigError(os.str());
-    }
+    calibrate_detail::checkConfigRange("PatternMatchConfig", name, value, lo, hi, openLow);
 }
 
 struct Spoke {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/Error.h"
+#include "stages/calibrate/ConfigRange.h"
 
 namespace drp {
 
@@ -16,13 +17,7 @@ const double kMagPerLn = 2.5 / std::numbers::ln10;  // 1.0857...
 
 template <typename T>
 void checkRange(const char* name, T value, T lo, T hi, bool openLow = false) {
-    const bool ok = (openLow ? value > lo : value >= lo) && value <= hi;
-    if (!ok) {
-        std::ostringstream os;
-        os << "PhotometryConfig." << name << " = " << value << " is outside " << (openLow ? "(" : "[") << lo << ", "
-           << hi << "]";
-        throw ConfigError(os.str());
-    }
+    calibrate_detail::checkConfigRange("PhotometryConfig", name, value, lo, hi, openLow);
 }
 
 double median(std::vector<double> v) {

@@ -105,17 +105,48 @@ double AffineTransform2::rotation() const {
     return std::atan2(linear(1, 0) - linear(0, 1), linear(0, 0) + linear(1, 1));
 }
 
-bool fitAffine(const std::vector<Eigen::Vector2d>& x, const std::vector<Eigen::Vector2d>& y,
-               const std::vector<PointPair>& pairs, AffineTransform2& out) {
-    if (pairs.size() < 3) return false;
-    // Centre both sets for conditioning.
-    Eigen::Vector2d mx = Eigen::Vector2d::Zero(), my = Eigen::Vector2d::Zero();
+namespace {
+
+/// Centroids of the paired points of x and y.
+void pairCentroids(const std::vector<Eigen::Vector2d>& x, const std::vector<Eigen::Vector2d>& y,
+                   const std::vector<PointPair>& pairs, Eigen::Vector2d& mx, Eigen::Vector2d& my) {
+    mx = Eigen::Vector2d::Zero();
+    my = Eigen::Vector2d::Zero();
     for (const auto& p : pairs) {
         mx += x[p.a];
         my += y[p.b];
     }
     mx /= double(pairs.size());
     my /= double(pairs.size());
+}
+
+}  // namespace
+
+bool fitSimilarity(const std::vector<Eigen::Vector2d>& x, const std::vector<Eigen::Vector2d>& y,
+                   const std::vector<PointPair>& pairs, AffineTransform2& out) {
+    if (pairs.size() < 2) return false;
+    Eigen::Vector2d mx, my;
+    pairCentroids(x, y, pairs, mx, my);
+    double sDot = 0.0, sCross = 0.0, sNorm = 0.0;
+    for (const auto& p : pairs) {
+        const Eigen::Vector2d dx = x[p.a] - mx, dy = y[p.b] - my;
+        sDot += dx.dot(dy);
+        sCross += dx.x() * dy.y() - dx.y() * dy.x();
+        sNorm += dx.squaredNorm();
+    }
+    if (!(sNorm > 0.0)) return false;
+    const double a = sDot / sNorm, b = sCross / sNorm;
+    out.linear << a, -b, b, a;
+    out.shift = my - out.linear * mx;
+    return out.linear.allFinite() && out.shift.allFinite();
+}
+
+bool fitAffine(const std::vector<Eigen::Vector2d>& x, const std::vector<Eigen::Vector2d>& y,
+               const std::vector<PointPair>& pairs, AffineTransform2& out) {
+    if (pairs.size() < 3) return false;
+    // Centre both sets for conditioning.
+    Eigen::Vector2d mx, my;
+    pairCentroids(x, y, pairs, mx, my);
     Eigen::Matrix2d sxx = Eigen::Matrix2d::Zero(), syx = Eigen::Matrix2d::Zero();
     for (const auto& p : pairs) {
         const Eigen::Vector2d dx = x[p.a] - mx, dy = y[p.b] - my;

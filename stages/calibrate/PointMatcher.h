@@ -50,6 +50,10 @@ struct AffineTransform2 {
     double rotation() const;
 };
 
+/// Unweighted least-squares similarity (rotation + scale + shift) taking x[a] to y[b]; false if fewer than 2 pairs
+/// or degenerate.
+bool fitSimilarity(const std::vector<Eigen::Vector2d>& x, const std::vector<Eigen::Vector2d>& y,
+                   const std::vector<PointPair>& pairs, AffineTransform2& out);
 /// Unweighted least-squares affine map taking x[pairs.a] to y[pairs.b]; false if fewer than 3 pairs or the
 /// points are degenerate (collinear).
 bool fitAffine(const std::vector<Eigen::Vector2d>& x, const std::vector<Eigen::Vector2d>& y,
