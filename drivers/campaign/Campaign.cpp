@@ -141,6 +141,7 @@ struct Plan {
     std::vector<std::uint32_t> planToGraph;        // plan index -> graph quantum
     std::vector<PlanningFailure> planningFailures;
     std::vector<std::pair<std::uint32_t, std::string>> preBlocked;  // graph quantum, reason
+    std::vector<char> datasetRecorded;             // per dataset node: in the manifest when planning
     std::size_t selected = 0;
 };
 
@@ -240,13 +241,16 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
                     plan.planningFailures.clear();
                 }
                 // What is recorded already.
+                // (The manifest is consulted once per output here; everything below reuses the answer.)
                 std::vector<char> recorded(g.size(), 0), anyRecorded(g.size(), 0);
+                plan.datasetRecorded.assign(g.datasets().size(), 0);
                 std::size_t selectedWithOutputs = 0;
                 for (std::size_t q = 0; q < g.size(); ++q) {
                     bool all = true, any = false;
                     for (std::uint32_t d : g.quanta()[q].outputs) {
                         DatasetRef ref = g.ref(d);
-                        bool e = repo.exists(ref.datasetType, ref.run, ref.dataId);
+                        const bool e = repo.exists(ref.datasetType, ref.run, ref.dataId);
+                        plan.datasetRecorded[d] = e;
                         all = all && e;
                         any = any || e;
                     }
@@ -279,9 +283,9 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
                     plan.planToGraph.push_back(std::uint32_t(q));
                     if (anyRecorded[q]) {
                         for (std::uint32_t d : g.quanta()[q].outputs) {
+                            if (!plan.datasetRecorded[d]) continue;
                             DatasetRef ref = g.ref(d);
-                            if (repo.exists(ref.datasetType, ref.run, ref.dataId))
-                                verifyList += ref.datasetType + "\t" + ref.run + "\t" + ref.dataId.toString() + "\n";
+                            verifyList += ref.datasetType + "\t" + ref.run + "\t" + ref.dataId.toString() + "\n";
                         }
                     }
                 }
@@ -334,7 +338,6 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
         const QuantumGraph& g = plan.graph;
         std::map<std::uint32_t, std::uint32_t> graphToPlan;
         for (std::uint32_t i = 0; i < plan.planToGraph.size(); ++i) graphToPlan[plan.planToGraph[i]] = i;
-        Repository repo = Repository::open(options.repo);
         for (std::uint32_t gq : plan.planToGraph) {
             const auto& q = g.quanta()[gq];
             Scheduler::Node node;
@@ -344,9 +347,14 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
             node.priority = 0;
             bool done = !q.outputs.empty();
             for (std::uint32_t d : q.outputs) {
-                DatasetRef ref = g.ref(d);
-                std::string key = ref.datasetType + "\t" + ref.run + "\t" + ref.dataId.toString();
-                if (!repo.exists(ref.datasetType, ref.run, ref.dataId) || bad.count(key)) done = false;
+                if (!plan.datasetRecorded[d]) {
+                    done = false;
+                    break;
+                }
+                if (!bad.empty()) {
+                    DatasetRef ref = g.ref(d);
+                    if (bad.count(ref.datasetType + "\t" + ref.run + "\t" + ref.dataId.toString())) done = false;
+                }
             }
             node.alreadyDone = done;
             resumed += done;
