@@ -5,6 +5,7 @@
 
 #include "core/Error.h"
 #include "core/Log.h"
+#include "drivers/singlevisit/DpddColumns.h"
 #include "sky/ReferenceCatalog.h"
 #include "stages/isr/Isr.h"
 #include "stages/measure/ApertureCorrection.h"
@@ -66,7 +67,8 @@ std::vector<std::size_t> rowsNear(const Table& t, const std::vector<Point2D>& po
 bool isInstrumentalFluxColumn(const std::string& name) {
     if (name.find("_flag") != std::string::npos) return false;
     auto base = name.size() > 3 && name.compare(name.size() - 3, 3, "Err") == 0 ? name.substr(0, name.size() - 3) : name;
-    return base == "psfFlux" || base == "kronFlux" || base.rfind("apFlux_", 0) == 0;
+    return base == "psfFlux" || base == "kronFlux" || base.rfind("apFlux_", 0) == 0 || name == "psfFlux_x_Cov" ||
+           name == "psfFlux_y_Cov";
 }
 
 }  // namespace
@@ -178,7 +180,7 @@ Table calibrateFluxColumns(const Table& in, const PhotoCalib& calib) {
     for (std::size_t i = 0; i < in.schema().size(); ++i) {
         FieldInfo f = in.schema().field(i);
         if (isInstrumentalFluxColumn(f.name) && f.type == FieldType::Float64) {
-            f.unit = "nJy";
+            f.unit = f.name.ends_with("_Cov") ? "nJy pixel" : "nJy";
             f.doc = f.doc + " (calibrated)";
         }
         schema.addField(f);
@@ -441,7 +443,12 @@ SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& det
         }
         res.astrometry = std::move(astrom);
     }
-    if (res.calexp.hasPhotoCalib()) src = calibrateFluxColumns(src, *res.calexp.photoCalib());
+    if (res.calexp.hasPhotoCalib()) {
+        src = calibrateFluxColumns(src, *res.calexp.photoCalib());
+        if (res.calexp.hasWcs())
+            src = addDpddColumns(src, *res.calexp.wcs(), res.calexp.photoCalib()->calibrationMean(),
+                                 cfg.measurement.apertureRadii);
+    }
     src.metadata().merge(withoutTimings(res.summary));
     return res;
 }

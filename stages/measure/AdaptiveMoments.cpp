@@ -1,6 +1,7 @@
 #include "stages/measure/AdaptiveMoments.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "core/Error.h"
 
@@ -146,6 +147,72 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
     result.moments = w;
     return result;
 }
+
+template <typename T>
+MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const Image<float>& variance, Point2D c,
+                                                   const SecondMoments& w, const AdaptiveMomentsControl& control,
+                                                   const Mask* mask, MaskPixel badBits) {
+    MomentsCovariance out;
+    if (!w.isPositiveDefinite() || !std::isfinite(c.x) || !std::isfinite(c.y) || image.empty() ||
+        !(variance.bbox() == image.bbox()))
+        return out;
+    const SecondMoments inv = w.inverse();
+    const double hx = control.windowSigmas * std::sqrt(w.xx), hy = control.windowSigmas * std::sqrt(w.yy);
+    const double limit = control.windowSigmas * control.windowSigmas;
+    const Box2I full = Box2I::fromCorners({int(std::floor(c.x - hx)), int(std::floor(c.y - hy))},
+                                          {int(std::ceil(c.x + hx)), int(std::ceil(c.y + hy))});
+    const Box2I box =
+        full.intersection(control.region.empty() ? image.bbox() : image.bbox().intersection(control.region));
+    if (box.empty()) return out;
+    const bool useMask = mask != nullptr && badBits != 0 && mask->bbox() == image.bbox();
+    const Point2I o = image.xy0();
+    // Two passes over the window: the weighted moments M, then the propagated sums.
+    struct Pixel {
+        double w, v, q[3];
+    };
+    std::vector<Pixel> pixels;
+    pixels.reserve(std::size_t(box.width()) * std::size_t(box.height()));
+    double s0 = 0, s[3] = {0, 0, 0};
+    for (int y = box.minY(); y <= box.maxY(); ++y) {
+        const double dy = y - c.y;
+        const T* row = image.row(y - o.y);
+        const float* vrow = variance.row(y - o.y);
+        const MaskPixel* mrow = useMask ? mask->row(y - o.y) : nullptr;
+        for (int x = box.minX(); x <= box.maxX(); ++x) {
+            const double dx = x - c.x;
+            const double qf = inv.xx * dx * dx + 2.0 * inv.xy * dx * dy + inv.yy * dy * dy;
+            if (qf > limit) continue;
+            const double d = row[x - o.x], v = vrow[x - o.x];
+            if (!std::isfinite(d) || !std::isfinite(v) || v < 0 || (mrow && (mrow[x - o.x] & badBits))) continue;
+            const double wt = std::exp(-0.5 * qf);
+            const Pixel p{wt, v, {dx * dx, dy * dy, dx * dy}};
+            s0 += wt * d;
+            for (int k = 0; k < 3; ++k) s[k] += wt * d * p.q[k];
+            pixels.push_back(p);
+        }
+    }
+    if (!(s0 > 0)) return out;
+    const double m[3] = {s[0] / s0, s[1] / s0, s[2] / s0};
+    double cov[3][3] = {};
+    for (const Pixel& p : pixels) {
+        const double r[3] = {p.q[0] - m[0], p.q[1] - m[1], p.q[2] - m[2]};
+        const double ww = p.w * p.w * p.v;
+        for (int a = 0; a < 3; ++a)
+            for (int b = a; b < 3; ++b) cov[a][b] += ww * r[a] * r[b];
+    }
+    const double f = 16.0 / (s0 * s0);
+    out.xx_xx = f * cov[0][0];
+    out.yy_yy = f * cov[1][1];
+    out.xy_xy = f * cov[2][2];
+    out.xx_yy = f * cov[0][1];
+    out.xx_xy = f * cov[0][2];
+    out.yy_xy = f * cov[1][2];
+    return out;
+}
+
+template MomentsCovariance computeAdaptiveMomentsCovariance<float>(const Image<float>&, const Image<float>&, Point2D,
+                                                                   const SecondMoments&, const AdaptiveMomentsControl&,
+                                                                   const Mask*, MaskPixel);
 
 template AdaptiveMomentsResult computeAdaptiveMoments<float>(const Image<float>&, Point2D, SecondMoments,
                                                              const AdaptiveMomentsControl&, const Mask*, MaskPixel);

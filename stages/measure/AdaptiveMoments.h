@@ -91,6 +91,36 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
                                              const AdaptiveMomentsControl& control = {}, const Mask* mask = nullptr,
                                              MaskPixel badBits = 0);
 
+/// Noise covariance of adaptive moments W (pixels^4): the unique elements of the 3x3 covariance of
+/// (xx, yy, xy).
+struct MomentsCovariance {
+    double xx_xx = std::numeric_limits<double>::quiet_NaN();
+    double yy_yy = std::numeric_limits<double>::quiet_NaN();
+    double xy_xy = std::numeric_limits<double>::quiet_NaN();
+    double xx_yy = std::numeric_limits<double>::quiet_NaN();
+    double xx_xy = std::numeric_limits<double>::quiet_NaN();
+    double yy_xy = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// Noise covariance of the adaptive moments `w` (a converged result about `centre`) from the per-pixel
+/// `variance` (same frame and box as `image`), by linear propagation. With the weight held at w, the
+/// weighted moments M = sum w I q / sum w I (q = dx^2, dy^2, dx dy) respond to pixel noise as
+///     dM = sum w (q - M) dI / sum w I,   Cov(M) = sum w^2 (q - M)(q - M)^T V / (sum w I)^2,
+/// and at the adaptive fixed point of a Gaussian (M = (S^-1 + W^-1)^-1, W = S) dM = dW / 4 when the weight
+/// follows the light, so dW = 2 dM + 2 dW / 4, i.e. dW = 4 dM and Cov(W) = 16 Cov(M) (the Gaussian
+/// linearisation, as in SDSS-like shape codes). Same window, region and pixel rejection as
+/// computeAdaptiveMoments; pixels with non-finite or negative variance are skipped. NaN if `w` is not
+/// positive definite or the weighted flux is not positive.
+template <typename T>
+MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const Image<float>& variance, Point2D centre,
+                                                   const SecondMoments& w, const AdaptiveMomentsControl& control = {},
+                                                   const Mask* mask = nullptr, MaskPixel badBits = 0);
+
+extern template MomentsCovariance computeAdaptiveMomentsCovariance<float>(const Image<float>&, const Image<float>&,
+                                                                          Point2D, const SecondMoments&,
+                                                                          const AdaptiveMomentsControl&, const Mask*,
+                                                                          MaskPixel);
+
 extern template AdaptiveMomentsResult computeAdaptiveMoments<float>(const Image<float>&, Point2D, SecondMoments,
                                                                     const AdaptiveMomentsControl&, const Mask*,
                                                                     MaskPixel);

@@ -139,6 +139,10 @@ void applyApertureCorrection(Table& table, const ApertureCorrectionResult& resul
     const auto fk = schema.find<double>("psfFlux"), ek = schema.find<double>("psfFluxErr");
     const auto ck = schema.find<double>("apCorr");
     auto x = table.column(xk), y = table.column(yk), f = table.column(fk), e = table.column(ek), c = table.column(ck);
+    // The flux-position covariances of the point-source model scale with the flux.
+    std::vector<decltype(table.column(fk))> fluxCov;
+    for (const char* name : {"psfFlux_x_Cov", "psfFlux_y_Cov"})
+        if (schema.contains(name)) fluxCov.push_back(table.column(schema.find<double>(name)));
     for (std::size_t i = 0; i < table.size(); ++i) {
         if (std::isfinite(c[i])) throw LogicError("applyApertureCorrection: apCorr is already set (applied twice?)");
     }
@@ -150,6 +154,7 @@ void applyApertureCorrection(Table& table, const ApertureCorrectionResult& resul
         const double v = result.value({x[i], y[i]});
         f[i] *= v;
         e[i] *= v;
+        for (auto& cov : fluxCov) cov[i] *= v;
         c[i] = v;
     }
 }

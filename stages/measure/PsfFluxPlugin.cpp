@@ -1,6 +1,8 @@
 #include "stages/measure/PsfFluxPlugin.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 
 namespace drp {
 
@@ -10,6 +12,15 @@ PsfFluxPlugin::PsfFluxPlugin(Schema& schema, const MeasurementConfig& config) {
     fluxErr_ = schema.addField<double>("psfFluxErr", "standard error of psfFlux from the variance plane", config.fluxUnit);
     chi2_ = schema.addField<double>("psfChi2", "chi^2 of the PSF-model fit over the pixels used");
     ndata_ = schema.addField<std::int32_t>("psfNdata", "number of pixels used in the PSF-model fit");
+    lnL_ = schema.addField<double>("psfLnL",
+                                   "ln likelihood of the pixels given the fitted PSF model: -chi2/2 - sum ln(2 pi V)/2");
+    xErr_ = schema.addField<double>("psf_xErr", "point-source model: standard error of x (Fisher matrix)", "pixel");
+    yErr_ = schema.addField<double>("psf_yErr", "point-source model: standard error of y (Fisher matrix)", "pixel");
+    xyCov_ = schema.addField<double>("psf_x_y_Cov", "point-source model: covariance of x and y", "pixel^2");
+    fluxXCov_ = schema.addField<double>("psfFlux_x_Cov", "point-source model: covariance of psfFlux and x",
+                                        config.fluxUnit + " pixel");
+    fluxYCov_ = schema.addField<double>("psfFlux_y_Cov", "point-source model: covariance of psfFlux and y",
+                                        config.fluxUnit + " pixel");
     apCorr_ = schema.addField<double>("apCorr",
                                       "aperture correction applied to psfFlux and psfFluxErr (NaN: not applied)");
     flag_ = schema.addField<bool>("psfFlux_flag", "PSF flux failed, or fitted to a partial PSF box (edge)");
@@ -58,15 +69,20 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
     }
     table.column(edge_)[row] = edge;
     if (n == 0 || !(spp > 0) || spUsed < 0.2) {
-        for (auto k : {flux_, fluxErr_, chi2_}) table.column(k)[row] = kNaN;
+        for (auto k : {flux_, fluxErr_, chi2_, lnL_, xErr_, yErr_, xyCov_, fluxXCov_, fluxYCov_}) table.column(k)[row] = kNaN;
         table.column(ndata_)[row] = std::int32_t(n);
         table.column(flag_)[row] = true;
         table.column(noGoodPixels_)[row] = true;
         return;
     }
     const double flux = spd / spp;
-    // chi^2 = sum (d - f p)^2 / V, evaluated in a second pass (cheap: the PSF box only).
-    double chi2 = 0;
+    // chi^2 = sum (d - f p)^2 / V, evaluated in a second pass (cheap: the PSF box only), with the
+    // normalisation of the likelihood and the Fisher matrix of (flux, x, y): the model's derivatives are
+    // P, -f dP/dx, -f dP/dy (central differences of the PSF image; one-sided at its edge).
+    double chi2 = 0, sumLnV = 0;
+    double F[3][3] = {};
+    const int pw = psf->width(), ph = psf->height();
+    auto psfAt = [&](int ix, int iy) { return (*psf)(std::clamp(ix, 0, pw - 1), std::clamp(iy, 0, ph - 1)); };
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double* prow = psf->row(y - psf->xy0().y) + (box.minX() - psf->xy0().x);
         const float* drow = image.row(y - img.minY()) + (box.minX() - img.minX());
@@ -77,8 +93,30 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
             if (!std::isfinite(d) || !std::isfinite(v) || !(v > 0) || (mrow[x] & ctx.badBits)) continue;
             const double r = d - flux * prow[x];
             chi2 += r * r / v;
+            sumLnV += std::log(2.0 * std::numbers::pi * v);
+            const int ix = box.minX() + x - psf->xy0().x, iy = y - psf->xy0().y;
+            const int xl = std::max(ix - 1, 0), xh = std::min(ix + 1, pw - 1);
+            const int yl = std::max(iy - 1, 0), yh = std::min(iy + 1, ph - 1);
+            const double g[3] = {prow[x], xh > xl ? -flux * (psfAt(xh, iy) - psfAt(xl, iy)) / (xh - xl) : 0.0,
+                                 yh > yl ? -flux * (psfAt(ix, yh) - psfAt(ix, yl)) / (yh - yl) : 0.0};
+            for (int a = 0; a < 3; ++a)
+                for (int b = a; b < 3; ++b) F[a][b] += g[a] * g[b] / v;
         }
     }
+    // Invert the symmetric Fisher matrix (cofactors); NaN if singular.
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < a; ++b) F[a][b] = F[b][a];
+    const double c00 = F[1][1] * F[2][2] - F[1][2] * F[2][1], c01 = F[0][2] * F[2][1] - F[0][1] * F[2][2],
+                 c02 = F[0][1] * F[1][2] - F[0][2] * F[1][1], c11 = F[0][0] * F[2][2] - F[0][2] * F[2][0],
+                 c12 = F[0][2] * F[1][0] - F[0][0] * F[1][2], c22 = F[0][0] * F[1][1] - F[0][1] * F[1][0];
+    const double det = F[0][0] * c00 + F[0][1] * c01 + F[0][2] * c02;
+    const double inv = det > 0 ? 1.0 / det : kNaN;
+    table.column(lnL_)[row] = -0.5 * chi2 - 0.5 * sumLnV;
+    table.column(xErr_)[row] = std::sqrt(c11 * inv);
+    table.column(yErr_)[row] = std::sqrt(c22 * inv);
+    table.column(xyCov_)[row] = c12 * inv;
+    table.column(fluxXCov_)[row] = c01 * inv;
+    table.column(fluxYCov_)[row] = c02 * inv;
     table.column(flux_)[row] = flux;
     table.column(fluxErr_)[row] = std::sqrt(sppv) / spp;
     table.column(chi2_)[row] = chi2;
@@ -88,7 +126,8 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
 }
 
 void PsfFluxPlugin::fail(const MeasurementContext&, Table& table, std::size_t row) const {
-    for (auto k : {flux_, fluxErr_, chi2_, apCorr_}) table.column(k)[row] = kNaN;
+    for (auto k : {flux_, fluxErr_, chi2_, lnL_, xErr_, yErr_, xyCov_, fluxXCov_, fluxYCov_, apCorr_})
+        table.column(k)[row] = kNaN;
     table.column(ndata_)[row] = 0;
     table.column(flag_)[row] = true;
 }

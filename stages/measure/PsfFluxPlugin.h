@@ -8,7 +8,13 @@
 // The flux is the total flux of the PSF model (no aperture correction: see ApertureCorrection.h, which
 // fills apCorr and rescales psfFlux and psfFluxErr).
 //
-// Columns: psfFlux, psfFluxErr (config.fluxUnit), psfChi2, psfNdata (int32), apCorr;
+// With the same pixels (V > 0): psfLnL = -psfChi2 / 2 - sum ln(2 pi V) / 2 (DPDD psLnL, in the image's
+// units), and the point-source model covariance (DPDD psCov) from the Fisher matrix of (flux, x, y) with
+// derivatives P, -psfFlux dP/dx, -psfFlux dP/dy: psf_xErr, psf_yErr, psf_x_y_Cov, psfFlux_x_Cov,
+// psfFlux_y_Cov (the flux variance is psfFluxErr^2; for a symmetric PSF the flux decouples from x, y).
+//
+// Columns: psfFlux, psfFluxErr (config.fluxUnit), psfChi2, psfNdata (int32), apCorr, psfLnL, psf_xErr,
+// psf_yErr (pixel), psf_x_y_Cov (pixel^2), psfFlux_x_Cov, psfFlux_y_Cov (config.fluxUnit pixel);
 //   psfFlux_flag               failure, or a partial fit (edge): check the specific flags
 //   psfFlux_flag_edge          the PSF box crossed the image edge (fitted to the pixels inside)
 //   psfFlux_flag_noGoodPixels  no usable pixel, or the used pixels hold < 20% of the PSF (values NaN)
@@ -27,7 +33,7 @@ public:
     bool requiresPsf() const override { return true; }
 
 private:
-    Key<double> flux_, fluxErr_, chi2_, apCorr_;
+    Key<double> flux_, fluxErr_, chi2_, lnL_, xErr_, yErr_, xyCov_, fluxXCov_, fluxYCov_, apCorr_;
     Key<std::int32_t> ndata_;
     Key<bool> flag_, edge_, noGoodPixels_;
 };

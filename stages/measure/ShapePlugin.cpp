@@ -1,6 +1,7 @@
 #include "stages/measure/ShapePlugin.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace drp {
 
@@ -8,6 +9,12 @@ ShapePlugin::ShapePlugin(Schema& schema, const MeasurementConfig&) {
     ixx_ = schema.addField<double>("ixx", "adaptive second moment of the source, xx", "pixel^2");
     iyy_ = schema.addField<double>("iyy", "adaptive second moment of the source, yy", "pixel^2");
     ixy_ = schema.addField<double>("ixy", "adaptive second moment of the source, xy", "pixel^2");
+    ixxErr_ = schema.addField<double>("ixxErr", "standard error of ixx (propagated pixel noise)", "pixel^2");
+    iyyErr_ = schema.addField<double>("iyyErr", "standard error of iyy (propagated pixel noise)", "pixel^2");
+    ixyErr_ = schema.addField<double>("ixyErr", "standard error of ixy (propagated pixel noise)", "pixel^2");
+    ixxIyyCov_ = schema.addField<double>("ixx_iyy_Cov", "noise covariance of ixx and iyy", "pixel^4");
+    ixxIxyCov_ = schema.addField<double>("ixx_ixy_Cov", "noise covariance of ixx and ixy", "pixel^4");
+    iyyIxyCov_ = schema.addField<double>("iyy_ixy_Cov", "noise covariance of iyy and ixy", "pixel^4");
     ixxPsf_ = schema.addField<double>("ixxPSF", "adaptive second moment of the PSF at the centroid, xx", "pixel^2");
     iyyPsf_ = schema.addField<double>("iyyPSF", "adaptive second moment of the PSF at the centroid, yy", "pixel^2");
     ixyPsf_ = schema.addField<double>("ixyPSF", "adaptive second moment of the PSF at the centroid, xy", "pixel^2");
@@ -64,6 +71,16 @@ void ShapePlugin::measure(const MeasurementContext& ctx, Table& table, std::size
     table.column(ixx_)[row] = failed ? kNaN : r.moments.xx;
     table.column(iyy_)[row] = failed ? kNaN : r.moments.yy;
     table.column(ixy_)[row] = failed ? kNaN : r.moments.xy;
+    MomentsCovariance cov;
+    if (!failed)
+        cov = computeAdaptiveMomentsCovariance(ctx.exposure.image(), ctx.exposure.variance(), ctx.centroid, r.moments,
+                                               control, &ctx.exposure.mask(), ctx.badBits);
+    table.column(ixxErr_)[row] = std::sqrt(cov.xx_xx);
+    table.column(iyyErr_)[row] = std::sqrt(cov.yy_yy);
+    table.column(ixyErr_)[row] = std::sqrt(cov.xy_xy);
+    table.column(ixxIyyCov_)[row] = cov.xx_yy;
+    table.column(ixxIxyCov_)[row] = cov.xx_xy;
+    table.column(iyyIxyCov_)[row] = cov.yy_xy;
     table.column(flag_)[row] = failed;
     table.column(noPixels_)[row] = r.noPixels;
     table.column(singular_)[row] = r.singular;
@@ -75,7 +92,9 @@ void ShapePlugin::measure(const MeasurementContext& ctx, Table& table, std::size
 }
 
 void ShapePlugin::fail(const MeasurementContext& ctx, Table& table, std::size_t row) const {
-    for (auto k : {ixx_, iyy_, ixy_, ixxPsf_, iyyPsf_, ixyPsf_}) table.column(k)[row] = kNaN;
+    for (auto k : {ixx_, iyy_, ixy_, ixxErr_, iyyErr_, ixyErr_, ixxIyyCov_, ixxIxyCov_, iyyIxyCov_, ixxPsf_, iyyPsf_,
+                   ixyPsf_})
+        table.column(k)[row] = kNaN;
     table.column(flag_)[row] = true;
     table.column(psf_)[row] = true;
     ctx.shape.reset();

@@ -6,7 +6,8 @@
 // noise; this also bounds the cost). Sets MeasurementContext::shape when the source moments succeed.
 //
 // Columns: ixx, iyy, ixy, ixxPSF, iyyPSF, ixyPSF (pixel^2; DPDD Ixx.. before the driver converts to
-// arcsec^2);
+// arcsec^2); ixxErr, iyyErr, ixyErr (pixel^2) and ixx_iyy_Cov, ixx_ixy_Cov, iyy_ixy_Cov (pixel^4): the noise
+// covariance of the source's moments (computeAdaptiveMomentsCovariance; DPDD lcov before conversion);
 //   shape_flag                 the source moments failed (values NaN)
 //   shape_flag_noPixels        no usable pixel or non-positive weighted flux
 //   shape_flag_singular        the weighted moments were not positive definite (noise)
@@ -30,7 +31,7 @@ public:
     void fail(const MeasurementContext& context, Table& table, std::size_t row) const override;
 
 private:
-    Key<double> ixx_, iyy_, ixy_, ixxPsf_, iyyPsf_, ixyPsf_;
+    Key<double> ixx_, iyy_, ixy_, ixxErr_, iyyErr_, ixyErr_, ixxIyyCov_, ixxIxyCov_, iyyIxyCov_, ixxPsf_, iyyPsf_, ixyPsf_;
     Key<bool> flag_, noPixels_, singular_, maxSize_, notConverged_, edge_, psf_;
 };
 
