@@ -236,7 +236,9 @@ void fillMoments(Statistics& s, unsigned props, const Moments& m0, const Moments
 }
 
 unsigned impliedProperties(unsigned props) {
-    if (props & kStatClipped) props |= kStatMedian | kStatMadSigma | kStatStdev;
+    // The clipped estimates start from the median and MAD; the standard deviation is only their
+    // fallback when the MAD is 0, computed then (see computeFromValues), not on every call.
+    if (props & kStatClipped) props |= kStatMedian | kStatMadSigma;
     if (props & kStatMadSigma) props |= kStatMedian;
     if (props & kStatStdev) props |= kStatMean;
     return props;
@@ -281,7 +283,16 @@ Statistics computeFromValues(std::vector<V>& values, std::vector<double>& weight
     }
     if (props & kStatClipped) {
         double centre = s.median;
-        double sigma = s.madSigma > 0 ? s.madSigma : s.stdev;
+        double sigma = s.madSigma;
+        if (!(sigma > 0)) {
+            if (!(props & kStatStdev)) {
+                const Moments m0 = momentsAbout(values.data(), w, n, 0.0);
+                const Moments m1 = momentsAbout(values.data(), w, n, m0.mean(0.0));
+                sigma = std::sqrt(m1.variance());
+            } else {
+                sigma = s.stdev;
+            }
+        }
         if (!(sigma >= 0)) sigma = 0;  // n == 1: stdev undefined
         // The "previous window" of iteration 1 contains everything, so the set comparison is only
         // used from iteration 2 on.
