@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/Error.h"
+#include "core/Simd.h"
 
 namespace drp {
 
@@ -83,6 +84,49 @@ Moments momentsAbout(const V* x, const double* w, std::size_t n, double shift) {
     return m;
 }
 
+// The unweighted sums of clippedMoments in four lanes (value i goes to lane i % 4, the tail to lane 0):
+// fixed order, so deterministic, and element-wise, so the AVX2 clone gives the same bits.
+template <typename V>
+[[gnu::always_inline]] inline void clippedSumsBody(const V* __restrict x, std::size_t n, double centre, double halfWidth,
+                                                   double prevCentre, double prevHalfWidth, double* __restrict cnt,
+                                                   double* __restrict s1, double* __restrict s2, double* __restrict ch) {
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (int l = 0; l < 4; ++l) {
+            const double v = double(x[i + std::size_t(l)]);
+            const double d = v - centre;
+            const double in = std::fabs(d) <= halfWidth ? 1.0 : 0.0;
+            const double wasIn = std::fabs(v - prevCentre) <= prevHalfWidth ? 1.0 : 0.0;
+            const double dm = in * d;
+            ch[l] += std::fabs(in - wasIn);
+            cnt[l] += in;
+            s1[l] += dm;
+            s2[l] += dm * dm;
+        }
+    }
+    for (; i < n; ++i) {
+        const double v = double(x[i]);
+        const double d = v - centre;
+        const double in = std::fabs(d) <= halfWidth ? 1.0 : 0.0;
+        const double wasIn = std::fabs(v - prevCentre) <= prevHalfWidth ? 1.0 : 0.0;
+        const double dm = in * d;
+        ch[0] += std::fabs(in - wasIn);
+        cnt[0] += in;
+        s1[0] += dm;
+        s2[0] += dm * dm;
+    }
+}
+DRP_SIMD_CLONES void clippedSumsUnweighted(const float* x, std::size_t n, double centre, double halfWidth,
+                                           double prevCentre, double prevHalfWidth, double* cnt, double* s1, double* s2,
+                                           double* ch) {
+    clippedSumsBody(x, n, centre, halfWidth, prevCentre, prevHalfWidth, cnt, s1, s2, ch);
+}
+DRP_SIMD_CLONES void clippedSumsUnweighted(const double* x, std::size_t n, double centre, double halfWidth,
+                                           double prevCentre, double prevHalfWidth, double* cnt, double* s1, double* s2,
+                                           double* ch) {
+    clippedSumsBody(x, n, centre, halfWidth, prevCentre, prevHalfWidth, cnt, s1, s2, ch);
+}
+
 // Moments of the values inside [centre - halfWidth, centre + halfWidth], about `centre`. Also counts
 // the values whose membership differs from that of the previous window (prevCentre, prevHalfWidth).
 // The unweighted loop keeps four independent partial sums (fixed order: deterministic), so it is not
@@ -94,31 +138,7 @@ Moments clippedMoments(const V* x, const double* w, std::size_t n, double centre
     std::size_t nChanged = 0;
     if (!w) {
         double cnt[4] = {0, 0, 0, 0}, s1[4] = {0, 0, 0, 0}, s2[4] = {0, 0, 0, 0}, ch[4] = {0, 0, 0, 0};
-        std::size_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-            for (int l = 0; l < 4; ++l) {
-                const double v = double(x[i + std::size_t(l)]);
-                const double d = v - centre;
-                const double in = std::fabs(d) <= halfWidth ? 1.0 : 0.0;
-                const double wasIn = std::fabs(v - prevCentre) <= prevHalfWidth ? 1.0 : 0.0;
-                const double dm = in * d;
-                ch[l] += std::fabs(in - wasIn);
-                cnt[l] += in;
-                s1[l] += dm;
-                s2[l] += dm * dm;
-            }
-        }
-        for (; i < n; ++i) {
-            const double v = double(x[i]);
-            const double d = v - centre;
-            const double in = std::fabs(d) <= halfWidth ? 1.0 : 0.0;
-            const double wasIn = std::fabs(v - prevCentre) <= prevHalfWidth ? 1.0 : 0.0;
-            const double dm = in * d;
-            ch[0] += std::fabs(in - wasIn);
-            cnt[0] += in;
-            s1[0] += dm;
-            s2[0] += dm * dm;
-        }
+        clippedSumsUnweighted(x, n, centre, halfWidth, prevCentre, prevHalfWidth, cnt, s1, s2, ch);
         m.n = m.sw = m.sw2 = (cnt[0] + cnt[1]) + (cnt[2] + cnt[3]);
         m.swd = (s1[0] + s1[1]) + (s1[2] + s1[3]);
         m.swd2 = (s2[0] + s2[1]) + (s2[2] + s2[3]);

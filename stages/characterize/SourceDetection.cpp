@@ -7,8 +7,40 @@
 #include "core/Convolution.h"
 #include "core/Error.h"
 #include "core/Kernel.h"
+#include "core/Simd.h"
 
 namespace drp {
+
+namespace {
+
+// Row kernels of the streaming filter (element-wise; DRP_SIMD_CLONES: same bits with and without AVX2).
+DRP_SIMD_CLONES void scaleRow(float* __restrict out, const float* __restrict in, int n, float k) {
+    for (int x = 0; x < n; ++x) out[x] = k * in[x];
+}
+DRP_SIMD_CLONES void addFoldedTap(float* __restrict acc, const float* __restrict a, const float* __restrict b, int n,
+                                  float k) {
+    for (int x = 0; x < n; ++x) acc[x] += k * (a[x] + b[x]);
+}
+DRP_SIMD_CLONES void addTap(float* __restrict acc, const float* __restrict a, int n, float k) {
+    for (int x = 0; x < n; ++x) acc[x] += k * a[x];
+}
+/// The usable pixels' value and variance, 0 elsewhere (bad mask bit, non-finite value or variance,
+/// negative variance). |x| <= FLT_MAX is isfinite(x) without a branch (false for NaN).
+DRP_SIMD_CLONES void usableRow(float* __restrict d, float* __restrict v, const float* __restrict iv,
+                               const float* __restrict vv, const MaskPixel* __restrict mv, MaskPixel bad, int n) {
+    constexpr float big = std::numeric_limits<float>::max();
+    for (int x = 0; x < n; ++x) {
+        const bool ok = ((mv[x] & bad) == 0) & (std::fabs(iv[x]) <= big) & (vv[x] >= 0.0f) & (vv[x] <= big);
+        d[x] = ok ? iv[x] : 0.0f;
+        v[x] = ok ? vv[x] : 0.0f;
+    }
+}
+/// s = d / sqrt(v) where v > 0 (else s is left as it is).
+DRP_SIMD_CLONES void significanceRow(float* __restrict s, const float* __restrict d, const float* __restrict v, int n) {
+    for (int x = 0; x < n; ++x) s[x] = v[x] > 0.0f ? d[x] / std::sqrt(v[x]) : s[x];
+}
+
+}  // namespace
 
 void SourceDetectionConfig::validate() const {
     if (!(thresholdSigma > 0.0) || !std::isfinite(thresholdSigma)) throw ConfigError("SourceDetectionConfig.thresholdSigma must be > 0");
@@ -83,23 +115,19 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
             const float* iv = image.image().row(yIn);
             const float* vv = image.variance().row(yIn);
             const MaskPixel* mv = mask.row(yIn);
-            for (int x = 0; x < w; ++x) {
-                const bool ok = !(mv[x] & bad) && std::isfinite(iv[x]) && std::isfinite(vv[x]) && vv[x] >= 0.0f;
-                rowD[std::size_t(x)] = ok ? iv[x] : 0.0f;
-                rowV[std::size_t(x)] = ok ? vv[x] : 0.0f;
-            }
+            usableRow(rowD.data(), rowV.data(), iv, vv, mv, bad, w);
             float* __restrict dd = slot(ringD, yIn);
             float* __restrict dv = slot(ringV, yIn);
             if (symmetric) {  // Gaussian: fold the taps pairwise (half the multiplications)
                 const float* __restrict pd = rowD.data() + x0;
                 const float* __restrict pv = rowV.data() + x0;
                 const float c1 = kx[std::size_t(c.x)], c2 = kx2[std::size_t(c.x)];
-                for (int x = 0; x < nx; ++x) dd[x] = c1 * pd[x];
-                for (int x = 0; x < nx; ++x) dv[x] = c2 * pv[x];
+                scaleRow(dd, pd, nx, c1);
+                scaleRow(dv, pv, nx, c2);
                 for (int t = 1; t <= c.x; ++t) {
                     const float k1 = kx[std::size_t(c.x - t)], k2 = kx2[std::size_t(c.x - t)];
-                    for (int x = 0; x < nx; ++x) dd[x] += k1 * (pd[x + t] + pd[x - t]);
-                    for (int x = 0; x < nx; ++x) dv[x] += k2 * (pv[x + t] + pv[x - t]);
+                    addFoldedTap(dd, pd + t, pd - t, nx, k1);
+                    addFoldedTap(dv, pv + t, pv - t, nx, k2);
                 }
                 return;
             }
@@ -109,8 +137,8 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
                 const float k1 = kx[std::size_t(i)], k2 = kx2[std::size_t(i)];
                 const float* __restrict sd = rowD.data() + (x0 - i + c.x);
                 const float* __restrict sv = rowV.data() + (x0 - i + c.x);
-                for (int x = 0; x < nx; ++x) dd[x] += k1 * sd[x];
-                for (int x = 0; x < nx; ++x) dv[x] += k2 * sv[x];
+                addTap(dd, sd, nx, k1);
+                addTap(dv, sv, nx, k2);
             }
         };
         std::vector<float> accD(static_cast<std::size_t>(nx)), accV(static_cast<std::size_t>(nx));
@@ -124,16 +152,16 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
                 const float c1 = ky[std::size_t(c.y)], c2 = ky2[std::size_t(c.y)];
                 const float* __restrict md = slot(ringD, y);
                 const float* __restrict mvar = slot(ringV, y);
-                for (int x = 0; x < nx; ++x) ad[x] = c1 * md[x];
-                for (int x = 0; x < nx; ++x) av[x] = c2 * mvar[x];
+                scaleRow(ad, md, nx, c1);
+                scaleRow(av, mvar, nx, c2);
                 for (int t = 1; t <= c.y; ++t) {
                     const float k1 = ky[std::size_t(c.y - t)], k2 = ky2[std::size_t(c.y - t)];
                     const float* __restrict ud = slot(ringD, y + t);
                     const float* __restrict ld = slot(ringD, y - t);
                     const float* __restrict uv = slot(ringV, y + t);
                     const float* __restrict lv = slot(ringV, y - t);
-                    for (int x = 0; x < nx; ++x) ad[x] += k1 * (ud[x] + ld[x]);
-                    for (int x = 0; x < nx; ++x) av[x] += k2 * (uv[x] + lv[x]);
+                    addFoldedTap(ad, ud, ld, nx, k1);
+                    addFoldedTap(av, uv, lv, nx, k2);
                 }
             } else {
                 std::fill(ad, ad + nx, 0.0f);
@@ -142,26 +170,26 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
                     const float k1 = ky[std::size_t(j)], k2 = ky2[std::size_t(j)];
                     const float* __restrict sd = slot(ringD, y - j + c.y);
                     const float* __restrict sv = slot(ringV, y - j + c.y);
-                    for (int x = 0; x < nx; ++x) ad[x] += k1 * sd[x];
-                    for (int x = 0; x < nx; ++x) av[x] += k2 * sv[x];
+                    addTap(ad, sd, nx, k1);
+                    addTap(av, sv, nx, k2);
                 }
             }
             float* s = sn.row(y) + x0;
-            for (int x = 0; x < nx; ++x) {
-                if (av[x] > 0.0f) {
-                    const float sig = std::sqrt(av[x]);
-                    s[x] = ad[x] / sig;
-                    if (++counter % 61 == 0) sigmas.push_back(sig);
-                }
-            }
+            significanceRow(s, ad, av, nx);
+            for (int x = 0; x < nx; ++x)  // every 61st filtered noise, for the noise estimate
+                if (av[x] > 0.0f && ++counter % 61 == 0) sigmas.push_back(std::sqrt(av[x]));
         }
     }
     for (int y = 0; y < h; ++y) {
         MaskPixel* mv = mask.row(y);
         const bool rowValid = y >= valid.minY() && y <= valid.maxY();
-        for (int x = 0; x < w; ++x) {
-            mv[x] &= ~(detBit | negBit);
-            if (!rowValid || x < valid.minX() || x > valid.maxX()) mv[x] |= edgeBit;
+        const MaskPixel clear = MaskPixel(~(detBit | negBit));
+        for (int x = 0; x < w; ++x) mv[x] &= clear;
+        if (!rowValid) {
+            for (int x = 0; x < w; ++x) mv[x] |= edgeBit;
+        } else {
+            for (int x = 0; x < std::min(w, valid.minX()); ++x) mv[x] |= edgeBit;
+            for (int x = std::max(0, valid.maxX() + 1); x < w; ++x) mv[x] |= edgeBit;
         }
     }
     if (!sigmas.empty()) {
