@@ -91,7 +91,7 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
     ImageF sn(image.bbox(), std::numeric_limits<float>::quiet_NaN());
     std::vector<double> sigmas;
     sigmas.reserve(std::size_t(std::max<std::int64_t>(1, valid.area() / 61 + 1)));
-    std::int64_t counter = 0;
+    int untilSample = 61;  // every 61st pixel with a positive filtered variance is sampled
     if (!valid.empty()) {
         const int kw = kn.width(), kh = kn.height();
         const Point2I c = kn.centre();
@@ -177,7 +177,10 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
             float* s = sn.row(y) + x0;
             significanceRow(s, ad, av, nx);
             for (int x = 0; x < nx; ++x)  // every 61st filtered noise, for the noise estimate
-                if (av[x] > 0.0f && ++counter % 61 == 0) sigmas.push_back(std::sqrt(av[x]));
+                if (av[x] > 0.0f && --untilSample == 0) {
+                    sigmas.push_back(std::sqrt(av[x]));
+                    untilSample = 61;
+                }
         }
     }
     for (int y = 0; y < h; ++y) {
