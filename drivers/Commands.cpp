@@ -13,6 +13,7 @@ void registerSingleVisitCommands();
 void registerCampaignCommand();
 void registerImageCommands();
 void registerAssessCommand();
+void registerCoaddImagesCommand();
 
 void registerBuiltinCommands() {
     // PSF types any command may read from a file.
@@ -26,6 +27,7 @@ void registerBuiltinCommands() {
     registerCampaignCommand();
     registerImageCommands();
     registerAssessCommand();
+    registerCoaddImagesCommand();
 }
 
 }  // namespace drp
