@@ -1,5 +1,7 @@
-// Coadd assembly throughput and memory: a 3000 x 3000 patch from N warps streamed three times
-// (artifact rejection on: pass 0 sums, pass 1 PSF-matched template, pass 2 comparison) or once (off),
+// Coadd assembly throughput and memory: a 3000 x 3000 patch from N warps streamed four times
+// (artifact rejection on: pass 0 sums and template normal equations, pass 1 first comparison, pass 2
+// comparison with the clean template: counts and scatter, pass 3 final comparison and replacement) or
+// once (off),
 // one warp in memory at a time, as a driver would. Warps are noise
 // (a shared bank, offset per input) plus a grid of stars and one satellite streak in every 7th input;
 // their generation is outside the timed region. Counters: seconds per input per Mpix (all passes) and

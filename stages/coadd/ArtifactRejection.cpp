@@ -11,20 +11,111 @@ namespace drp {
 void ArtifactRejectionConfig::validate() const {
     auto fail = [](const std::string& what) { throw ConfigError("ArtifactRejectionConfig: " + what); };
     if (!(detectionSigma > 0)) fail("detectionSigma must be > 0");
+    if (!(extendSigma > 0 && extendSigma <= detectionSigma)) fail("extendSigma must be in (0, detectionSigma]");
     if (!(sharpSigma > 0)) fail("sharpSigma must be > 0");
     if (!(sharpContrast > 0 && sharpContrast < 1)) fail("sharpContrast must be in (0, 1)");
     if (!(sharpStaticContrast > 0 && sharpStaticContrast < 1)) fail("sharpStaticContrast must be in (0, 1)");
-    if (!(removeOverStaticRatio > 0)) fail("removeOverStaticRatio must be > 0");
-    if (!(extendSigma > 0 && extendSigma <= detectionSigma)) fail("extendSigma must be in (0, detectionSigma]");
-    if (!(referenceFluxFraction >= 0 && referenceFluxFraction <= 1)) fail("referenceFluxFraction must be in [0, 1]");
     if (!(smoothingSigmaPx == 0 || (smoothingSigmaPx >= 0.3 && smoothingSigmaPx <= 20)))
         fail("smoothingSigmaPx must be 0 or in [0.3, 20]");
-    if (!(templateClipSigma > 0)) fail("templateClipSigma must be > 0");
-    if (!(templateFluxFraction >= 0 && templateFluxFraction <= 10)) fail("templateFluxFraction must be in [0, 10]");
-    if (!(matchingKernelScale > 0 && matchingKernelScale <= 1)) fail("matchingKernelScale must be in (0, 1]");
-    if (maxOutlierEpochs < 1 || maxOutlierEpochs > 8) fail("maxOutlierEpochs must be in [1, 8]");
+    if (psfRegressionDegree < 0 || psfRegressionDegree > PsfSizeFit::kMaxDegree)
+        fail("psfRegressionDegree must be in [0, 3]");
+    if (!(maxLeverage > 0 && maxLeverage < 1)) fail("maxLeverage must be in (0, 1)");
+    if (!(scatterClipSigma > 0)) fail("scatterClipSigma must be > 0");
+    if (!(maxEpochFraction > 0 && maxEpochFraction < 1)) fail("maxEpochFraction must be in (0, 1)");
+    if (!(spatialFraction > 0 && spatialFraction <= 1)) fail("spatialFraction must be in (0, 1]");
     if (growRadiusPx < 0 || growRadiusPx > 100) fail("growRadiusPx must be in [0, 100]");
     if (minInputs < 3) fail("minInputs must be >= 3");
+}
+
+bool PsfSizeFit::solve(const double* m, const double* b, int maxDegree) {
+    degree_ = -1;
+    if (!(m[0] > 0)) return false;
+    int d = std::clamp(maxDegree, 0, kMaxDegree);
+    for (int k = 0; k <= d; ++k) {
+        for (int l = 0; l < k; ++l) {
+            double s = m[k + l];
+            for (int q = 0; q < l; ++q) s -= L_[k][q] * L_[l][q];
+            L_[k][l] = s / L_[l][l];
+        }
+        double piv = m[2 * k];
+        for (int q = 0; q < k; ++q) piv -= L_[k][q] * L_[k][q];
+        if (!(piv > 1e-4 * m[2 * k])) {
+            d = k - 1;
+            break;
+        }
+        L_[k][k] = std::sqrt(piv);
+    }
+    if (d < 0) return false;
+    double y[kMaxDegree + 1];
+    for (int k = 0; k <= d; ++k) {
+        double s = b[k];
+        for (int q = 0; q < k; ++q) s -= L_[k][q] * y[q];
+        y[k] = s / L_[k][k];
+    }
+    for (int k = d; k >= 0; --k) {
+        double s = y[k];
+        for (int q = k + 1; q <= d; ++q) s -= L_[q][k] * c_[q];
+        c_[k] = s / L_[k][k];
+    }
+    for (int k = d + 1; k <= kMaxDegree; ++k) c_[k] = 0;
+    degree_ = d;
+    return true;
+}
+
+double PsfSizeFit::predict(double v) const {
+    double p = 0;
+    for (int k = degree_; k >= 0; --k) p = p * v + c_[k];
+    return p;
+}
+
+double PsfSizeFit::leverage(double v) const {
+    double y[kMaxDegree + 1], f = 1, h = 0;
+    for (int k = 0; k <= degree_; ++k, f *= v) {
+        double s = f;
+        for (int q = 0; q < k; ++q) s -= L_[k][q] * y[q];
+        y[k] = s / L_[k][k];
+        h += y[k] * y[k];
+    }
+    return h;
+}
+
+void shiftPowerMoments(const double* in, int n, double centre, double halfWidth, double* out) {
+    if (n > 7) throw LogicError("shiftPowerMoments: at most 7 moments");
+    double binom[7][7]{};
+    for (int k = 0; k < n; ++k) {
+        binom[k][0] = binom[k][k] = 1;
+        for (int j = 1; j < k; ++j) binom[k][j] = binom[k - 1][j - 1] + binom[k - 1][j];
+    }
+    double hk = 1;
+    for (int k = 0; k < n; ++k, hk /= halfWidth) {
+        double s = 0, cp = 1;  // (-centre)^(k - j), j from k down to 0
+        for (int j = k; j >= 0; --j, cp *= -centre) s += binom[k][j] * cp * in[j];
+        out[k] = s * hk;
+    }
+}
+
+int psfRegressionDegree(int nInputs, int maxDegree) {
+    if (nInputs <= 0) return -1;
+    return std::max(0, std::min(maxDegree, (nInputs - 2) / 3));
+}
+
+bool isTransientFootprint(const SpanSet& footprint, const Box2I& box, const std::uint16_t* nFlagged,
+                          const std::uint16_t* nInputs, const ArtifactRejectionConfig& config) {
+    std::int64_t total = 0, transient = 0;
+    const std::size_t w = std::size_t(box.width());
+    for (const Span& sp : footprint) {
+        if (sp.y < box.minY() || sp.y > box.maxY()) continue;
+        const std::size_t base = std::size_t(sp.y - box.minY()) * w;
+        for (int x = std::max(sp.x0, box.minX()); x <= std::min(sp.x1, box.maxX()); ++x) {
+            const std::size_t k = base + std::size_t(x - box.minX());
+            ++total;
+            const int n = nInputs[k];
+            if (n == 0) continue;
+            const int allowed = std::max(1, int(std::floor(config.maxEpochFraction * n)));
+            if (nFlagged[k] <= allowed) ++transient;
+        }
+    }
+    return total > 0 && double(transient) >= config.spatialFraction * double(total);
 }
 
 namespace {
@@ -114,18 +205,6 @@ SpanSet findSharpPixels(const ImageF& image, const ImageF& residual, const Image
     return SpanSet::fromMask(hit, 1).dilated(1).clippedTo(box);
 }
 
-double psfMatchingSigma(double fromSigmaPx, double toSigmaPx) {
-    const double d = toSigmaPx * toSigmaPx - fromSigmaPx * fromSigmaPx;
-    return d > 0 ? std::sqrt(d) : 0.0;
-}
-
-double gaussianKernelSquaredSum(double sigmaPx) {
-    if (!(sigmaPx > 0)) return 1.0;
-    double s = 0;
-    for (double v : gaussianKernel(sigmaPx)) s += v * v;
-    return s * s;
-}
-
 void gaussianSmooth(const ImageF& in, ImageF& out, double sigmaPx, bool squaredKernel) {
     if (!(sigmaPx > 0)) throw LogicError("gaussianSmooth: sigma must be > 0");
     separable(in, out, gaussianKernel(sigmaPx), squaredKernel, false);
@@ -141,27 +220,10 @@ void gaussianSmoothNormalized(const ImageF& in, ImageF& out, double sigmaPx, boo
     separable(in, out, gaussianKernel(sigmaPx), squaredKernel, true);
 }
 
-double robustTemplateValue(double sumWJ, double sumW, int n, const float* top, const double* topW,
-                           const double* topSigma, int k, double clipSigma, double fluxFraction) {
-    if (!(sumW > 0) || n <= 0) return 0.0;
-    const int maxDrop = std::min(k, n - (n + 1) / 2);
-    double s = sumWJ, w = sumW;
-    for (int j = 0; j < maxDrop; ++j) {
-        const double ws = w - topW[j];
-        if (!(ws > 1e-9 * sumW)) break;
-        const double restMean = (s - topW[j] * double(top[j])) / ws;
-        if (!(double(top[j]) > restMean + clipSigma * topSigma[j] + fluxFraction * std::abs(restMean))) break;
-        s -= topW[j] * double(top[j]);
-        w = ws;
-    }
-    return s / w;
-}
-
-ArtifactSearchResult findArtifacts(const ImageF& sD, const ImageF& sV, const ImageF& sT, double seedSigma,
-                                   int growRadiusPx, const ArtifactRejectionConfig& config) {
+ArtifactSearchResult findArtifacts(const ImageF& sD, const ImageF& sV, double seedSigma,
+                                   const ArtifactRejectionConfig& config) {
     const Box2I box = sD.bbox();
-    if (sV.bbox() != box || sT.bbox() != box) throw LogicError("findArtifacts: images must share one bbox");
-    if (growRadiusPx < 0) throw LogicError("findArtifacts: growRadiusPx must be >= 0");
+    if (sV.bbox() != box) throw LogicError("findArtifacts: images must share one bbox");
     const int w = box.width(), h = box.height();
     ArtifactSearchResult result;
 
@@ -182,19 +244,18 @@ ArtifactSearchResult findArtifacts(const ImageF& sD, const ImageF& sV, const Ima
         result.noiseRescale = std::max(1.0, 1.4826 * double(*mid));
     }
     const float c = float(result.noiseRescale);
-    const float f = float(config.referenceFluxFraction);
     const float kHi = float(seedSigma) * c, kLo = float(config.extendSigma) * c;
     Image<std::int32_t> low(box, 0), seed(box, 0);
     bool any = false;
     for (int y = 0; y < h; ++y) {
-        const float *d = sD.row(y), *v = sV.row(y), *t = sT.row(y);
+        const float *d = sD.row(y), *v = sV.row(y);
         std::int32_t *lo = low.row(y), *hi = seed.row(y);
         for (int x = 0; x < w; ++x) {
             if (!(v[x] > 0)) continue;
-            const float s = std::sqrt(v[x]), tol = f * std::max(t[x], 0.0f);
-            if (d[x] > kLo * s + tol) {
+            const float s = std::sqrt(v[x]);
+            if (d[x] > kLo * s) {
                 lo[x] = 1;
-                if (d[x] > kHi * s + tol) {
+                if (d[x] > kHi * s) {
                     hi[x] = 1;
                     any = true;
                 }
@@ -204,14 +265,14 @@ ArtifactSearchResult findArtifacts(const ImageF& sD, const ImageF& sV, const Ima
     if (!any) return result;
     const Point2I o = box.min();
     for (const SpanSet& comp : SpanSet::fromMask(low, 1).split(Connectivity::EIGHT)) {
-        ++result.candidateRegions;
+        ++result.extendedRegions;
         bool hit = false;
         for (const Span& sp : comp) {
             const std::int32_t* r = seed.row(sp.y - o.y);
             for (int x = sp.x0; x <= sp.x1 && !hit; ++x) hit = r[x - o.x] != 0;
             if (hit) break;
         }
-        if (hit) result.artifacts.push_back(growRadiusPx > 0 ? comp.dilated(growRadiusPx).clippedTo(box) : comp);
+        if (hit) result.candidates.push_back(comp);
     }
     return result;
 }

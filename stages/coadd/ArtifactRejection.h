@@ -1,30 +1,35 @@
 // ArtifactRejection: the pure kernels of the coadd's artifact rejection (transients, asteroid trails,
 // cosmic-ray residuals, satellite streaks present in a minority of epochs), in the spirit of Rubin's
-// CompareWarpAssembleCoadd (own code). The streaming loop that calls them is CoaddAssembler.
+// CompareWarpAssembleCoadd (own code): compare each epoch with a template, detect the differences as
+// footprints, decide per footprint whether it is transient, and take the whole footprint out of that
+// epoch. The streaming loop that calls these kernels is CoaddAssembler.
 //
-// 1. PSF matching. Every epoch i (Gaussian-equivalent PSF sigma s_i) is convolved with a Gaussian of
-//    sigma sqrt(s_t^2 - s_i^2) (psfMatchingSigma) to the worst seeing s_t of the inputs, so a static
-//    source has (nearly) the same profile in every PSF-matched warp J_i and leaves no seeing residual.
-//    Convolutions are edge-normalised (gaussianSmoothNormalized), so the patch border is not darkened.
-// 2. A robust template T: per pixel the weighted mean of the J_i after removing, from the top, the few
-//    largest values that are outliers (robustTemplateValue). Only the K = maxOutlierEpochs largest values
-//    per pixel and the weighted sums are kept while streaming, so the state is O(K x patch), not
-//    O(number of epochs): an artifact covering a pixel in at most K epochs cannot bias T.
-// 3. Detection (findArtifacts) on each epoch's difference D_i = J_i - T, smoothed by a Gaussian G of
-//    smoothingSigmaPx (the matched filter of point-like and linear artifacts):
-//        seed pixels:     (G*D)(x) > detectionSigma * c * sqrt(V(x)) + referenceFluxFraction * max((G*T)(x), 0)
-//        extended pixels: the same with extendSigma (hysteresis: the 8-connected extended region around a seed)
-//    with V the predicted variance of G*D and c >= 1 a robust rescaling of the significance map (its
-//    MAD-based sigma over the patch), which absorbs the noise correlations the prediction ignores. The
-//    reference-flux tolerance absorbs the imperfect (Gaussian) PSF matching of the cores of bright stars.
-//    Each region is grown by the growth radius; the epoch's pixels there are rejected (CLIPPED): removed
-//    from the mean, or, where the smoothed template exceeds the smoothed excess / removeOverStaticRatio (an
-//    artifact over a brighter static source, whose removal would change the coadd's PSF locally),
-//    corrected to epoch - (J_i - T).
-// 4. Cosmic-ray residuals (findSharpPixels): pixels sharper than any PSF in the raw epoch, directly or in
-//    its residual against the mean of the other epochs.
-// Known limit: artifacts on bright static sources are partly missed (the tolerance) or leave residuals of
-// the PSF difference; see the disabled acceptance test in tests/stages/test_CoaddAssembly.cpp.
+// 1. Template: a per-pixel PSF-size regression. A static source seen through epoch i's PSF (size s_i)
+//    has, at a fixed pixel, a value that is a smooth function of s_i; the template of pixel x is the
+//    weighted least-squares polynomial in v = (log2 s_i - centre) / halfWidth (in [-1, 1] over the inputs)
+//    of degree <= psfRegressionDegree (PsfSizeFit). Its prediction for epoch j, P_j(x), is the static
+//    scene seen through epoch j's own PSF, so R_j = I_j - P_j has no PSF-mismatch residual at bright
+//    stars (a cubic in log s reproduces Moffat profiles of FWHM 2.4-5 px to < 1 sigma of a 3e5 star's
+//    noise) and no PSF matching of the epochs is needed. The fit needs only the moments sum w v^k and the
+//    sums sum w v^k I per pixel: O(patch) state whatever the number of epochs.
+// 2. Detection (findArtifacts) on G * R_j, G a Gaussian matched filter, against its predicted noise
+//    (the epoch's variance through G^2, times 1 - leverage, times an empirical excess-scatter factor for
+//    pixels where the template does not describe the epochs to within their noise), rescaled by the
+//    robust (MAD) width of the significance map: seeds above detectionSigma, extended (hysteresis) over
+//    the 8-connected pixels above extendSigma.
+//    Footprints found in a first comparison are taken out of the template's sums (robust template).
+// 3. Decision per footprint (isTransientFootprint): transient when, over at least spatialFraction of
+//    its pixels, at most maxEpochFraction of the inputs have a footprint there when compared with the
+//    robust template (an intrinsically variable source is flagged in many epochs and kept).
+// 4. Cosmic-ray residuals (findSharpPixels): pixels sharper than any PSF in the raw epoch, directly or
+//    in its residual against the template.
+// 5. Exclusion: the whole footprint (grown) is taken out of the epoch by replacing its pixels with the
+//    template fitted without that epoch's pixel (leave-one-out) and evaluated at its PSF size, so the
+//    coadd's PSF and a static source's flux are unchanged. Orders are dropped (PsfSizeFit on the same
+//    normal equations) while the higher order changes the prediction by less than the noise it adds.
+// Known limits: an epoch whose PSF size is isolated at an end of the range has a high leverage in the
+// template (maxLeverage caps only near-degenerate cases): its artifacts are seen with sqrt(1 - h) of
+// their significance. Where artifacts of two epochs overlap, the second inflates the empirical scatter.
 #pragma once
 
 #include <cstdint>
@@ -37,49 +42,48 @@ namespace drp {
 
 /// Artifact-rejection parameters. Plain value; compare with ==; check with validate().
 struct ArtifactRejectionConfig {
-    /// Seed threshold of the smoothed PSF-matched difference. Unit: sigma. Bounds: > 0. Default 5.
-    double detectionSigma = 5.0;
+    /// Seed threshold of the smoothed residual against the template. Unit: sigma. Bounds: > 0. Default 6
+    /// (a Gaussian-smoothed noise field of 240 x 240 pixels exceeds 5 sigma somewhere in ~2% of epochs).
+    double detectionSigma = 6.0;
+    /// Hysteresis threshold: a footprint extends over the connected pixels above it. Unit: sigma.
+    /// Bounds: (0, detectionSigma]. Default 2.5.
+    double extendSigma = 2.5;
     /// Cosmic-ray residuals (findSharpPixels): excess of a pixel over the mean of its 4 neighbours, in
     /// sigma. Unit: sigma. Bounds: > 0. Default 6.
     double sharpSigma = 6.0;
     /// An isolated sharp pixel has an excess above this fraction of its value (a PSF-convolved source: < 0.4
     /// for PSF sigma >= 1 px). Bounds: (0, 1). Default 0.7.
     double sharpContrast = 0.7;
-    /// A sharp pixel on a static source: its excess in the residual against the other epochs is above
+    /// A sharp pixel on a static source: its excess in the residual against the template is above
     /// sharpContrast of that residual, and its excess in the epoch above this fraction of its value.
     /// Bounds: (0, 1). Default 0.45.
     double sharpStaticContrast = 0.45;
-    /// Inside a rejected region, an epoch's pixel is removed where its smoothed excess exceeds this times
-    /// the smoothed template, and otherwise (a bright static source under the artifact) corrected by
-    /// subtracting the PSF-matched excess J_i - T. Removing it there would bias the source by the PSF
-    /// difference between this epoch and the others. Bounds: > 0. Default 1.
-    double removeOverStaticRatio = 1.0;
-    /// Hysteresis threshold: a rejected region extends over the connected pixels above it. Unit: sigma.
-    /// Bounds: (0, detectionSigma]. Default 2.5.
-    double extendSigma = 2.5;
-    /// Tolerance added to both thresholds, as a fraction of the smoothed template flux (imperfect PSF
-    /// matching of bright static sources). Bounds: [0, 1]. Default 0.1.
-    double referenceFluxFraction = 0.1;
-    /// Gaussian sigma of the detection filter. Unit: pixels. 0 = the common (worst) PSF sigma.
-    /// Bounds: 0 or [0.3, 20].
+    /// Gaussian sigma of the detection filter. Unit: pixels. 0 = the epoch's own PSF sigma (the matched
+    /// filter of a point-like transient). Bounds: 0 or [0.3, 20].
     double smoothingSigmaPx = 0.0;
-    /// Template: the largest PSF-matched value of a pixel is dropped while it exceeds the mean of the rest by
-    /// this many of its own noise sigmas (plus templateFluxFraction of that mean). Unit: sigma. Bounds: > 0.
-    /// Default 4.
-    double templateClipSigma = 4.0;
-    /// Template: tolerance of that test as a fraction of the mean of the rest (PSF-matching residuals of
-    /// bright static sources must not be dropped). Bounds: [0, 10]. Default 0.5.
-    double templateFluxFraction = 0.5;
-    /// Scale of the PSF-matching Gaussian: sigma_k = scale * sqrt(s_t^2 - s_i^2). 1 matches the second
-    /// moments exactly; PSFs with wings (Moffat-like) match their cores better with a smaller scale.
-    /// Bounds: (0, 1]. Default 1.
-    double matchingKernelScale = 1.0;
-    /// Template: at most this many values per pixel can be dropped (the K of the per-pixel top-K state;
-    /// memory grows by 6 bytes per pixel per unit). Bounds: [1, 8]. Default 3.
-    int maxOutlierEpochs = 3;
-    /// Growth of a rejected region. Unit: pixels. 0 = ceil(common PSF sigma). Bounds: [0, 100].
+    /// Maximum degree of the per-pixel template polynomial in log PSF size (lower where fewer inputs
+    /// cover a pixel: degree <= (n - 2) / 3; 0 = a weighted mean). Bounds: [0, 3]. Default 3.
+    int psfRegressionDegree = 3;
+    /// An input is compared with (and replaced by) the template of the highest degree in which its leverage
+    /// w f^T M^-1 f is at most this: an input whose PSF size is far from all others would otherwise be
+    /// fitted by itself and its artifacts hidden; a lower degree leaves PSF-size residuals at bright stars, so
+    /// only near-degenerate cases are capped. Bounds: (0, 1). Default 0.97.
+    double maxLeverage = 0.97;
+    /// Empirical scatter: per pixel, the mean over epochs (largest dropped) of the squared significance
+    /// of the smoothed residual, each clamped at this many sigma squared, inflates the noise where it
+    /// exceeds 1. Unit: sigma. Bounds: > 0. Default 4.
+    double scatterClipSigma = 4.0;
+    /// Temporal threshold: a pixel of a footprint counts as transient when at most this fraction of the
+    /// inputs covering it (and at least one) were flagged there in the first comparison. Bounds: (0, 1).
+    /// Default 0.35.
+    double maxEpochFraction = 0.35;
+    /// Spatial threshold: a footprint is rejected when at least this fraction of its pixels count as
+    /// transient. Bounds: (0, 1]. Default 0.5.
+    double spatialFraction = 0.5;
+    /// Growth of a rejected footprint. Unit: pixels. 0 = ceil(1.5 x the epoch's PSF sigma). Bounds: [0, 100].
     int growRadiusPx = 0;
-    /// Rejection needs at least this many inputs (with fewer, nothing is rejected). Bounds: >= 3. Default 3.
+    /// Rejection needs at least this many inputs (with fewer, nothing is rejected); a pixel is compared
+    /// only where at least this many inputs enter its template. Bounds: >= 3. Default 3.
     int minInputs = 3;
 
     /// Throws ConfigError naming the first field out of bounds.
@@ -87,43 +91,63 @@ struct ArtifactRejectionConfig {
     friend bool operator==(const ArtifactRejectionConfig&, const ArtifactRejectionConfig&) = default;
 };
 
-/// What findArtifacts found in one epoch.
-struct ArtifactSearchResult {
-    std::vector<SpanSet> artifacts;  ///< grown artifact regions, clipped to the image (may overlap)
-    int candidateRegions = 0;        ///< connected extended regions examined
-    double noiseRescale = 1.0;       ///< the robust rescaling c of the significance map
+/// Weighted least-squares polynomial (degree <= 3, power basis in v) of one pixel's values over epochs,
+/// from its normal equations: moments m[k] = sum w v^k (k = 0 .. 2d) and b[k] = sum w v^k I (k = 0 .. d).
+/// Orders whose Cholesky pivot is below 1e-4 of the diagonal (too few distinct v) are dropped.
+class PsfSizeFit {
+public:
+    static constexpr int kMaxDegree = 3;
+    /// Solve with degree <= maxDegree (clamped to [0, 3]). Returns false (degree() == -1) if m[0] <= 0.
+    bool solve(const double* moments, const double* rhs, int maxDegree);
+    int degree() const { return degree_; }
+    /// The fitted value at v (requires a fit).
+    double predict(double v) const;
+    /// f(v)^T M^-1 f(v) with f = (1, v, .., v^d): the fit's variance at v per unit of w * variance; times
+    /// an epoch's weight it is that epoch's leverage.
+    double leverage(double v) const;
+    const double* coefficients() const { return c_; }
+
+private:
+    int degree_ = -1;
+    double L_[kMaxDegree + 1][kMaxDegree + 1]{};
+    double c_[kMaxDegree + 1]{};
 };
 
-/// Find the artifacts of one epoch. `smoothedDiff` = G*(J_i - T), `smoothedDiffVariance` its predicted
-/// variance (0 marks pixels that are not comparable), `smoothedTemplate` = G*T; all share one bbox
-/// (LogicError otherwise). Seeds use `seedSigma`, extension extendSigma. Regions are grown by
-/// `growRadiusPx` (>= 0).
-ArtifactSearchResult findArtifacts(const ImageF& smoothedDiff, const ImageF& smoothedDiffVariance,
-                                   const ImageF& smoothedTemplate, double seedSigma, int growRadiusPx,
+/// Power moments in u re-expressed in v = (u - centre) / halfWidth (halfWidth > 0):
+/// out[k] = halfWidth^-k sum_{j <= k} C(k, j) (-centre)^(k - j) in[j], k = 0 .. n - 1 (n <= 7).
+void shiftPowerMoments(const double* in, int n, double centre, double halfWidth, double* out);
+
+/// Largest template degree usable with n inputs: min(maxDegree, (n - 2) / 3), -1 for n <= 0.
+int psfRegressionDegree(int nInputs, int maxDegree);
+
+/// Candidate footprints of one epoch.
+struct ArtifactSearchResult {
+    std::vector<SpanSet> candidates;  ///< connected extended regions with a seed (not grown)
+    int extendedRegions = 0;          ///< connected extended regions examined
+    double noiseRescale = 1.0;        ///< the robust rescaling c (>= 1) of the significance map
+};
+
+/// Footprints of G*R where G*R > seedSigma * c * sqrt(V) (seeds), extended over the 8-connected pixels
+/// above config.extendSigma * c * sqrt(V). `smoothedResidual` = G*R, `noiseVariance` = V its noise
+/// variance (0 marks pixels that are not comparable); one bbox (LogicError otherwise). c >= 1 is the
+/// MAD-based width of the significance map over a subsample of the patch.
+ArtifactSearchResult findArtifacts(const ImageF& smoothedResidual, const ImageF& noiseVariance, double seedSigma,
                                    const ArtifactRejectionConfig& config);
 
+/// Temporal decision for one footprint (parent frame, inside `box`): true when at least
+/// config.spatialFraction of its pixels have nFlagged <= max(1, floor(maxEpochFraction * nInputs)) (arrays
+/// row-major over `box`; a pixel with nInputs == 0 does not count as transient).
+bool isTransientFootprint(const SpanSet& footprint, const Box2I& box, const std::uint16_t* nFlagged,
+                          const std::uint16_t* nInputs, const ArtifactRejectionConfig& config);
+
 /// Pixels sharper than any PSF in one raw epoch (cosmic-ray residuals, hot pixels). `image` is the epoch,
-/// `residual` the epoch minus the mean of the other epochs (no PSF matching), `variance` the epoch's
-/// variance; e(x) = value - mean of the 4 neighbours. A pixel is sharp when e_image > sharpSigma *
-/// sqrt(1.25 variance) and either e_image > sharpContrast * image (isolated) or e_residual > the same
-/// threshold, e_residual > sharpContrast * residual and e_image > sharpStaticContrast * image (on a static
-/// source). `valid` (empty = all) marks usable pixels. Returned grown by 1 pixel.
+/// `residual` the epoch minus its template, `variance` the epoch's variance; e(x) = value - mean of the 4
+/// neighbours. A pixel is sharp when e_image > sharpSigma * sqrt(1.25 variance) and either e_image >
+/// sharpContrast * image (isolated) or e_residual > the same threshold, e_residual > sharpContrast *
+/// residual and e_image > sharpStaticContrast * image (on a static source). `valid` (empty = all) marks
+/// usable pixels. Returned grown by 1 pixel.
 SpanSet findSharpPixels(const ImageF& image, const ImageF& residual, const ImageF& variance, const ImageF& valid,
                         const ArtifactRejectionConfig& config);
-
-/// Sigma of the Gaussian that takes a Gaussian PSF of `fromSigmaPx` to `toSigmaPx` (0 if from >= to).
-double psfMatchingSigma(double fromSigmaPx, double toSigmaPx);
-
-/// Sum of the squares of the 2-d (separable, normalised, truncated at ceil(3.5 sigma)) Gaussian kernel of
-/// `sigmaPx` as gaussianSmooth uses it; 1 for sigma == 0. The variance factor of white noise smoothed by it.
-double gaussianKernelSquaredSum(double sigmaPx);
-
-/// Template value of one pixel from its weighted sums `sumWJ`, `sumW` over `n` epochs and its `k` largest
-/// values `top[0..k)` (descending) with weights `topW` and noise sigmas `topSigma`: the top values are
-/// dropped while top > mean(rest) + clipSigma * topSigma + fluxFraction * |mean(rest)|, keeping at least
-/// ceil(n / 2) values. Returns the mean of the kept values.
-double robustTemplateValue(double sumWJ, double sumW, int n, const float* top, const double* topW,
-                           const double* topSigma, int k, double clipSigma, double fluxFraction);
 
 /// Separable convolution with a normalised Gaussian of `sigmaPx` truncated at ceil(3.5 sigma), zero
 /// outside the image; with `squaredKernel` the kernel is the element-wise square of that Gaussian (for

@@ -46,6 +46,12 @@ CoaddAssembler::CoaddAssembler(const Box2I& bbox, CoaddConfig config) : bbox_(bb
         rejW_.assign(n, 0.0f);
         rejW2V_.assign(n, 0.0f);
         nRejected_.assign(n, 0);
+        const int d = config_.rejection.psfRegressionDegree;
+        nMom_ = 2 * d + 1;
+        nCoef_ = d + 1;
+        globalMom_.assign(std::size_t(nMom_), 0.0);
+        missMom_.assign(n * std::size_t(nMom_), 0.0f);
+        rhs_.assign(n * std::size_t(nCoef_), 0.0f);
     }
 }
 
@@ -53,18 +59,13 @@ std::size_t CoaddAssembler::pixelStateBytes() const {
     const std::size_t n = sumWI_.size();
     std::size_t perPixel = 2 * sizeof(double) + 2 * sizeof(float) + sizeof(std::uint16_t) +
                            trackedPlanes_.size() * sizeof(float);
-    if (config_.rejectArtifacts)  // rejected sums + template state at its peak (pass 1)
-        perPixel += 3 * sizeof(float) + sizeof(std::uint16_t) + 2 * sizeof(float) + sizeof(std::uint16_t) +
-                    std::size_t(config_.rejection.maxOutlierEpochs) * (sizeof(float) + sizeof(std::uint16_t));
+    if (config_.rejectArtifacts)  // rejection sums, template normal equations and coefficients, scatter, flags
+        perPixel += 3 * sizeof(float) + sizeof(std::uint16_t) + std::size_t(nMom_ + 2 * nCoef_) * sizeof(float) +
+                    2 * sizeof(float) + 3 * sizeof(std::uint16_t);
     return n * perPixel;
 }
 
 double CoaddAssembler::meanPsfSigmaPx() const { return sumW_ > 0 ? std::sqrt(sumWSigma2_ / sumW_) : 0.0; }
-
-double CoaddAssembler::smoothingSigmaPx() const {
-    return config_.rejection.smoothingSigmaPx > 0 ? config_.rejection.smoothingSigmaPx
-                                                  : std::max(0.3, targetSigma_ > 0 ? targetSigma_ : meanPsfSigmaPx());
-}
 
 MaskPixel CoaddAssembler::excludedBits(const Mask& mask) const {
     MaskPixel bits = 0;
@@ -102,24 +103,7 @@ void CoaddAssembler::beginPass(int pass) {
                                  std::to_string(pass_));
     pass_ = pass;
     seenThisPass_.assign(inputs_.size(), 0);
-    const bool active = int(inputs_.size()) >= config_.rejection.minInputs;
-    if (pass == 1) {
-        targetSigma_ = 0;
-        for (const auto& in : inputs_)
-            if (in.weight > 0) targetSigma_ = std::max(targetSigma_, in.psfSigmaPx);
-        rawSigma_.assign(inputs_.size(), 0.0);
-        matchedSigma_.assign(inputs_.size(), 0.0);
-        if (active) {
-            const std::size_t n = sumWI_.size(), K = std::size_t(config_.rejection.maxOutlierEpochs);
-            tA_.assign(n, 0.0f);
-            tW_.assign(n, 0.0f);
-            tN_.assign(n, 0);
-            topV_.assign(n * K, 0.0f);
-            topI_.assign(n * K, 0);
-        }
-    } else if (pass == 2 && active) {
-        buildTemplate();
-    }
+    if (pass >= 1) beginComparison(pass);
 }
 
 double CoaddAssembler::add(const MaskedImageF& warp, const WarpMetadata& meta) {
@@ -140,12 +124,7 @@ double CoaddAssembler::add(const MaskedImageF& warp, const WarpMetadata& meta) {
     if (seenThisPass_[it->second]) throw LogicError("CoaddAssembler: input " + std::to_string(meta.id) + " added twice");
     seenThisPass_[it->second] = 1;
     CoaddInputSummary& in = inputs_[it->second];
-    if (int(inputs_.size()) >= config_.rejection.minInputs && in.weight > 0) {
-        if (pass_ == 1)
-            addTemplate(warp, meta, it->second);
-        else if (rawSigma_[it->second] > 0)
-            addCompare(warp, meta, in);
-    }
+    if (active_ && in.weight > 0) addCompare(warp, meta, it->second);
     return in.weight;
 }
 
@@ -160,6 +139,20 @@ void CoaddAssembler::addPass0(const MaskedImageF& warp, const WarpMetadata& meta
     if (!(ws > 0)) return;  // nothing usable
     sumW_ += ws;
     sumWSigma2_ += ws * meta.psfSigmaPx * meta.psfSigmaPx;
+    // Template normal equations (u^k, k < nMom_; the first usable input fixes the origin of u).
+    const bool reg = config_.rejectArtifacts;
+    double up[2 * PsfSizeFit::kMaxDegree + 1] = {1};
+    float wu[2 * PsfSizeFit::kMaxDegree + 1] = {};
+    if (reg) {
+        if (sumW_ == ws) refLog2Sigma_ = std::log2(meta.psfSigmaPx);
+        const double u = std::log2(meta.psfSigmaPx) - refLog2Sigma_;
+        for (int k = 1; k < nMom_; ++k) up[k] = up[k - 1] * u;
+        for (int k = 0; k < nMom_; ++k) {
+            globalMom_[std::size_t(k)] += ws * up[k];
+            wu[k] = float(ws * up[k]);
+        }
+    }
+    const std::size_t nm = std::size_t(nMom_), nc = std::size_t(nCoef_);
     const double s = meta.photoScale, s2c = s * s * meta.covarianceFactor;
     const bool perPixel = config_.weighting == CoaddConfig::Weighting::PerPixel;
     const std::size_t npix = sumWI_.size();
@@ -171,17 +164,26 @@ void CoaddAssembler::addPass0(const MaskedImageF& warp, const WarpMetadata& meta
         const MaskPixel* m = mask.row(y);
         const std::size_t base = std::size_t(y) * std::size_t(wd);
         for (int x = 0; x < wd; ++x) {
-            if (m[x] & noData) continue;
             const std::size_t k = base + std::size_t(x);
+            if (m[x] & noData) {
+                if (reg)
+                    for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] += wu[q];
+                continue;
+            }
             coverW_[k] += float(ws);
             for (std::size_t p = 0; p < planeBits.size(); ++p)
                 if (m[x] & planeBits[p]) planeW_[p * npix + k] += float(ws);
-            if ((m[x] & excluded) || !std::isfinite(im[x]) || !std::isfinite(var[x]) || var[x] < 0) continue;
             const double v = double(var[x]) * s2c;
-            double w = ws;
-            if (perPixel) {
-                if (!(v > 0)) continue;
-                w = 1.0 / v;
+            if ((m[x] & excluded) || !std::isfinite(im[x]) || !std::isfinite(var[x]) || var[x] < 0 ||
+                (perPixel && !(v > 0))) {
+                if (reg)
+                    for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] += wu[q];
+                continue;
+            }
+            const double w = perPixel ? 1.0 / v : ws;
+            if (reg) {
+                const float val = float(s * double(im[x]));
+                for (std::size_t q = 0; q < nc; ++q) rhs_[k * nc + q] += wu[q] * val;
             }
             sumWI_[k] += w * s * double(im[x]);
             sumW_px_[k] += w;
@@ -234,212 +236,276 @@ bool CoaddAssembler::scaledPlanes(const MaskedImageF& warp, const WarpMetadata& 
     return true;
 }
 
-void CoaddAssembler::addTemplate(const MaskedImageF& warp, const WarpMetadata& meta, std::size_t index) {
-    ImageF image, variance, valid;
-    const bool masked = scaledPlanes(warp, meta, image, variance, valid);
-    // Per-input noise sigma of the PSF-matched warp (median variance; Poisson excess ignored).
-    std::vector<float> v;
-    v.reserve(std::size_t(bbox_.width()) * std::size_t(bbox_.height()) / 4 + 1);
-    for (int y = 0; y < bbox_.height(); y += 2)
-        for (int x = y % 4 / 2; x < bbox_.width(); x += 2) {
-            const float vv = variance(x, y);
-            if (vv > 0 && (!masked || valid(x, y) > 0)) v.push_back(vv);
+// Passes 1 and 2: fix the template's coordinate v and degree (pass 1), solve the per-pixel templates.
+void CoaddAssembler::beginComparison(int pass) {
+    if (!config_.rejectArtifacts) return;
+    const std::size_t npix = sumWI_.size();
+    if (pass == 1) {
+        int usable = 0;
+        double lo = 0, hi = 0;
+        u_.assign(inputs_.size(), 0.0);
+        for (std::size_t i = 0; i < inputs_.size(); ++i) {
+            if (!(inputs_[i].weight > 0)) continue;
+            u_[i] = std::log2(inputs_[i].psfSigmaPx) - refLog2Sigma_;
+            lo = usable ? std::min(lo, u_[i]) : u_[i];
+            hi = usable ? std::max(hi, u_[i]) : u_[i];
+            ++usable;
         }
-    if (v.empty()) return;
-    auto mid = v.begin() + std::ptrdiff_t(v.size() / 2);
-    std::nth_element(v.begin(), mid, v.end());
-    const double ks = config_.rejection.matchingKernelScale * psfMatchingSigma(meta.psfSigmaPx, targetSigma_);
-    rawSigma_[index] = std::sqrt(double(*mid));
-    matchedSigma_[index] = rawSigma_[index] * std::sqrt(gaussianKernelSquaredSum(ks));
-    ImageF J, JV;
-    gaussianSmoothNormalized(image, J, ks);
-    if (masked) gaussianSmoothNormalized(valid, JV, ks);
-    const int K = config_.rejection.maxOutlierEpochs;
-    const float w = float(inputs_[index].weight);
-    const std::uint16_t id = std::uint16_t(index);
-    const int wd = bbox_.width();
-    for (int y = 0; y < bbox_.height(); ++y) {
-        const float* j = J.row(y);
-        const float* jv = masked ? JV.row(y) : nullptr;
-        const std::size_t base = std::size_t(y) * std::size_t(wd);
-        for (int x = 0; x < wd; ++x) {
-            if (jv && jv[x] < 0.999f) continue;
-            const std::size_t k = base + std::size_t(x);
-            tA_[k] += w * j[x];
-            tW_[k] += w;
-            ++tN_[k];
-            float* top = &topV_[k * std::size_t(K)];
-            std::uint16_t* ti = &topI_[k * std::size_t(K)];
-            const int filled = std::min<int>(tN_[k] - 1, K);
-            int pos = filled;  // insert j[x] into the descending list of the first `filled` values
-            while (pos > 0 && top[pos - 1] < j[x]) --pos;
-            if (pos >= K) continue;
-            for (int q = std::min(filled, K - 1); q > pos; --q) {
-                top[q] = top[q - 1];
-                ti[q] = ti[q - 1];
+        active_ = usable >= config_.rejection.minInputs;
+        if (!active_) return;
+        vCentre_ = 0.5 * (lo + hi);
+        vHalf_ = 0.5 * (hi - lo);
+        fitDegree_ = psfRegressionDegree(usable, config_.rejection.psfRegressionDegree);
+        if (vHalf_ < 0.005) {  // PSF sizes within 0.7%: a weighted mean
+            fitDegree_ = 0;
+            vHalf_ = 1;
+        }
+        // Leverage of each input in the all-inputs template (the in-sample residual's variance is (1 - h) v).
+        double m[2 * PsfSizeFit::kMaxDegree + 1], b[PsfSizeFit::kMaxDegree + 1] = {};
+        shiftPowerMoments(globalMom_.data(), nMom_, vCentre_, vHalf_, m);
+        // Each input is compared with the template of the highest degree in which its leverage is at most
+        // maxLeverage (an input whose PSF size is far from all others is otherwise fitted by itself).
+        PsfSizeFit fit;
+        leverage_.assign(inputs_.size(), 0.0);
+        epochDegree_.assign(inputs_.size(), 0);
+        for (int d = 0; d <= fitDegree_; ++d) {
+            if (!fit.solve(m, b, d) || fit.degree() < d) break;
+            for (std::size_t i = 0; i < inputs_.size(); ++i) {
+                if (!(inputs_[i].weight > 0) || epochDegree_[i] < d - 1) continue;
+                const double h = inputs_[i].weight * fit.leverage((u_[i] - vCentre_) / vHalf_);
+                if (d == 0 || h <= config_.rejection.maxLeverage) {
+                    epochDegree_[i] = d;
+                    leverage_[i] = h;
+                }
             }
-            top[pos] = j[x];
-            ti[pos] = id;
+        }
+        coef_.assign(npix * std::size_t(nCoef_), 0.0f);
+        chiSum_.assign(npix, 0.0f);
+        chiMax_.assign(npix, 0.0f);
+        chiN_.assign(npix, 0);
+        nFlag1_.assign(npix, 0);
+        flags1_.assign(inputs_.size(), SpanSet());
+        flagValues1_.assign(inputs_.size(), std::vector<float>());
+    }
+    if (active_ && pass == 2) {  // take the footprints of pass 1 out of the template's sums
+        const std::size_t nm = std::size_t(nMom_), nc = std::size_t(nCoef_), wd = std::size_t(bbox_.width());
+        for (std::size_t i = 0; i < inputs_.size(); ++i) {
+            double up[2 * PsfSizeFit::kMaxDegree + 1] = {1};
+            for (std::size_t q = 1; q < nm; ++q) up[q] = up[q - 1] * u_[i];
+            const double ws = inputs_[i].weight;
+            std::size_t j = 0;
+            for (const Span& sp : flags1_[i]) {
+                const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
+                for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
+                    const std::size_t k = base + std::size_t(x - bbox_.minX());
+                    for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] += float(ws * up[q]);
+                    for (std::size_t q = 0; q < nc; ++q) rhs_[k * nc + q] -= float(ws * up[q] * flagValues1_[i][j]);
+                    ++nFlag1_[k];
+                }
+            }
+            std::vector<float>().swap(flagValues1_[i]);
         }
     }
+    if (active_ && pass <= 2) solveTemplates();
+    if (active_ && pass == 2) nFlag2_.assign(npix, 0);
 }
 
-void CoaddAssembler::buildTemplate() {
-    const int K = config_.rejection.maxOutlierEpochs;
-    const double g = smoothingSigmaPx();
-    const std::size_t npix = tA_.size();
+void CoaddAssembler::solveTemplates() {
+    const std::size_t npix = sumWI_.size(), nm = std::size_t(nMom_), nc = std::size_t(nCoef_);
     const float nan = std::numeric_limits<float>::quiet_NaN();
-    ImageF T(bbox_, 0.0f);
-    std::vector<double> tw(static_cast<std::size_t>(K)), ts(static_cast<std::size_t>(K));
-    const int wd = bbox_.width();
+    double mu[2 * PsfSizeFit::kMaxDegree + 1], bu[PsfSizeFit::kMaxDegree + 1];
+    double m[2 * PsfSizeFit::kMaxDegree + 1], b[PsfSizeFit::kMaxDegree + 1];
+    PsfSizeFit fit;
     for (std::size_t k = 0; k < npix; ++k) {
-        const int n = tN_[k];
-        if (n == 0) continue;
-        const int kk = std::min(n, K);
-        for (int q = 0; q < kk; ++q) {
-            const std::size_t idx = topI_[k * std::size_t(K) + std::size_t(q)];
-            tw[std::size_t(q)] = inputs_[idx].weight;
-            ts[std::size_t(q)] = matchedSigma_[idx];
+        float* c = &coef_[k * nc];
+        const int n = int(nUsed_[k]) - int(nFlag1_[k]);
+        if (n < config_.rejection.minInputs) {
+            c[0] = nan;
+            continue;
         }
-        T(int(k % std::size_t(wd)), int(k / std::size_t(wd))) =
-            float(robustTemplateValue(tA_[k], tW_[k], n, &topV_[k * std::size_t(K)], tw.data(), ts.data(), kk,
-                                      config_.rejection.templateClipSigma, config_.rejection.templateFluxFraction));
-    }
-    ImageF sT;
-    gaussianSmoothNormalized(T, sT, g);
-    tT_.assign(npix, 0.0f);
-    for (std::size_t k = 0; k < npix; ++k) {
-        tA_[k] = tN_[k] == 0 ? nan : sT(int(k % std::size_t(wd)), int(k / std::size_t(wd)));
-        tT_[k] = tN_[k] == 0 ? nan : T(int(k % std::size_t(wd)), int(k / std::size_t(wd)));
-    }
-    // Variance of G*T (per-input noise, uniform weights over the patch): sum (w/W)^2 s^2 sum(G*K)^2.
-    double W = 0, Q = 0, Q0 = 0;
-    for (std::size_t i = 0; i < inputs_.size(); ++i)
-        if (inputs_[i].weight > 0 && rawSigma_[i] > 0) W += inputs_[i].weight;
-    for (std::size_t i = 0; i < inputs_.size(); ++i)
-        if (inputs_[i].weight > 0 && rawSigma_[i] > 0) {
-            const double ks = config_.rejection.matchingKernelScale * psfMatchingSigma(inputs_[i].psfSigmaPx, targetSigma_);
-            const double f = inputs_[i].weight / W;
-            Q += f * f * rawSigma_[i] * rawSigma_[i] * gaussianKernelSquaredSum(std::sqrt(ks * ks + g * g));
-            Q0 += f * f * rawSigma_[i] * rawSigma_[i] * gaussianKernelSquaredSum(ks);
+        for (std::size_t q = 0; q < nm; ++q) mu[q] = globalMom_[q] - double(missMom_[k * nm + q]);
+        for (std::size_t q = 0; q < nc; ++q) bu[q] = double(rhs_[k * nc + q]);
+        shiftPowerMoments(mu, nMom_, vCentre_, vHalf_, m);
+        shiftPowerMoments(bu, nCoef_, vCentre_, vHalf_, b);
+        if (!fit.solve(m, b, psfRegressionDegree(n, fitDegree_))) {
+            c[0] = nan;
+            continue;
         }
-    templateSmoothedVar_ = Q;
-    templateVar_ = Q0;
-    // The top-K state is no longer needed.
-    std::vector<float>().swap(tW_);
-    std::vector<std::uint16_t>().swap(tN_);
-    std::vector<float>().swap(topV_);
-    std::vector<std::uint16_t>().swap(topI_);
+        for (std::size_t q = 0; q < nc; ++q) c[q] = float(fit.coefficients()[q]);
+    }
 }
 
-void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& meta, CoaddInputSummary& in) {
+// Pass 1: find footprints against the all-inputs template and take them out of the template's sums.
+// Pass 2: against the clean template, count the epochs flagged per pixel and accumulate the empirical
+// scatter. Pass 3: find footprints against the clean template (noise inflated by the scatter), keep the
+// transient ones, replace the epoch's pixels there by the leave-one-out prediction.
+void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& meta, std::size_t index) {
+    CoaddInputSummary& in = inputs_[index];
     ImageF image, variance, valid;
-    const bool masked = scaledPlanes(warp, meta, image, variance, valid);
-    const double g = smoothingSigmaPx();
-    const double ks = config_.rejection.matchingKernelScale * psfMatchingSigma(meta.psfSigmaPx, targetSigma_);
-    const double sc = std::sqrt(ks * ks + g * g);  // PSF matching then the detection filter
-    ImageF sD, sV, sValid, J, JV, JValid;
-    gaussianSmoothNormalized(image, sD, sc);
-    gaussianSmoothNormalized(variance, sV, sc, true);
-    gaussianSmoothNormalized(image, J, ks);
-    gaussianSmoothNormalized(variance, JV, ks, true);
-    if (masked) {
-        gaussianSmoothNormalized(valid, sValid, sc);
-        gaussianSmoothNormalized(valid, JValid, ks);
-    }
-    ImageF sT(bbox_, 0.0f), T(bbox_, 0.0f);
-    const int wd = bbox_.width(), ht = bbox_.height();
-    const float tv = float(templateSmoothedVar_), tvRaw = float(templateVar_);
-    for (int y = 0; y < ht; ++y) {
-        float *d = sD.row(y), *v = sV.row(y), *t = sT.row(y), *j = J.row(y), *jv = JV.row(y), *tr = T.row(y);
-        const float* ok = masked ? sValid.row(y) : nullptr;
-        const float* okJ = masked ? JValid.row(y) : nullptr;
-        const std::size_t base = std::size_t(y) * std::size_t(wd);
-        for (int x = 0; x < wd; ++x) {
-            const float tt = tA_[base + std::size_t(x)], traw = tT_[base + std::size_t(x)];
-            if (!std::isfinite(tt) || (ok && ok[x] < 0.999f)) {
-                d[x] = 0;
-                v[x] = 0;
-            } else {
-                t[x] = tt;
-                d[x] -= tt;
-                v[x] += tv;
-            }
-            if (!std::isfinite(traw) || (okJ && okJ[x] < 0.999f)) {
-                j[x] = 0;
-                jv[x] = 0;
-            } else {
-                tr[x] = traw;
-                j[x] -= traw;
-                jv[x] += tvRaw;
-            }
-        }
-    }
-    const int grow = config_.rejection.growRadiusPx > 0 ? config_.rejection.growRadiusPx : int(std::ceil(targetSigma_));
-    const ArtifactSearchResult found =
-        findArtifacts(sD, sV, sT, config_.rejection.detectionSigma, grow, config_.rejection);
-    // Raw residual against the leave-one-out mean of the other epochs (pass-0 sums) for the sharp test.
-    ImageF resid(bbox_, 0.0f), residVar(bbox_, 0.0f);
-    {
-        const bool pp = config_.weighting == CoaddConfig::Weighting::PerPixel;
-        for (int y = 0; y < ht; ++y) {
-            const float *im = image.row(y), *var = variance.row(y);
-            const float* ok = masked ? valid.row(y) : nullptr;
-            float *r = resid.row(y), *rv = residVar.row(y);
-            const std::size_t base = std::size_t(y) * std::size_t(wd);
-            for (int x = 0; x < wd; ++x) {
-                if (ok && !(ok[x] > 0)) continue;
-                const std::size_t k = base + std::size_t(x);
-                const double w = pp ? (var[x] > 0 ? 1.0 / var[x] : 0.0) : in.weight;
-                const double Wo = sumW_px_[k] - w;
-                if (!(w > 0) || nUsed_[k] < 2 || !(Wo > 1e-6 * sumW_px_[k])) continue;
-                const double m = (sumWI_[k] - w * double(im[x])) / Wo;
-                const double mv = std::max(0.0, (double(sumW2V_[k]) - w * w * double(var[x])) / (Wo * Wo));
-                r[x] = float(double(im[x]) - m);
-                rv[x] = float(double(var[x]) + mv);
-            }
-        }
-    }
-    const SpanSet sharp = findSharpPixels(image, resid, variance, valid, config_.rejection);
-    in.artifactRegions = int(found.artifacts.size());
-    in.staticRegions = found.candidateRegions - in.artifactRegions;
-    if (found.artifacts.empty() && sharp.empty()) return;
-    // Union of the (possibly overlapping) grown regions, then remove (or correct) this input's pixels there.
-    Image<std::int32_t> flag(bbox_, 0);
-    for (const SpanSet& a : found.artifacts) a.setMask(flag, 1);
-    sharp.setMask(flag, 2);
+    scaledPlanes(warp, meta, image, variance, valid);
+    const bool masked = !valid.empty();
     const bool perPixel = config_.weighting == CoaddConfig::Weighting::PerPixel;
-    const double ws = in.weight;
-    const float ratio = float(config_.rejection.removeOverStaticRatio);
-    std::int64_t rejected = 0;
+    const ArtifactRejectionConfig& rc = config_.rejection;
+    const int wd = bbox_.width(), ht = bbox_.height();
+    const std::size_t nm = std::size_t(nMom_), nc = std::size_t(nCoef_);
+    const double v = (u_[index] - vCentre_) / vHalf_;
+    const float resFactor = float(std::max(0.05, 1.0 - leverage_[index]));
+    const int degree = epochDegree_[index];
+    PsfSizeFit fit;
+    double mu[2 * PsfSizeFit::kMaxDegree + 1], bu[PsfSizeFit::kMaxDegree + 1];
+    double m[2 * PsfSizeFit::kMaxDegree + 1], b[PsfSizeFit::kMaxDegree + 1];
+    // Residual against the template's prediction for this epoch, its variance, and where it is defined.
+    ImageF resid(bbox_, 0.0f), rvar(bbox_, 0.0f), ok(bbox_, 0.0f);
     for (int y = 0; y < ht; ++y) {
-        const float* im = image.row(y);
-        const float* var = variance.row(y);
-        const float* ok = masked ? valid.row(y) : nullptr;
-        const float *d = sD.row(y), *t = sT.row(y), *j = J.row(y), *jv = JV.row(y);
-        const std::int32_t* f = flag.row(y);
+        const float *im = image.row(y), *var = variance.row(y);
+        const float* va = masked ? valid.row(y) : nullptr;
+        float *r = resid.row(y), *rv = rvar.row(y), *o = ok.row(y);
         const std::size_t base = std::size_t(y) * std::size_t(wd);
         for (int x = 0; x < wd; ++x) {
-            if (!f[x] || (ok && !(ok[x] > 0))) continue;
-            const double v = var[x];
-            double w = ws;
-            if (perPixel) {
-                if (!(v > 0)) continue;
-                w = 1.0 / v;
+            if ((va && !(va[x] > 0)) || (perPixel && !(var[x] > 0))) continue;
+            const std::size_t k = base + std::size_t(x);
+            const float* c = &coef_[k * nc];
+            if (!std::isfinite(c[0])) continue;
+            double p = 0;
+            if (degree < fitDegree_) {  // a lower-degree template for this input, solved here
+                for (std::size_t q = 0; q < nm; ++q) mu[q] = globalMom_[q] - double(missMom_[k * nm + q]);
+                for (std::size_t q = 0; q < nc; ++q) bu[q] = double(rhs_[k * nc + q]);
+                shiftPowerMoments(mu, nMom_, vCentre_, vHalf_, m);
+                shiftPowerMoments(bu, nCoef_, vCentre_, vHalf_, b);
+                const int n = int(nUsed_[k]) - int(nFlag1_[k]);
+                if (!fit.solve(m, b, std::min(degree, psfRegressionDegree(n, fitDegree_)))) continue;
+                p = fit.predict(v);
+            } else {
+                for (int q = int(nc) - 1; q >= 0; --q) p = p * v + double(c[q]);
+            }
+            r[x] = float(double(im[x]) - p);
+            rv[x] = var[x] * resFactor;
+            o[x] = 1.0f;
+        }
+    }
+    const double g = rc.smoothingSigmaPx > 0 ? rc.smoothingSigmaPx : std::max(0.5, meta.psfSigmaPx);
+    ImageF sR, sV, sOk;
+    gaussianSmoothNormalized(resid, sR, g);
+    gaussianSmoothNormalized(rvar, sV, g, true);
+    gaussianSmoothNormalized(ok, sOk, g);
+    const float clip2 = float(rc.scatterClipSigma * rc.scatterClipSigma);
+    for (int y = 0; y < ht; ++y) {
+        const float *r = sR.row(y), *o = sOk.row(y);
+        float* sv = sV.row(y);
+        const std::size_t base = std::size_t(y) * std::size_t(wd);
+        for (int x = 0; x < wd; ++x) {
+            if (o[x] < 0.999f || !(sv[x] > 0)) {
+                sv[x] = 0;
+                continue;
             }
             const std::size_t k = base + std::size_t(x);
-            if (f[x] == 1 && jv[x] > 0 && t[x] > 0 && d[x] < ratio * t[x]) {
-                rejWI_[k] += float(w * double(j[x]));  // correct: the epoch's value becomes I - (J - T)
-            } else {
-                rejWI_[k] += float(w * double(im[x]));
+            if (pass_ == 2) {
+                const float chi2 = std::min(r[x] * r[x] / sv[x], clip2);
+                chiSum_[k] += chi2;
+                chiMax_[k] = std::max(chiMax_[k], chi2);
+                ++chiN_[k];
+            } else if (pass_ == 3 && chiN_[k] >= 3) {
+                sv[x] *= std::max(1.0f, (chiSum_[k] - chiMax_[k]) / float(chiN_[k] - 1));
+            }
+        }
+    }
+    const ArtifactSearchResult found = findArtifacts(sR, sV, rc.detectionSigma, rc);
+    const SpanSet sharp = findSharpPixels(image, resid, variance, ok, rc);
+    const int grow = rc.growRadiusPx > 0 ? rc.growRadiusPx : int(std::ceil(1.5 * meta.psfSigmaPx));
+    Image<std::int32_t> flag(bbox_, 0);
+    if (pass_ == 3) flags1_[index].setMask(flag, 2);  // pixels already out of the template
+    int kept = 0, rejectedRegions = 0;
+    for (const SpanSet& cand : found.candidates) {
+        if (pass_ == 3 && !isTransientFootprint(cand, bbox_, nFlag2_.data(), nUsed_.data(), rc)) {
+            ++kept;
+            continue;
+        }
+        cand.dilated(grow).clippedTo(bbox_).setMask(flag, 1);
+        ++rejectedRegions;
+    }
+    sharp.setMask(flag, 1);
+    if (pass_ == 3) {
+        in.artifactRegions = rejectedRegions;
+        in.staticRegions = kept;
+    }
+    const double ws = in.weight;
+    double up[PsfSizeFit::kMaxDegree + 1] = {1};
+    for (std::size_t q = 1; q < nc; ++q) up[q] = up[q - 1] * u_[index];
+    std::int64_t count = 0;
+    std::vector<float> values;  // pass 1: the flagged pixels' values, in raster order
+    PsfSizeFit lower;
+    double upm[2 * PsfSizeFit::kMaxDegree + 1] = {1};
+    for (std::size_t q = 1; q < nm; ++q) upm[q] = upm[q - 1] * u_[index];
+    for (int y = 0; y < ht; ++y) {
+        const float *im = image.row(y), *var = variance.row(y);
+        const float* va = masked ? valid.row(y) : nullptr;
+        std::int32_t* f = flag.row(y);
+        const std::size_t base = std::size_t(y) * std::size_t(wd);
+        for (int x = 0; x < wd; ++x) {
+            if (!(f[x] & 1) || (va && !(va[x] > 0)) || (perPixel && !(var[x] > 0))) {
+                f[x] = 0;
+                continue;
+            }
+            const std::size_t k = base + std::size_t(x);
+            const double val = im[x];
+            if (pass_ == 1) {  // taken out of the template's sums at the start of pass 2
+                values.push_back(im[x]);
+                ++count;
+                continue;
+            }
+            if (pass_ == 2) {  // counted for the temporal decision
+                if (nFlag2_[k] < 65535) ++nFlag2_[k];
+                continue;
+            }
+            // Pass 3: the template without this epoch's pixel, evaluated at this epoch.
+            const bool inFit = !(f[x] & 2);
+            const int n = int(nUsed_[k]) - int(nFlag1_[k]) - (inFit ? 1 : 0);
+            bool replaced = false;
+            double pred = 0, lev = 0;
+            if (n >= 2) {
+                for (std::size_t q = 0; q < nm; ++q)
+                    mu[q] = globalMom_[q] - double(missMom_[k * nm + q]) - (inFit ? ws * upm[q] : 0.0);
+                for (std::size_t q = 0; q < nc; ++q)
+                    bu[q] = double(rhs_[k * nc + q]) - (inFit ? ws * up[q] * val : 0.0);
+                shiftPowerMoments(mu, nMom_, vCentre_, vHalf_, m);
+                shiftPowerMoments(bu, nCoef_, vCentre_, vHalf_, b);
+                if (fit.solve(m, b, std::min(degree, psfRegressionDegree(n, fitDegree_)))) {
+                    pred = fit.predict(v);
+                    lev = ws * fit.leverage(v);
+                    // Lower orders while the higher one changes the prediction by less than the noise it adds
+                    // (an extrapolation to an input at the end of the PSF-size range is otherwise very noisy).
+                    for (int d = fit.degree() - 1; d >= 0 && lower.solve(m, b, d); --d) {
+                        const double p2 = lower.predict(v), l2 = ws * lower.leverage(v);
+                        if ((pred - p2) * (pred - p2) > (lev - l2) * double(var[x])) break;
+                        pred = p2;
+                        lev = l2;
+                    }
+                    lev = std::min(lev, 4.0);
+                    replaced = std::isfinite(pred);
+                }
+            }
+            const double vv = var[x], w = perPixel ? 1.0 / vv : ws;
+            if (replaced) {  // the epoch's value becomes the prediction (weight unchanged)
+                rejWI_[k] += float(w * (val - pred));
+                rejW2V_[k] += float(w * w * vv * (1.0 - lev));
+            } else {  // removed
+                rejWI_[k] += float(w * val);
                 rejW_[k] += float(w);
-                rejW2V_[k] += float(w * w * v);
+                rejW2V_[k] += float(w * w * vv);
             }
             ++nRejected_[k];
-            ++rejected;
+            ++count;
         }
     }
-    in.rejectedPixels = rejected;
+    if (pass_ == 1) {
+        in.flaggedPixels = count;
+        if (count > 0) {
+            flags1_[index] = SpanSet::fromMask(flag, 1);
+            flagValues1_[index] = std::move(values);
+        }
+    } else if (pass_ == 3) {
+        in.rejectedPixels = count;
+    }
 }
 
 MaskedImageF CoaddAssembler::finish() {

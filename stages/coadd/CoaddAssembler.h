@@ -15,25 +15,32 @@
 // over the inputs that contribute at x (not NO_DATA, no excluded plane, finite, not rejected). For
 // PerPixel weights V reduces to 1 / sum_i w_i.
 //
-// Passes and memory. Without artifact rejection numPasses() == 1. With it numPasses() == 3 and the
-// driver streams every input three times (3x the reads, never more than one warp in memory):
+// Passes and memory. Without artifact rejection numPasses() == 1. With it numPasses() == 4 and the
+// driver streams every input four times (4x the reads, never more than one warp in memory):
 //   pass 0 accumulates S = sum w I (double), W = sum w (double), Q = sum w^2 v (float), the number of
-//          contributing inputs (uint16) and the mask-plane weights; it also fixes the common PSF sigma
-//          s_t = max s_i of the usable inputs;
-//   pass 1 PSF-matches each warp to s_t (ArtifactRejection.h) and accumulates the robust template's
-//          state: sum w J, sum w (float), count (uint16) and the K = maxOutlierEpochs largest values per
-//          pixel with their input indices (float + uint16 each). beginPass(2) turns them into the
-//          template T (and G * T) and releases the top-K state;
-//   pass 2 compares each PSF-matched, smoothed warp with G * T (findArtifacts) and finds sharp pixels
-//          (findSharpPixels, against the leave-one-out mean of pass 0); inside the regions found the
-//          input's pixels are removed (or, over a static source brighter than the artifact, corrected by
-//          subtracting J - T) through separate "rejected" sums (dS, dW, dQ float; rejected-count uint16).
-//   finish() returns (S - dS) / (W - dW) and (Q - dQ) / (W - dW)^2.
+//          contributing inputs (uint16) and the mask-plane weights, and the normal equations of the
+//          per-pixel PSF-size template (ArtifactRejection.h): sum w u^k I (float, k <= d) per pixel, and
+//          sum w u^k (k <= 2d) once per patch (double) minus, per pixel (float), the inputs that do not
+//          contribute there; u = log2(psfSigma) - log2(psfSigma of the first input), w the per-input weight;
+//   pass 1 solves the templates (d + 1 coefficients per pixel, float), compares each epoch with its
+//          prediction and keeps the pixels of every footprint it finds (a SpanSet and the values per input:
+//          memory proportional to the flagged area only); beginPass(2) takes them out of the template's
+//          sums (counting them per pixel, uint16) and re-solves the templates;
+//   pass 2 compares each epoch with the clean template, counts per pixel the epochs with a footprint there
+//          (uint16, for the temporal decision) and accumulates the empirical scatter of the smoothed
+//          residuals (sum and max of clamped chi^2, float, and a count, uint16);
+//   pass 3 compares again (noise inflated by the scatter), keeps the footprints that are transient and the
+//          sharp pixels, grows them, and replaces the epoch's pixels there by the template's prediction for
+//          that epoch without its own pixel (leave-one-out: the static scene through the epoch's own PSF, so
+//          the coadd's PSF is unchanged) through separate sums dS, dQ, dW (float) and a rejected count
+//          (uint16); where fewer than 2 other inputs remain the pixels are removed instead.
+//   finish() returns (S - dS) / (W - dW) and (Q - dQ) / (W - dW)^2; a replaced pixel keeps its weight and
+//   enters Q with the variance of the prediction (its leverage times the pixel's variance).
 // Per pixel that is 8 + 8 + 4 + 2 + 4 + 4 per tracked plane (coadd sums, 50 bytes with the 6 default
-// planes) + 14 (rejected sums) + 10 + 6 K (template state, pass 1 only; pass 2 keeps 8: T and G * T):
-// 92 bytes with K = 3 (0.83 GB for a 3000 x 3000 patch) plus ~12 float images of per-warp scratch in
-// passes 1-2, whatever the number of inputs; per input only a few scalars are kept (inputs()).
-// pixelStateBytes() reports the peak pixel state.
+// planes) + 14 (rejection sums) + 4 (2d + 1) + 8 (d + 1) + 14 (template normal equations, coefficients,
+// scatter, two flag counts): 138 bytes with d = 3 (1.24 GB for a 3000 x 3000 patch) plus ~12 float images
+// of per-warp scratch in passes 1-3, whatever the number of inputs; per input only a few scalars and its
+// pass-1 footprints are kept (inputs()). pixelStateBytes() reports the per-pixel state.
 //
 // Masks: pixels with an excluded plane (default NO_DATA, BAD, SAT, EDGE) do not contribute. A tracked
 // plane p is set in the coadd where the weight of the inputs that cover the pixel (not NO_DATA) and
@@ -93,7 +100,7 @@ struct CoaddConfig {
     /// Tracked planes and the weight fraction at which each is set in the coadd. Bounds: (0, 1].
     std::map<std::string, double> maskPropagationThresholds{{"BAD", 0.1},   {"SAT", 0.1}, {"EDGE", 0.1},
                                                              {"INTRP", 0.5}, {"CR", 0.5}, {"SUSPECT", 0.5}};
-    /// Reject artifacts (two passes over the inputs). Default true.
+    /// Reject artifacts (four passes over the inputs). Default true.
     bool rejectArtifacts = true;
     /// Artifact-rejection parameters.
     ArtifactRejectionConfig rejection{};
@@ -109,9 +116,10 @@ struct CoaddInputSummary {
     double weight = 0.0;               ///< the per-input weight (PerPixel: 1 / median variance, for masks)
     double psfSigmaPx = 0.0;
     std::int64_t usedPixels = 0;       ///< contributing pixels (pass 0)
-    std::int64_t rejectedPixels = 0;   ///< pixels rejected (removed or corrected) as artifacts (pass 2)
-    int artifactRegions = 0;           ///< smoothed-difference artifact regions found (pass 2)
-    int staticRegions = 0;             ///< extended-threshold regions without a seed, not rejected (pass 2)
+    std::int64_t rejectedPixels = 0;   ///< pixels rejected (replaced or removed) as artifacts (pass 2)
+    int artifactRegions = 0;           ///< transient footprints rejected (pass 2)
+    int staticRegions = 0;             ///< footprints found but kept as not transient (pass 2)
+    std::int64_t flaggedPixels = 0;    ///< pixels taken out of the template in pass 1
 };
 
 class CoaddAssembler {
@@ -119,8 +127,8 @@ public:
     /// An assembler for the patch `bbox` (non-empty). Throws ConfigError for a bad config.
     CoaddAssembler(const Box2I& bbox, CoaddConfig config = {});
 
-    /// 3 with artifact rejection, 1 without.
-    int numPasses() const { return config_.rejectArtifacts ? 3 : 1; }
+    /// 4 with artifact rejection, 1 without.
+    int numPasses() const { return config_.rejectArtifacts ? 4 : 1; }
     /// Start pass `pass` (0 .. numPasses() - 1, in order). Every input must be added once in
     /// every pass, in any order. Throws LogicError out of order or when an input of pass 0 is missing.
     void beginPass(int pass);
@@ -136,10 +144,9 @@ public:
     const std::vector<CoaddInputSummary>& inputs() const { return inputs_; }
     /// sqrt(sum w sigma^2 / sum w) over the inputs of pass 0: the second-moment size of the coadd PSF.
     double meanPsfSigmaPx() const;
-    /// The common (worst) PSF sigma the epochs are matched to for artifact rejection (after pass 0).
-    double targetPsfSigmaPx() const { return targetSigma_; }
-    /// The smoothing sigma used by artifact rejection (config value, or targetPsfSigmaPx() once known).
-    double smoothingSigmaPx() const;
+    /// Degree of the PSF-size template polynomial used for artifact rejection (after pass 0; -1 before or
+    /// when rejection is off or has too few inputs).
+    int templateDegree() const { return fitDegree_; }
     /// Bytes held in per-pixel state at its peak (independent of the number of inputs).
     std::size_t pixelStateBytes() const;
     /// Mask bits of the excluded planes in a warp's mask (planes it lacks are skipped).
@@ -151,9 +158,9 @@ private:
     void addPass0(const MaskedImageF& warp, const WarpMetadata& meta, CoaddInputSummary& in);
     bool scaledPlanes(const MaskedImageF& warp, const WarpMetadata& meta, ImageF& image, ImageF& variance,
                       ImageF& valid) const;
-    void addTemplate(const MaskedImageF& warp, const WarpMetadata& meta, std::size_t index);
-    void buildTemplate();
-    void addCompare(const MaskedImageF& warp, const WarpMetadata& meta, CoaddInputSummary& in);
+    void beginComparison(int pass);
+    void solveTemplates();
+    void addCompare(const MaskedImageF& warp, const WarpMetadata& meta, std::size_t index);
 
     Box2I bbox_;
     CoaddConfig config_;
@@ -173,12 +180,19 @@ private:
     std::vector<float> planeW_;  // trackedPlanes_.size() x npix
     std::vector<float> rejWI_, rejW_, rejW2V_;
     std::vector<std::uint16_t> nRejected_;
-    // Artifact rejection: per input the raw and PSF-matched noise sigmas (pass 1); per pixel the template
-    // sums and top-K values (pass 1; released at the start of pass 2, when tA_ becomes G * template).
-    double targetSigma_ = 0, templateSmoothedVar_ = 0, templateVar_ = 0;
-    std::vector<double> rawSigma_, matchedSigma_;
-    std::vector<float> tA_, tW_, topV_, tT_;
-    std::vector<std::uint16_t> tN_, topI_;
+    // Artifact rejection (ArtifactRejection.h). The template's normal equations in u = log2(sigma) - ref:
+    // globalMom_ = sum over usable inputs of w u^k (k < nMom_), missMom_ (per pixel) the part of it from the
+    // inputs that do not enter that pixel's template, rhs_ (per pixel) sum w u^k I (k < nCoef_). coef_ holds
+    // the solved template per pixel in v = (u - vCentre_) / vHalf_ (NaN: no template there).
+    int nMom_ = 0, nCoef_ = 0, fitDegree_ = -1;
+    bool active_ = false;
+    double refLog2Sigma_ = 0, vCentre_ = 0, vHalf_ = 1;
+    std::vector<double> globalMom_, u_, leverage_;
+    std::vector<float> missMom_, rhs_, coef_, chiSum_, chiMax_;
+    std::vector<std::uint16_t> chiN_, nFlag1_, nFlag2_;
+    std::vector<int> epochDegree_;
+    std::vector<SpanSet> flags1_;
+    std::vector<std::vector<float>> flagValues1_;
 };
 
 }  // namespace drp
