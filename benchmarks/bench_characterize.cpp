@@ -185,6 +185,8 @@ void BM_PsfDetermination(benchmark::State& st) {
     st.counters["candidates"] = double(cands.size());
     st.counters["used"] = r.nUsed;
     st.counters["reservedMedianDTT"] = r.reservedMedianSizeResidual;
+    st.counters["reservedMeanDTT"] = r.reservedMeanSizeResidual;
+    st.counters["reservedDirectMedianDTT"] = r.reservedDirectMedianSizeResidual;
 }
 BENCHMARK(BM_PsfDetermination)->Unit(benchmark::kMillisecond)->Iterations(3);
 

@@ -64,13 +64,28 @@ struct Star {
     Point2D centre;            ///< adaptive-moments centre
     SecondMoments moments;     ///< of the star in the image
     Image<double> data;        ///< recentred N x N stamp
-    Image<double> variance;    ///< N x N variance (unshifted, at the nearest pixel)
-    double meanVariance = 0.0;
+    double meanVariance = 0.0; ///< mean of the variance plane over the stamp (the star's fit weight F^2 / this)
+    double skyVariance = 0.0;  ///< v0: the variance of an empty pixel (median of the stamp's border)
+    double gain = 0.0;         ///< g: variance per unit of signal (var = v0 + g x signal), >= 0
+    std::vector<unsigned char> keep;  ///< per pixel: 1 = used, 0 = clipped (a neighbour, a defect)
     double flux = 0.0;
     double chi2 = 0.0;
     bool reserved = false;
     bool rejected = false;
 };
+
+/// The expected variance of a stamp pixel whose model signal is `signal`: sky + photon noise (from the variance
+/// plane's sky level and slope, so it does not follow the pixel's own noise) + the model's relative accuracy.
+double pixelVariance(const Star& s, double signal, double accuracy) {
+    const double sig = std::max(0.0, signal);
+    return s.skyVariance + s.gain * sig + accuracy * accuracy * sig * sig;
+}
+
+/// Adaptive-moments trace of `img` about `centre` (re-centring), NaN unless converged.
+double momentsTrace(const Image<double>& img, Point2D centre, double sigma, const AdaptiveMomentsControl& control) {
+    const AdaptiveMomentsResult r = computeAdaptiveMoments(img, centre, SecondMoments::circle(sigma), control);
+    return r.converged ? r.moments.trace() : std::numeric_limits<double>::quiet_NaN();
+}
 
 }  // namespace
 
@@ -101,6 +116,9 @@ void PsfDeterminerConfig::validate() const {
     if (minStarsPerTerm < 1) fail("minStarsPerTerm must be >= 1");
     if (iterations < 1 || iterations > 20) fail("iterations must be in [1, 20]");
     if (!(outlierSigma > 0.0) || !std::isfinite(outlierSigma)) fail("outlierSigma must be > 0");
+    if (!(modelAccuracy >= 0.0 && modelAccuracy <= 0.5)) fail("modelAccuracy must be in [0, 0.5]");
+    if (!(pixelClipSigma >= 3.0) || !std::isfinite(pixelClipSigma)) fail("pixelClipSigma must be >= 3");
+    if (!(maxClippedFraction > 0.0 && maxClippedFraction <= 1.0)) fail("maxClippedFraction must be in (0, 1]");
     for (const auto& p : badMaskPlanes)
         if (p.empty()) fail("badMaskPlanes has an empty name");
     moments.validate();
@@ -267,18 +285,39 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         const Image<double> shifted = sincShift(raw, -(m.x - ix), -(m.y - iy));
         s.data = shifted.subImage(box).clone();
         s.data.setXY0({0, 0});
-        s.variance = image.variance().subImage(box).convertTo<double>();
-        s.variance.setXY0({0, 0});
-        double vs = 0.0, fs = 0.0;
+        const Image<double> var = image.variance().subImage(box).convertTo<double>();
+        // v0: median variance of the stamp's border pixels; g: slope of (variance - v0) against the signal
+        // (least squares over the pixels above 5 sqrt(v0)), so the fit's weights follow the model, not the noise.
+        std::vector<double> border;
+        double fs = 0.0;
         bool okVar = true;
         for (int y = 0; y < n; ++y)
             for (int x = 0; x < n; ++x) {
-                if (!(s.variance(x, y) > 0.0) || !std::isfinite(s.variance(x, y))) okVar = false;
-                vs += s.variance(x, y);
+                const double v = var(x, y);
+                if (!(v > 0.0) || !std::isfinite(v)) okVar = false;
+                if (x < 2 || y < 2 || x >= n - 2 || y >= n - 2) border.push_back(v);
                 fs += s.data(x, y);
             }
         if (!okVar || !(fs > 0.0)) continue;
-        s.meanVariance = vs / double(n * n);
+        s.skyVariance = median(border);
+        {
+            double vs = 0.0;
+            for (int y = 0; y < n; ++y)
+                for (int x = 0; x < n; ++x) vs += var(x, y);
+            s.meanVariance = vs / double(n * n);
+        }
+        double sdv = 0.0, sdd = 0.0;
+        const double floorSignal = 5.0 * std::sqrt(s.skyVariance);
+        for (int y = box.minY(); y <= box.maxY(); ++y)
+            for (int x = box.minX(); x <= box.maxX(); ++x) {
+                const double d = image.image().atParent({x, y});
+                if (d > floorSignal) {
+                    sdv += (image.variance().atParent({x, y}) - s.skyVariance) * d;
+                    sdd += d * d;
+                }
+            }
+        s.gain = sdd > 0.0 && sdv > 0.0 ? sdv / sdd : 0.0;
+        s.keep.assign(std::size_t(n) * std::size_t(n), 1);
         s.flux = fs;
         stars.push_back(std::move(s));
     }
@@ -306,6 +345,50 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
             if (!s.reserved && !s.rejected) a.push_back(&s);
         return a;
     };
+    auto fitComponents = [&](int ord, const std::vector<Star*>& use) {
+        const int nt = PsfexPsf::numTerms(ord);
+        const int ntri = nt * (nt + 1) / 2;
+        // Per pixel p, weighted least squares over the stars s of D_sp / F_s = sum_k c_kp T_k(s), weight
+        // F_s^2 / (mean stamp variance) for unclipped pixels. The weight of a star is the same at every pixel: with
+        // per-pixel (photon-noise) weights the cores would lean on the faint stars and the wings on the bright
+        // ones, and the noise of the faint stars' D / F (a ratio, biased at order 1/SNR^2) would change the shape.
+        std::vector<double> normal(npix * std::size_t(ntri), 0.0), rhs(npix * std::size_t(nt), 0.0);
+        for (const Star* sp : use) {
+            const Star& st = *sp;
+            const Point2D uv = PsfexPsf::normalisedPosition(fitBox, st.centre);
+            const auto t = PsfexPsf::polynomialTerms(ord, uv.x, uv.y);
+            for (int y = 0; y < n; ++y)
+                for (int x = 0; x < n; ++x) {
+                    const std::size_t pix = std::size_t(y) * std::size_t(n) + std::size_t(x);
+                    if (!st.keep[pix]) continue;
+                    const double w = st.flux * st.flux / st.meanVariance;
+                    const double d = st.data(x, y) / st.flux;
+                    double* nm = &normal[pix * std::size_t(ntri)];
+                    double* r = &rhs[pix * std::size_t(nt)];
+                    for (int k = 0, q = 0; k < nt; ++k) {
+                        const double wk = w * t[std::size_t(k)];
+                        r[k] += wk * d;
+                        for (int l = k; l < nt; ++l) nm[q++] += wk * t[std::size_t(l)];
+                    }
+                }
+        }
+        std::vector<Image<double>> comps;
+        for (int k = 0; k < nt; ++k) comps.emplace_back(n, n, 0.0);
+        Eigen::MatrixXd am(nt, nt);
+        Eigen::VectorXd bv(nt);
+        for (std::size_t pix = 0; pix < npix; ++pix) {
+            const double* nm = &normal[pix * std::size_t(ntri)];
+            for (int k = 0, q = 0; k < nt; ++k)
+                for (int l = k; l < nt; ++l, ++q) am(k, l) = am(l, k) = nm[q];
+            for (int k = 0; k < nt; ++k) bv(k) = rhs[pix * std::size_t(nt) + std::size_t(k)];
+            if (!(am(0, 0) > 0.0)) continue;  // every star clipped here: the pixel stays 0
+            const Eigen::VectorXd c = am.colPivHouseholderQr().solve(bv);
+            const int x = int(pix % std::size_t(n)), y = int(pix / std::size_t(n));
+            for (int k = 0; k < nt; ++k) comps[std::size_t(k)](x, y) = c(k);
+        }
+        return comps;
+    };
+    const double acc = config.modelAccuracy;
     for (int iter = 0; iter < config.iterations; ++iter) {
         std::vector<Star*> use = active();
         if (int(use.size()) < config.minStars) {
@@ -314,58 +397,69 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         }
         order = config.spatialOrder;
         while (order > 0 && int(use.size()) < config.minStarsPerTerm * PsfexPsf::numTerms(order)) --order;
-        const int nt = PsfexPsf::numTerms(order);
-        Eigen::MatrixXd a(Eigen::Index(use.size()), nt);
-        Eigen::MatrixXd b(Eigen::Index(use.size()), Eigen::Index(npix));
-        for (std::size_t r = 0; r < use.size(); ++r) {
-            const Star& s = *use[r];
-            const double sw = s.flux / std::sqrt(s.meanVariance);  // sqrt of weight F^2 / var
-            const Point2D uv = PsfexPsf::normalisedPosition(fitBox, s.centre);
-            const auto t = PsfexPsf::polynomialTerms(order, uv.x, uv.y);
-            for (int k = 0; k < nt; ++k) a(Eigen::Index(r), k) = sw * t[std::size_t(k)];
-            const double scale = sw / s.flux;
-            for (int y = 0; y < n; ++y)
-                for (int x = 0; x < n; ++x) b(Eigen::Index(r), Eigen::Index(y * n + x)) = scale * s.data(x, y);
-        }
-        const Eigen::MatrixXd coeff = a.colPivHouseholderQr().solve(b);  // nt x npix
-        components.clear();
-        for (int k = 0; k < nt; ++k) {
-            Image<double> comp(n, n, 0.0);
-            for (int y = 0; y < n; ++y)
-                for (int x = 0; x < n; ++x) comp(x, y) = coeff(k, Eigen::Index(y * n + x));
-            components.push_back(std::move(comp));
-        }
+        components = fitComponents(order, use);
         const PsfexPsf model(fitBox, order, components);
-        // Fluxes and chi^2 of every star (reserved ones too, for the record).
-        for (Star& s : stars) {
-            const Image<double> m = model.computeKernelImage(s.centre);
+        // Fluxes, pixel clipping and chi^2 of every star (reserved ones too, for the record).
+        for (Star& st : stars) {
+            if (st.rejected) continue;
+            const Image<double> m = model.computeKernelImage(st.centre);
             double smd = 0, smm = 0;
             for (int y = 0; y < n; ++y)
                 for (int x = 0; x < n; ++x) {
-                    const double w = 1.0 / s.variance(x, y);
-                    smd += w * m(x, y) * s.data(x, y);
+                    if (!st.keep[std::size_t(y) * std::size_t(n) + std::size_t(x)]) continue;
+                    const double w = 1.0 / pixelVariance(st, st.flux * m(x, y), acc);
+                    smd += w * m(x, y) * st.data(x, y);
                     smm += w * m(x, y) * m(x, y);
                 }
-            if (smm > 0.0 && smd > 0.0) s.flux = smd / smm;
+            if (smm > 0.0 && smd > 0.0) st.flux = smd / smm;
+            // From the second round on, clip pixels above the model by more than pixelClipSigma (neighbours, cosmic
+            // rays: light the PSF does not have), grown by one pixel.
+            std::vector<unsigned char> off(npix, 0);
+            for (int y = 0; y < n; ++y)
+                for (int x = 0; x < n; ++x) {
+                    const double d = st.data(x, y) - st.flux * m(x, y);
+                    if (iter > 0 && d > 0.0 && d * d > config.pixelClipSigma * config.pixelClipSigma * pixelVariance(st, st.flux * m(x, y), acc))
+                        off[std::size_t(y) * std::size_t(n) + std::size_t(x)] = 1;
+                }
+            std::size_t nKeep = 0;
+            for (int y = 0; y < n; ++y)
+                for (int x = 0; x < n; ++x) {
+                    bool near = false;
+                    for (int dy = -1; dy <= 1 && !near; ++dy)
+                        for (int dx = -1; dx <= 1; ++dx) {
+                            const int xx = x + dx, yy = y + dy;
+                            if (xx >= 0 && yy >= 0 && xx < n && yy < n && off[std::size_t(yy) * std::size_t(n) + std::size_t(xx)]) {
+                                near = true;
+                                break;
+                            }
+                        }
+                    st.keep[std::size_t(y) * std::size_t(n) + std::size_t(x)] = near ? 0 : 1;
+                    nKeep += near ? 0 : 1;
+                }
             double chi2 = 0;
             for (int y = 0; y < n; ++y)
                 for (int x = 0; x < n; ++x) {
-                    const double d = s.data(x, y) - s.flux * m(x, y);
-                    chi2 += d * d / s.variance(x, y);
+                    if (!st.keep[std::size_t(y) * std::size_t(n) + std::size_t(x)]) continue;
+                    const double d = st.data(x, y) - st.flux * m(x, y);
+                    chi2 += d * d / pixelVariance(st, st.flux * m(x, y), acc);
                 }
-            s.chi2 = chi2 / double(npix - 1);
+            st.chi2 = nKeep > 1 ? chi2 / double(nKeep - 1) : std::numeric_limits<double>::infinity();
+            // A star that loses more than maxClippedFraction of its pixels is not a clean PSF star.
+            if (!st.reserved && double(nKeep) < (1.0 - config.maxClippedFraction) * double(npix) && int(active().size()) > config.minStars)
+                st.rejected = true;
         }
         if (iter + 1 == config.iterations) break;
+        use = active();
         std::vector<double> chis;
-        for (const Star* s : use) chis.push_back(s->chi2);
+        for (const Star* sp : use) chis.push_back(sp->chi2);
         const double med = median(chis), sig = robustSigma(chis, med);
         const double limit = med + config.outlierSigma * std::max(sig, 1e-12);
         std::vector<Star*> order2 = use;
         std::sort(order2.begin(), order2.end(), [](const Star* p, const Star* q) { return p->chi2 > q->chi2; });
         int remaining = int(use.size());
-        for (Star* s : order2) {
-            if (s->chi2 <= limit || remaining <= config.minStars) break;
-            s->rejected = true;
+        for (Star* sp : order2) {
+            if (sp->chi2 <= limit || remaining <= config.minStars) break;
+            sp->rejected = true;
             --remaining;
         }
     }
@@ -374,33 +468,63 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
     result.stampSize = n;
     result.spatialOrder = order;
 
-    // Residuals.
-    std::vector<double> usedRes, resRes, resDe;
+    // Residuals. P = the model at the star's centre on the image grid, I = the image over the same box, F = the
+    // star's fitted flux, R = I / F - P. The direct residual compares the adaptive moments of I and P; the
+    // linear one is the first-order change of T(P) along R by a central difference,
+    //   dT/T = (T(P + eps R) - T(P - eps R)) / (2 eps T(P)),
+    // which cancels the even-order terms, so the (always positive) second-order noise bias of T(I) is absent.
+    constexpr double eps = 0.1;
+    std::vector<double> usedRes, resRes, resDe, resDirect;
     for (const Star& s : stars) {
         if (s.rejected) continue;
         const Image<double> pimg = psf->computeImage(s.centre);
-        const AdaptiveMomentsResult pr =
-            computeAdaptiveMoments(pimg, s.centre, SecondMoments::circle(std::sqrt(0.5 * s.moments.trace())), config.moments);
+        const double sigma0 = std::sqrt(0.5 * s.moments.trace());
+        const AdaptiveMomentsResult pr = computeAdaptiveMoments(pimg, s.centre, SecondMoments::circle(sigma0), config.moments);
         const SecondMoments& pm = pr.moments;
-        double dt = std::numeric_limits<double>::quiet_NaN(), de = dt;
-        if (pr.converged) {
-            dt = (s.moments.trace() - pm.trace()) / pm.trace();
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        double dt = nan, de = nan, direct = nan;
+        const std::size_t nKept = std::size_t(std::count(s.keep.begin(), s.keep.end(), 1));
+        bool clean = double(nKept) >= (1.0 - config.maxClippedFraction) * double(npix);
+        for (int y = half - 1; y <= half + 1; ++y)  // and the core is not clipped
+            for (int x = half - 1; x <= half + 1; ++x) clean = clean && s.keep[std::size_t(y) * std::size_t(n) + std::size_t(x)];
+        if (pr.converged && bbox.contains(pimg.bbox()) && s.flux > 0.0 && clean) {
+            direct = (s.moments.trace() - pm.trace()) / pm.trace();
             de = std::hypot(s.moments.e1() - pm.e1(), s.moments.e2() - pm.e2());
+            const Image<double> data = image.image().subImage(pimg.bbox()).convertTo<double>();
+            Image<double> plus(pimg.width(), pimg.height(), 0.0), minus(pimg.width(), pimg.height(), 0.0);
+            for (int y = 0; y < pimg.height(); ++y)
+                for (int x = 0; x < pimg.width(); ++x) {
+                    // Pixels clipped from the star's stamp (same box: the nearest pixel's N x N) are neighbours or
+                    // defects, not the PSF: no residual there.
+                    const bool kept = pimg.width() != n || s.keep[std::size_t(y) * std::size_t(n) + std::size_t(x)];
+                    const double r = kept ? data(x, y) / s.flux - pimg(x, y) : 0.0;
+                    plus(x, y) = pimg(x, y) + eps * r;
+                    minus(x, y) = pimg(x, y) - eps * r;
+                }
+            plus.setXY0(pimg.xy0());
+            minus.setXY0(pimg.xy0());
+            const double tp = momentsTrace(plus, s.centre, sigma0, config.moments);
+            const double tm = momentsTrace(minus, s.centre, sigma0, config.moments);
+            dt = (tp - tm) / (2.0 * eps * pm.trace());
         }
         if (s.reserved) {
             result.reserved.push_back(s.index);
             result.reservedSizeResiduals.push_back(dt);
+            result.reservedDirectSizeResiduals.push_back(direct);
             if (std::isfinite(dt)) {
                 resRes.push_back(dt);
                 resDe.push_back(de);
             }
+            if (std::isfinite(direct)) resDirect.push_back(direct);
         } else {
             result.used.push_back(s.index);
             if (std::isfinite(dt)) usedRes.push_back(dt);
         }
     }
-    result.nUsed = int(result.used.size());
     const double nan = std::numeric_limits<double>::quiet_NaN();
+    result.reservedMeanSizeResidual = resRes.empty() ? nan : std::accumulate(resRes.begin(), resRes.end(), 0.0) / double(resRes.size());
+    result.reservedDirectMedianSizeResidual = resDirect.empty() ? nan : median(resDirect);
+    result.nUsed = int(result.used.size());
     result.reservedMedianSizeResidual = resRes.empty() ? nan : median(resRes);
     result.reservedSizeResidualScatter = resRes.empty() ? nan : robustSigma(resRes, result.reservedMedianSizeResidual);
     result.reservedEllipticityResidual = resDe.empty() ? nan : median(resDe);

@@ -23,14 +23,26 @@
 //    Psf::computeImage uses to move the model, and its central stampSize x stampSize pixels kept;
 //  * a reserveFraction of these stars (a seeded shuffle) is set aside;
 //  * per pixel, the normalised stamps D_s / F_s of the used stars are fit by weighted least squares with
-//    the polynomial of spatialOrder (weight F_s^2 / mean stamp variance: one design matrix for all
-//    pixels); F_s starts as the stamp sum and is then the least-squares amplitude of the current model;
-//  * `iterations` rounds: refit, recompute fluxes and per-star reduced chi^2, and reject stars whose
-//    chi^2 exceeds median + outlierSigma x 1.4826 MAD (never below minStars);
+//    the polynomial of spatialOrder (weight F_s^2 / mean stamp variance, the same at every pixel of a star,
+//    pixels clipped from that star left out); F_s starts as the stamp sum and is then the least-squares
+//    amplitude of the current model;
+//  * `iterations` rounds: refit, recompute fluxes, clip each star's pixels more than pixelClipSigma above
+//    the model (neighbours, defects; grown by one pixel; from the second round; a star losing more than
+//    maxClippedFraction is dropped, a reserved one, or one with its core clipped, gets no residual), per-star
+//    reduced chi^2, and reject stars whose chi^2 exceeds median + outlierSigma x 1.4826 MAD (never below
+//    minStars). Pixel variances in the flux fit, the clipping and chi^2 are v0 + g x model + (modelAccuracy x
+//    model)^2, from the variance plane's sky level v0 and slope g (not the noisy pixel's own variance), so a
+//    bright star is not rejected for the model's own percent-level errors (PSFEx's PROF_ACCURACY);
 //  * the spatial order is lowered while fewer than minStarsPerTerm x numTerms stars remain.
-// Residuals: for each reserved star, adaptive moments of the star in the image and of the model's
-// computeImage at the star's centre (same pixel grid, same algorithm):
-//   dT/T = (T_star - T_psf) / T_psf, de = |e_star - e_psf| (e = (e1, e2) of the moments).
+// Residuals: for each reserved star, with P the model's computeImage at the star's centre (same pixel grid),
+// I the image over P's box and F the star's fitted flux:
+//   direct: dT/T = (T(I) - T(P)) / T(P), T = Ixx + Iyy of re-centring adaptive moments (same algorithm). Its
+//           mean over stars carries the adaptive moments' noise bias, +O(1/SNR^2) (about +1.5e-3 for a
+//           star-count S/N distribution from S/N 50), whatever the model;
+//   linear (reported): dT/T = (T(P + e R) - T(P - e R)) / (2 e T(P)), R = I / F - P, e = 0.1: the first-order
+//           change of T along the star's residual. The even orders, and so the noise bias, cancel; a model
+//           size error dT/T still shows at full size. Its mean and median estimate the model's size bias.
+//   de = |e_star - e_psf| (e = (e1, e2) of the direct moments).
 #pragma once
 
 #include <cstdint>
@@ -76,8 +88,8 @@ struct PsfDeterminerConfig {
     double reserveFraction = 0.2;
     /// Seed of the reserve split (drivers derive it from the data ID).
     std::uint64_t seed = 0;
-    /// Minimum S/N of a candidate (flux / fluxErr). Bounds: >= 0. Default 50.
-    double minSnr = 50.0;
+    /// Minimum S/N of a candidate (flux / fluxErr). Bounds: >= 0. Default 20 (PSFEx's SAMPLE_MINSN).
+    double minSnr = 20.0;
     /// Width of the mode-finding window in ln T. Bounds: (0, 2]. Default 0.2.
     double sizeWindow = 0.2;
     /// Size-locus clip in robust sigmas. Bounds: > 0. Default 3.
@@ -97,6 +109,16 @@ struct PsfDeterminerConfig {
     int iterations = 4;
     /// Chi^2 outlier threshold in robust sigmas. Bounds: > 0. Default 5.
     double outlierSigma = 5.0;
+    /// Relative accuracy of the model, added to each pixel's variance as (modelAccuracy x model)^2 in the star
+    /// flux fit, the pixel clipping and chi^2 (as PSFEx's PROF_ACCURACY), so bright stars are not rejected for
+    /// the model's own small errors. Bounds: [0, 0.5]. Default 0.01.
+    double modelAccuracy = 0.01;
+    /// Stamp pixels more than this many sigmas above the current model (neighbours, defects) are left out of the
+    /// next fit round, with their 8 neighbours (from the second round on). Bounds: >= 3. Default 5.
+    double pixelClipSigma = 5.0;
+    /// A fit star with more than this fraction of its stamp clipped is dropped; a reserved one (or one with a
+    /// clipped pixel in the central 3 x 3) gets no residual. Bounds: (0, 1]. Default 0.5.
+    double maxClippedFraction = 0.5;
     /// Stars with any of these planes in their stamp are not used.
     std::vector<std::string> badMaskPlanes{"BAD", "SAT", "CR", "INTRP", "NO_DATA", "EDGE", "SUSPECT"};
     /// Adaptive-moments settings (re-centring and residuals). recentre must stay true (the centre is
@@ -118,9 +140,12 @@ struct PsfDeterminationResult {
     std::vector<std::size_t> selected;   ///< chosen by selectPsfStars
     std::vector<std::size_t> used;       ///< in the final fit
     std::vector<std::size_t> reserved;   ///< kept out of the fit
-    std::vector<double> reservedSizeResiduals;  ///< dT/T of each reserved star (same order as reserved)
-    double reservedMedianSizeResidual = 0.0;    ///< median dT/T on the reserved stars
-    double reservedSizeResidualScatter = 0.0;   ///< 1.4826 MAD of dT/T on the reserved stars
+    std::vector<double> reservedSizeResiduals;  ///< dT/T (linear, see header) of each reserved star (same order as reserved)
+    std::vector<double> reservedDirectSizeResiduals;  ///< direct dT/T of each reserved star (noise-biased, see header)
+    double reservedMeanSizeResidual = 0.0;      ///< mean dT/T (linear) on the reserved stars
+    double reservedMedianSizeResidual = 0.0;    ///< median dT/T (linear) on the reserved stars
+    double reservedSizeResidualScatter = 0.0;   ///< 1.4826 MAD of dT/T (linear) on the reserved stars
+    double reservedDirectMedianSizeResidual = 0.0;  ///< median direct dT/T on the reserved stars
     double reservedEllipticityResidual = 0.0;   ///< median |e_star - e_psf| on the reserved stars
     double usedMedianSizeResidual = 0.0;        ///< median dT/T on the used stars (training residual)
     int nUsed = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 
 #include "core/Error.h"
@@ -44,6 +45,14 @@ struct StarField {
     std::vector<double> fluxes;
 };
 
+/// A star of S/N `sn` at `p` (flux / sqrt(neaSky + flux) = sn), recorded in the field.
+void addStarAtSnr(StarField& f, Point2D p, double sn, double neaSky) {
+    const double flux = 0.5 * (sn * sn + sn * std::sqrt(sn * sn + 4.0 * neaSky));
+    addPointSource(f.image.image(), p, flux, *f.psf);
+    f.positions.push_back(p);
+    f.fluxes.push_back(flux);
+}
+
 /// ~n stars on a jittered grid at random sub-pixel positions, fluxes log-uniform in S/N [snMin, snMax].
 StarField makeStarField(std::uint64_t seed, int size, int n, double skyVar, double snMin, double snMax) {
     StarField f;
@@ -65,11 +74,32 @@ StarField makeStarField(std::uint64_t seed, int size, int n, double skyVar, doub
         const Point2D p{30.0 + (cells[std::size_t(k)].first + 0.3 + 0.4 * u(rng)) * cell,
                         30.0 + (cells[std::size_t(k)].second + 0.3 + 0.4 * u(rng)) * cell};
         const double sn = snMin * std::exp(std::log(snMax / snMin) * u(rng));
-        // flux / sqrt(neaSky + flux) = sn
-        const double flux = 0.5 * (sn * sn + sn * std::sqrt(sn * sn + 4.0 * neaSky));
-        addPointSource(f.image.image(), p, flux, *f.psf);
-        f.positions.push_back(p);
-        f.fluxes.push_back(flux);
+        addStarAtSnr(f, p, sn, neaSky);
+    }
+    addNoise(f.image, skyVar, seed * 7919 + 1);
+    return f;
+}
+
+/// ~n stars at random positions on a size^2 image with a Moffat PSF of geometric-mean FWHM `fwhm` pixels (beta
+/// `beta`) whose FWHM varies by ~+-5% and ellipticity by ~0.03 over the image; S/N drawn from N(> S/N) ~ S/N^-0.6
+/// (a star-count slope) between snMin and snMax.
+StarField makeVaryingField(std::uint64_t seed, int size, int n, double fwhm, double beta, double skyVar, double snMin,
+                           double snMax) {
+    StarField f;
+    const Box2I box({0, 0}, size, size);
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    auto pm = [&](double a) { return a * (2.0 * u(rng) - 1.0); };
+    f.psf = MoffatPsf::make(box, beta, {fwhm, pm(0.03) * fwhm, pm(0.03) * fwhm, pm(0.02) * fwhm, pm(0.01) * fwhm, pm(0.02) * fwhm},
+                            {pm(0.03), pm(0.02), pm(0.02), 0.0, 0.0, 0.0}, {pm(0.03), pm(0.02), pm(0.02), 0.0, 0.0, 0.0});
+    f.image = MaskedImageF(box);
+    const double sigma = fwhm / 2.3548;
+    const double neaSky = 4.0 * 3.14159 * sigma * sigma * skyVar;
+    const double slope = 0.6;
+    for (int k = 0; k < n; ++k) {
+        const Point2D p{20.0 + u(rng) * (size - 40), 20.0 + u(rng) * (size - 40)};
+        const double sn = snMin * std::pow(1.0 - u(rng) * (1.0 - std::pow(snMax / snMin, -slope)), -1.0 / slope);
+        addStarAtSnr(f, p, sn, neaSky);
     }
     addNoise(f.image, skyVar, seed * 7919 + 1);
     return f;
@@ -190,6 +220,73 @@ TEST(PsfDeterminer, RecoversASpatiallyVaryingMoffat) {
         EXPECT_TRUE(back->equals(*r.psf));
         EXPECT_TRUE(back->computeKernelImage({300, 700}).identical(r.psf->computeKernelImage({300, 700})));
     }
+}
+
+// The requirement: the PSF model's size residual on reserved stars, |dT/T| < 1e-3, in mean and median,
+// over many fields: seeing 0.6-1.2" at 0.2"/px (FWHM 3-6 px), Moffat beta 2.5 or 3.5 varying over the detector,
+// 450 stars at random positions per 1536^2 field (close pairs flagged as blends; fainter neighbours left in),
+// a star-count S/N distribution from 50 up; 20 fields, half of the stars reserved (pooled standard error of the
+// mean ~3e-4). Also: the model against the truth at the reserved stars (noise-free), and the direct residual,
+// whose mean carries the adaptive moments' noise bias (+1/SNR^2; the linear residual has none). In these
+// crowded fields the reserved residual also holds the light of unflagged neighbours (about +5e-4 to +9e-4 in
+// the mean over other seed sets; on isolated stars it equals the model's error against the truth, ~1e-4).
+TEST(PsfDeterminer, ReservedStarSizeResidualIsBelow1e3OverManySeeds) {
+    const double skyVar = 1200.0;
+    std::vector<double> all, direct, truthRes, seedMedians;
+    int fields = 0;
+    std::size_t offered = 0;
+    for (std::uint64_t seed = 101; seed < 121; ++seed) {
+        std::mt19937_64 rng(seed * 31 + 7);
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        const double fwhm = (0.6 + 0.6 * u(rng)) / 0.2;
+        const double beta = seed % 2 ? 2.5 : 3.5;
+        StarField f = makeVaryingField(seed, 1536, 450, fwhm, beta, skyVar, 50.0, 3000.0);
+        std::vector<PsfCandidate> cands;
+        for (std::size_t k = 0; k < f.positions.size(); ++k) {
+            PsfCandidate c = candidateAt(f.image, f.positions[k], skyVar);
+            for (std::size_t j = 0; j < f.positions.size(); ++j)  // a deblender would flag close pairs
+                if (j != k && std::hypot(f.positions[j].x - f.positions[k].x, f.positions[j].y - f.positions[k].y) < 2.0 * fwhm)
+                    c.blended = true;
+            cands.push_back(c);
+        }
+        PsfDeterminerConfig cfg;
+        cfg.seed = seed;
+        cfg.reserveFraction = 0.5;  // many reserved stars: the pooled mean's standard error is ~3e-4
+        const PsfDeterminationResult r = determinePsf(f.image, cands, cfg);
+        ASSERT_GE(r.reserved.size(), 80u) << "seed " << seed;
+        std::vector<double> res;
+        for (std::size_t i = 0; i < r.reserved.size(); ++i) {
+            const double dt = r.reservedSizeResiduals[i];
+            ++offered;
+            if (!std::isfinite(dt)) continue;  // a bright neighbour on the core, or failed moments; counted below
+            res.push_back(dt);
+            all.push_back(dt);
+            direct.push_back(r.reservedDirectSizeResiduals[i]);
+            const Point2D p = cands[r.reserved[i]].position;
+            const double tm = recentredMoments(r.psf->computeImage(p), p).moments.trace();
+            const double tt = recentredMoments(f.psf->computeImage(p), p).moments.trace();
+            truthRes.push_back((tm - tt) / tt);
+        }
+        seedMedians.push_back(medianOf(res));
+        EXPECT_NEAR(r.reservedMedianSizeResidual, medianOf(res), 1e-15);
+        EXPECT_LT(std::fabs(medianOf(res)), 5e-3) << "seed " << seed;
+        ++fields;
+    }
+    auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
+    const double meanAll = mean(all);
+    double sd = 0.0;
+    for (double x : all) sd += (x - meanAll) * (x - meanAll);
+    sd = std::sqrt(sd / double(all.size() - 1));
+    std::cout << fields << " fields, " << all.size() << " reserved stars: dT/T mean " << meanAll << " (+- " << sd / std::sqrt(double(all.size()))
+              << ") median " << medianOf(all) << " sd " << sd << "; median of the per-field medians " << medianOf(seedMedians)
+              << "; model vs truth at the reserved stars mean " << mean(truthRes) << " median " << medianOf(truthRes)
+              << "; direct (noise-biased) dT/T mean " << mean(direct) << " median " << medianOf(direct) << "\n";
+    EXPECT_GE(double(all.size()), 0.9 * double(offered));  // random positions: ~5% have a neighbour on the core
+    EXPECT_LT(std::fabs(meanAll), 1e-3);
+    EXPECT_LT(std::fabs(medianOf(all)), 1e-3);
+    EXPECT_LT(std::fabs(medianOf(seedMedians)), 1e-3);
+    EXPECT_LT(std::fabs(mean(truthRes)), 1e-3);
+    EXPECT_LT(std::fabs(medianOf(truthRes)), 1e-3);
 }
 
 TEST(PsfDeterminer, ReserveSplitIsSeededAndDisjoint) {
