@@ -115,7 +115,7 @@ Mask buildMask(Image<MaskPixel> pixels, const PropertyList& md) {
     return mask;
 }
 
-void writeExposureTo(const std::filesystem::path& tempPath, const Exposure& exposure) {
+void writeExposureTo(const std::filesystem::path& tempPath, const Exposure& exposure, const ExposureWriteOptions& options) {
     FitsFile f(tempPath, FitsFile::Mode::Create);
 
     PropertyList primary = exposure.metadata();
@@ -129,7 +129,7 @@ void writeExposureTo(const std::filesystem::path& tempPath, const Exposure& expo
     const PropertyList plane = planeHeader(exposure);
     PropertyList imageHeader = plane;
     imageHeader.set("EXTTYPE", "IMAGE", "");
-    f.writeImage(exposure.image(), kImageExt, imageHeader);
+    f.writeImage(exposure.image(), kImageExt, imageHeader, options.image);
 
     PropertyList maskHeader = plane;
     maskHeader.set("EXTTYPE", "MASK", "");
@@ -137,11 +137,11 @@ void writeExposureTo(const std::filesystem::path& tempPath, const Exposure& expo
     for (const auto& [name, bit] : exposure.mask().planes()) planes.emplace_back(bit, name);
     std::sort(planes.begin(), planes.end());
     for (const auto& [bit, name] : planes) maskHeader.set("MP_" + name, bit, "mask plane bit");
-    f.writeImage(static_cast<const Image<MaskPixel>&>(exposure.mask()), kMaskExt, maskHeader);
+    f.writeImage(static_cast<const Image<MaskPixel>&>(exposure.mask()), kMaskExt, maskHeader, options.mask);
 
     PropertyList varianceHeader = plane;
     varianceHeader.set("EXTTYPE", "VARIANCE", "");
-    f.writeImage(exposure.variance(), kVarianceExt, varianceHeader);
+    f.writeImage(exposure.variance(), kVarianceExt, varianceHeader, options.variance);
 
     if (exposure.hasPsf()) {
         const PsfRecord record = exposure.psf()->toRecord();
@@ -162,10 +162,26 @@ void writeExposureTo(const std::filesystem::path& tempPath, const Exposure& expo
 
 }  // namespace
 
-void writeExposure(const std::filesystem::path& path, const Exposure& exposure) {
+ExposureWriteOptions ExposureWriteOptions::compressed() {
+    ExposureWriteOptions o;
+    o.image = FitsCompression::Gzip2;
+    o.mask = FitsCompression::Rice;
+    o.variance = FitsCompression::Gzip2;
+    return o;
+}
+
+void ExposureWriteOptions::validate() const {
+    if (image == FitsCompression::Rice) throw ConfigError("ExposureWriteOptions.image: RICE_1 cannot hold float pixels losslessly; use gzip2");
+    if (variance == FitsCompression::Rice) {
+        throw ConfigError("ExposureWriteOptions.variance: RICE_1 cannot hold float pixels losslessly; use gzip2");
+    }
+}
+
+void writeExposure(const std::filesystem::path& path, const Exposure& exposure, const ExposureWriteOptions& options) {
+    options.validate();
     withFileContext(path.string(), "writing an exposure: ", [&] {
         AtomicFile atomic(path);
-        writeExposureTo(atomic.tempPath(), exposure);
+        writeExposureTo(atomic.tempPath(), exposure, options);
         atomic.commit();
     });
 }

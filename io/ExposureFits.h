@@ -14,6 +14,12 @@
 // parameters (exact companions DRPCRPXn / DRPCRVRn are written beside CRPIXn / CRVALn, whose decimal
 // degree and 1-based forms are not always exact), PSF record, calibration, visit info, detector, xy0.
 //
+// With ExposureWriteOptions::compressed() the three planes are tile-compressed HDUs (FitsCompression:
+// lossless GZIP_2 for IMAGE and VARIANCE, RICE_1 for MASK), each still named IMAGE / MASK / VARIANCE
+// with the same header cards; the reader finds the planes by EXTNAME, so it reads both layouts, as do
+// astropy (CompImageHDU), ds9 and fitsio. A round trip is bit-exact either way. Large NO_DATA regions
+// (a coadd at a field's edge) shrink to almost nothing; noisy float pixels compress little (~10-20%).
+//
 // Writing goes to a temporary file in the destination directory, renamed into place only when complete
 // (io/AtomicFile.h): a failed or killed write leaves no partial file and any old file untouched.
 #pragma once
@@ -35,9 +41,25 @@ struct ExposureReadOptions {
     bool requirePsf = false;
 };
 
+/// How writeExposure stores the pixel planes. Plain value; compare with ==; check with validate().
+struct ExposureWriteOptions {
+    /// Tile compression of the IMAGE plane (float32). Rice is refused (lossy for floats). Default None.
+    FitsCompression image = FitsCompression::None;
+    /// Tile compression of the MASK plane (int32). Default None.
+    FitsCompression mask = FitsCompression::None;
+    /// Tile compression of the VARIANCE plane (float32). Rice is refused. Default None.
+    FitsCompression variance = FitsCompression::None;
+
+    /// The lossless compressed layout: GZIP_2 (unquantised) for IMAGE and VARIANCE, RICE_1 for MASK.
+    static ExposureWriteOptions compressed();
+    /// Throws ConfigError if a float plane asks for Rice.
+    void validate() const;
+    friend bool operator==(const ExposureWriteOptions&, const ExposureWriteOptions&) = default;
+};
+
 /// Write `exposure` to `path` (replacing an existing file atomically). Throws FitsError/IoError for I/O
 /// problems and InvalidInputError for metadata FITS cannot hold; the message names `path`.
-void writeExposure(const std::filesystem::path& path, const Exposure& exposure);
+void writeExposure(const std::filesystem::path& path, const Exposure& exposure, const ExposureWriteOptions& options = {});
 
 /// Read an exposure written by writeExposure (or any file with IMAGE/MASK/VARIANCE HDUs). Errors
 /// (typed, naming the file and the HDU): FitsError for unreadable, truncated or non-FITS files;

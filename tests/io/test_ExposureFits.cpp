@@ -11,6 +11,7 @@
 #include "core/Error.h"
 #include "io/AtomicFile.h"
 #include "io/ExposureFits.h"
+#include "stages/coadd/CoaddPsf.h"
 #include "tests/support/TestSupport.h"
 
 using namespace drp;
@@ -116,6 +117,12 @@ Exposure randomExposure(unsigned seed) {
     return exp;
 }
 
+std::string dump(const PropertyList& md) {
+    std::string out;
+    for (const auto& e : md.entries()) out += e.key + " = " + PropertyList::format(e.value) + " / " + e.comment + "\n";
+    return out;
+}
+
 void expectIdentical(const Exposure& a, const Exposure& b, const std::string& what) {
     SCOPED_TRACE(what);
     EXPECT_EQ(a.xy0(), b.xy0());
@@ -136,9 +143,49 @@ void expectIdentical(const Exposure& a, const Exposure& b, const std::string& wh
         EXPECT_EQ(*a.photoCalib(), *b.photoCalib());
     }
     EXPECT_EQ(a.visitInfo(), b.visitInfo());
-    EXPECT_EQ(a.metadata(), b.metadata());
+    EXPECT_EQ(a.metadata(), b.metadata()) << dump(a.metadata()) << "\n---\n" << dump(b.metadata());
     EXPECT_EQ(a.detector(), b.detector());
 }
+
+/// A coadd-like exposure: a patch whose inputs cover only a slanted band (the rest NO_DATA: NaN image,
+/// infinite variance, NO_DATA mask, as at a field's edge), noisy float pixels where covered, a few
+/// masked pixels, a CoaddPsf of two inputs, a TAN WCS, coadd metadata.
+Exposure coaddLikeExposure(unsigned seed, int width = 400, int height = 300, double coveredFraction = 0.15) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> noise(0.0f, 7.5f);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    Exposure exp(Box2I({int(rng() % 3000), int(rng() % 3000)}, width, height));
+    const MaskPixel noData = exp.mask().planeBitMask("NO_DATA");
+    const MaskPixel bad = exp.mask().planeBitMask("BAD") | exp.mask().planeBitMask("INTRP");
+    const double slope = 0.5 * (u(rng) - 0.5);
+    for (int y = 0; y < height; ++y)
+        for (int x = 0; x < width; ++x) {
+            const double edge = width * coveredFraction + slope * (y - height / 2.0);
+            if (x < edge) {
+                exp.image()(x, y) = noise(rng) + (x % 37 == 0 && y % 41 == 0 ? 5000.0f : 0.0f);
+                exp.variance()(x, y) = 56.0f + float(u(rng));
+                exp.mask()(x, y) = rng() % 500 == 0 ? bad : 0;
+            } else {
+                exp.image()(x, y) = std::numeric_limits<float>::quiet_NaN();
+                exp.variance()(x, y) = std::numeric_limits<float>::infinity();
+                exp.mask()(x, y) = noData;
+            }
+        }
+    exp.image()(0, 0) = std::bit_cast<float>(0x7fc12345u);  // a NaN payload must survive
+    exp.image()(1, 0) = -0.0f;
+    exp.image()(2, 0) = std::numeric_limits<float>::denorm_min();
+    exp.setWcs(randomWcs(rng, exp.bbox(), false));
+    std::vector<CoaddPsfInput> inputs;  // two inputs on the coadd's own grid, both covering it
+    for (int i = 0; i < 2; ++i) inputs.push_back({GaussianPsf::make(1.5 + u(rng)), exp.wcs(), 0.5 + u(rng), exp.bbox(), 1000 + i});
+    exp.setPsf(CoaddPsf::make(exp.wcs(), inputs, "lanczos3"));
+    exp.setPhotoCalib(std::make_shared<const PhotoCalib>(1.0));
+    exp.metadata().set("BUNIT", "nJy", "pixel unit");
+    exp.metadata().set("NINPUTS", 2, "calexps contributing to the coadd");
+    exp.metadata().set("WARPCOVF", 1.2174, "large-area sum variance / pixel variances");
+    return exp;
+}
+
+std::uintmax_t fileSize(const fs::path& p) { return fs::file_size(p); }
 
 }  // namespace
 
@@ -156,6 +203,94 @@ TEST(ExposureFits, RoundTripIsBitExactForManySeeds) {
         const Point2D p{exp.xy0().x + 3.5, exp.xy0().y + 7.25};
         EXPECT_EQ(back.wcs()->pixelToSky(p), exp.wcs()->pixelToSky(p));
     }
+}
+
+TEST(ExposureFits, CompressedRoundTripIsBitExactForManySeeds) {
+    test::TempDir dir("expfits-cmp");
+    const ExposureWriteOptions cmp = ExposureWriteOptions::compressed();
+    for (unsigned seed = 0; seed < 12; ++seed) {
+        const Exposure exp = randomExposure(seed);
+        const fs::path path = dir / ("exp" + std::to_string(seed) + ".fits");
+        writeExposure(path, exp, cmp);
+        expectIdentical(exp, readExposure(path, {.requireWcs = true, .requirePsf = true}), "seed " + std::to_string(seed));
+        const Exposure coadd = coaddLikeExposure(seed, 120 + 7 * int(seed), 90 + 5 * int(seed), 0.1 + 0.07 * seed);
+        writeExposure(path, coadd, cmp);
+        const Exposure back = readExposure(path, {.requireWcs = true, .requirePsf = true});
+        expectIdentical(coadd, back, "coadd-like seed " + std::to_string(seed));
+        EXPECT_EQ(std::bit_cast<std::uint32_t>(back.image()(0, 0)), 0x7fc12345u);
+        const Point2D c{coadd.xy0().x + 0.5 * coadd.width(), coadd.xy0().y + 0.5 * coadd.height()};
+        EXPECT_TRUE(back.psf()->computeKernelImage(c).identical(coadd.psf()->computeKernelImage(c)));
+    }
+    // Each plane on its own, and a view (non-contiguous rows).
+    const Exposure exp = coaddLikeExposure(99);
+    for (int plane = 0; plane < 3; ++plane) {
+        ExposureWriteOptions o;
+        (plane == 0 ? o.image : plane == 1 ? o.mask : o.variance) = FitsCompression::Gzip2;
+        writeExposure(dir / "one.fits", exp, o);
+        expectIdentical(exp, readExposure(dir / "one.fits"), "plane " + std::to_string(plane));
+    }
+    const Exposure view = exp.subExposure(Box2I({exp.xy0().x + 11, exp.xy0().y + 3}, 101, 77));
+    writeExposure(dir / "view.fits", view, cmp);
+    expectIdentical(view, readExposure(dir / "view.fits"), "view");
+}
+
+TEST(ExposureFits, CompressionShrinksMostlyEmptyCoaddsAndRefusesLossyModes) {
+    test::TempDir dir("expfits-size");
+    const Exposure exp = coaddLikeExposure(3, 1000, 800, 0.1);  // ~90% NO_DATA
+    writeExposure(dir / "plain.fits", exp);
+    writeExposure(dir / "cmp.fits", exp, ExposureWriteOptions::compressed());
+    const double plain = double(fileSize(dir / "plain.fits")), cmp = double(fileSize(dir / "cmp.fits"));
+    std::printf("1000x800 coadd-like exposure, 90%% NO_DATA: %.0f bytes plain, %.0f compressed (%.3f)\n", plain, cmp,
+                cmp / plain);
+    EXPECT_GT(plain, 12.0 * 1000 * 800);
+    EXPECT_LT(cmp, 0.2 * plain);
+    expectIdentical(exp, readExposure(dir / "cmp.fits"), "large");
+
+    // A fully covered noisy exposure still round-trips and does not grow by more than the table overhead.
+    const Exposure full = coaddLikeExposure(4, 300, 200, 2.0);
+    writeExposure(dir / "full.fits", full);
+    writeExposure(dir / "fullc.fits", full, ExposureWriteOptions::compressed());
+    EXPECT_LT(fileSize(dir / "fullc.fits"), fileSize(dir / "full.fits"));
+    expectIdentical(full, readExposure(dir / "fullc.fits"), "full");
+
+    ExposureWriteOptions lossy;
+    lossy.image = FitsCompression::Rice;
+    EXPECT_THROW(writeExposure(dir / "lossy.fits", exp, lossy), ConfigError);
+    EXPECT_FALSE(fs::exists(dir / "lossy.fits"));
+    EXPECT_EQ(ExposureWriteOptions(), ExposureWriteOptions());
+    EXPECT_FALSE(ExposureWriteOptions() == ExposureWriteOptions::compressed());
+}
+
+TEST(ExposureFits, CompressedLayoutKeepsNamesHeadersAndTypes) {
+    test::TempDir dir("expfits-cmp-layout");
+    const Exposure exp = randomExposure(4);
+    const fs::path path = dir / "layout.fits";
+    writeExposure(path, exp, ExposureWriteOptions::compressed());
+    FitsFile f(path, FitsFile::Mode::Read);
+    ASSERT_EQ(f.numHdus(), 5);
+    const char* names[] = {"IMAGE", "MASK", "VARIANCE"};
+    const int bitpix[] = {-32, 32, -32};
+    for (int i = 0; i < 3; ++i) {
+        f.moveToHdu(i + 1);
+        EXPECT_EQ(f.extname(), names[i]);
+        EXPECT_TRUE(f.isImageHdu());
+        EXPECT_FALSE(f.isTableHdu());
+        EXPECT_TRUE(f.imageInfo().compressed);
+        EXPECT_EQ(f.imageInfo().bitpix, bitpix[i]);
+        PropertyList md = f.readHeader();
+        EXPECT_EQ(md.getString("CTYPE1"), "RA---TAN-SIP");
+        EXPECT_EQ(md.getInt("LTV1"), -exp.xy0().x);
+        EXPECT_FALSE(md.has("ZIMAGE"));
+        EXPECT_FALSE(md.has("ZQUANTIZ"));
+    }
+    f.moveToHdu(4);
+    EXPECT_EQ(f.extname(), "PSF");
+    EXPECT_TRUE(f.isTableHdu());
+    // The generic single-image reader sees the compressed IMAGE as the first 2-d image.
+    const FitsImage fi = readImage(path);
+    EXPECT_EQ(fi.hdu, 1);
+    EXPECT_TRUE(fi.info.compressed);
+    EXPECT_TRUE(bitIdentical(fi.image, exp.image()));
 }
 
 TEST(ExposureFits, LayoutFollowsTheDesign) {
@@ -233,109 +368,112 @@ TEST(ExposureFits, ReadableByAstropy) {
     Exposure exp = randomExposure(5);  // SIP WCS, xy0 != 0, extra planes, NaNs, image PSF
     ASSERT_TRUE(exp.wcs()->hasSip());
     exp.image()(6, 4) = 123.25f;
-    const fs::path path = dir / "astropy.fits";
-    writeExposure(path, exp);
+    for (const bool compressed : {false, true}) {
+        SCOPED_TRACE(compressed ? "tile-compressed" : "plain");
+        const fs::path path = dir / (compressed ? "astropy-c.fits" : "astropy.fits");
+        writeExposure(path, exp, compressed ? ExposureWriteOptions::compressed() : ExposureWriteOptions());
 
-    // Local (0-based, astropy) pixel positions to test; ours are local + xy0.
-    const std::vector<Point2D> local = {{0, 0}, {5.5, 3.25}, {double(exp.width() - 1), double(exp.height() - 1)},
-                                        {exp.width() / 2.0, 1.0}};
-    std::ostringstream script;
-    script.precision(17);
-    script << "import sys, warnings\n"
-              "warnings.simplefilter('ignore')\n"
-              "import numpy as np\n"
-              "from astropy.io import fits\n"
-              "from astropy.wcs import WCS\n"
-              "h = fits.open(sys.argv[1])\n"
-              "print('RES names', ','.join(x.name for x in h))\n"
-              "print('RES shape', h['IMAGE'].data.shape[0], h['IMAGE'].data.shape[1], h['IMAGE'].data.dtype.str)\n"
-              "print('RES maskdtype', h['MASK'].data.dtype.str)\n"
-              "print('RES pixel', repr(float(h['IMAGE'].data[4, 6])))\n"
-              "print('RES mask', int(h['MASK'].data[4, 6]))\n"
-              "print('RES var', repr(float(h['VARIANCE'].data[4, 6])))\n"
-              "print('RES nan', int(np.isnan(h['IMAGE'].data).sum()))\n"
-              "mh = h['MASK'].header\n"
-              "for k in mh:\n"
-              "    if k.startswith('MP_'): print('RES plane', k[3:], mh[k])\n"
-              "w = WCS(h['IMAGE'].header)\n";
-    for (const auto& p : local) {
-        script << "ra, dec = w.all_pix2world(" << p.x << ", " << p.y << ", 0)\n"
-               << "print('RES sky', repr(float(ra)), repr(float(dec)))\n";
-    }
-    const fs::path scriptPath = dir / "check.py";
-    {
-        std::ofstream(scriptPath) << script.str();
-    }
-    std::string out;
-    const int rc = test::runCommand(python + " " + scriptPath.string() + " " + path.string(), &out);
-    ASSERT_EQ(rc, 0) << out;
-
-    std::istringstream lines(out);
-    std::string line;
-    std::map<std::string, int> planes;
-    std::vector<std::pair<double, double>> sky;
-    int nanCount = -1;
-    bool sawShape = false, sawPixel = false, sawNames = false;
-    while (std::getline(lines, line)) {
-        if (line.rfind("RES ", 0) != 0) continue;
-        std::istringstream is(line.substr(4));
-        std::string tag;
-        is >> tag;
-        if (tag == "names") {
-            std::string names;
-            is >> names;
-            EXPECT_EQ(names, "PRIMARY,IMAGE,MASK,VARIANCE,PSF");
-            sawNames = true;
-        } else if (tag == "shape") {
-            int rows, cols;
-            std::string dtype;
-            is >> rows >> cols >> dtype;
-            EXPECT_EQ(rows, exp.height());
-            EXPECT_EQ(cols, exp.width());
-            EXPECT_EQ(dtype, ">f4");
-            sawShape = true;
-        } else if (tag == "maskdtype") {
-            std::string dtype;
-            is >> dtype;
-            EXPECT_EQ(dtype, ">i4");
-        } else if (tag == "pixel") {
-            double v;
-            is >> v;
-            EXPECT_EQ(float(v), exp.image()(6, 4));
-            sawPixel = true;
-        } else if (tag == "mask") {
-            int m;
-            is >> m;
-            EXPECT_EQ(m, exp.mask()(6, 4));
-        } else if (tag == "var") {
-            double v;
-            is >> v;
-            EXPECT_EQ(float(v), exp.variance()(6, 4));
-        } else if (tag == "nan") {
-            is >> nanCount;
-        } else if (tag == "plane") {
-            std::string name;
-            int bit;
-            is >> name >> bit;
-            planes[name] = bit;
-        } else if (tag == "sky") {
-            double ra, dec;
-            is >> ra >> dec;
-            sky.emplace_back(ra, dec);
+        // Local (0-based, astropy) pixel positions to test; ours are local + xy0.
+        const std::vector<Point2D> local = {{0, 0}, {5.5, 3.25}, {double(exp.width() - 1), double(exp.height() - 1)},
+                                            {exp.width() / 2.0, 1.0}};
+        std::ostringstream script;
+        script.precision(17);
+        script << "import sys, warnings\n"
+                  "warnings.simplefilter('ignore')\n"
+                  "import numpy as np\n"
+                  "from astropy.io import fits\n"
+                  "from astropy.wcs import WCS\n"
+                  "h = fits.open(sys.argv[1])\n"
+                  "print('RES names', ','.join(x.name for x in h))\n"
+                  "print('RES shape', h['IMAGE'].data.shape[0], h['IMAGE'].data.shape[1], h['IMAGE'].data.dtype.str)\n"
+                  "print('RES maskdtype', h['MASK'].data.dtype.str)\n"
+                  "print('RES pixel', repr(float(h['IMAGE'].data[4, 6])))\n"
+                  "print('RES mask', int(h['MASK'].data[4, 6]))\n"
+                  "print('RES var', repr(float(h['VARIANCE'].data[4, 6])))\n"
+                  "print('RES nan', int(np.isnan(h['IMAGE'].data).sum()))\n"
+                  "mh = h['MASK'].header\n"
+                  "for k in mh:\n"
+                  "    if k.startswith('MP_'): print('RES plane', k[3:], mh[k])\n"
+                  "w = WCS(h['IMAGE'].header)\n";
+        for (const auto& p : local) {
+            script << "ra, dec = w.all_pix2world(" << p.x << ", " << p.y << ", 0)\n"
+                   << "print('RES sky', repr(float(ra)), repr(float(dec)))\n";
         }
-    }
-    EXPECT_TRUE(sawNames && sawShape && sawPixel) << out;
-    int expectedNan = 0;
-    for (int y = 0; y < exp.height(); ++y)
-        for (int x = 0; x < exp.width(); ++x) expectedNan += std::isnan(exp.image()(x, y));
-    EXPECT_EQ(nanCount, expectedNan);
-    std::map<std::string, int> ours(exp.mask().planes().begin(), exp.mask().planes().end());
-    EXPECT_EQ(planes, ours);
-    ASSERT_EQ(sky.size(), local.size()) << out;
-    for (std::size_t i = 0; i < local.size(); ++i) {
-        const Point2D parent{local[i].x + exp.xy0().x, local[i].y + exp.xy0().y};
-        const SpherePoint mine = exp.wcs()->pixelToSky(parent);
-        const SpherePoint theirs = SpherePoint::fromDegrees(sky[i].first, sky[i].second);
-        EXPECT_LT(mine.separation(theirs).asArcseconds(), 1e-6) << "pixel " << i;
+        const fs::path scriptPath = dir / "check.py";
+        {
+            std::ofstream(scriptPath) << script.str();
+        }
+        std::string out;
+        const int rc = test::runCommand(python + " " + scriptPath.string() + " " + path.string(), &out);
+        ASSERT_EQ(rc, 0) << out;
+
+        std::istringstream lines(out);
+        std::string line;
+        std::map<std::string, int> planes;
+        std::vector<std::pair<double, double>> sky;
+        int nanCount = -1;
+        bool sawShape = false, sawPixel = false, sawNames = false;
+        while (std::getline(lines, line)) {
+            if (line.rfind("RES ", 0) != 0) continue;
+            std::istringstream is(line.substr(4));
+            std::string tag;
+            is >> tag;
+            if (tag == "names") {
+                std::string names;
+                is >> names;
+                EXPECT_EQ(names, "PRIMARY,IMAGE,MASK,VARIANCE,PSF");
+                sawNames = true;
+            } else if (tag == "shape") {
+                int rows, cols;
+                std::string dtype;
+                is >> rows >> cols >> dtype;
+                EXPECT_EQ(rows, exp.height());
+                EXPECT_EQ(cols, exp.width());
+                EXPECT_EQ(dtype.substr(1), "f4");  // astropy gives native order for compressed HDUs
+                sawShape = true;
+            } else if (tag == "maskdtype") {
+                std::string dtype;
+                is >> dtype;
+                EXPECT_EQ(dtype.substr(1), "i4");
+            } else if (tag == "pixel") {
+                double v;
+                is >> v;
+                EXPECT_EQ(float(v), exp.image()(6, 4));
+                sawPixel = true;
+            } else if (tag == "mask") {
+                int m;
+                is >> m;
+                EXPECT_EQ(m, exp.mask()(6, 4));
+            } else if (tag == "var") {
+                double v;
+                is >> v;
+                EXPECT_EQ(float(v), exp.variance()(6, 4));
+            } else if (tag == "nan") {
+                is >> nanCount;
+            } else if (tag == "plane") {
+                std::string name;
+                int bit;
+                is >> name >> bit;
+                planes[name] = bit;
+            } else if (tag == "sky") {
+                double ra, dec;
+                is >> ra >> dec;
+                sky.emplace_back(ra, dec);
+            }
+        }
+        EXPECT_TRUE(sawNames && sawShape && sawPixel) << out;
+        int expectedNan = 0;
+        for (int y = 0; y < exp.height(); ++y)
+            for (int x = 0; x < exp.width(); ++x) expectedNan += std::isnan(exp.image()(x, y));
+        EXPECT_EQ(nanCount, expectedNan);
+        std::map<std::string, int> ours(exp.mask().planes().begin(), exp.mask().planes().end());
+        EXPECT_EQ(planes, ours);
+        ASSERT_EQ(sky.size(), local.size()) << out;
+        for (std::size_t i = 0; i < local.size(); ++i) {
+            const Point2D parent{local[i].x + exp.xy0().x, local[i].y + exp.xy0().y};
+            const SpherePoint mine = exp.wcs()->pixelToSky(parent);
+            const SpherePoint theirs = SpherePoint::fromDegrees(sky[i].first, sky[i].second);
+            EXPECT_LT(mine.separation(theirs).asArcseconds(), 1e-6) << "pixel " << i;
+        }
     }
 }

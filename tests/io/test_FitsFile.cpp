@@ -359,6 +359,75 @@ TEST(FitsFile, TileCompressedImagesReadTransparently) {
     EXPECT_EQ(fi.image(10, 20), float(img(10, 20)));
 }
 
+TEST(FitsFile, WriteImageTileCompressesLosslessly) {
+    test::TempDir dir("fits-wcmp");
+    const fs::path path = dir / "w.fits";
+    std::mt19937_64 rng(11);
+    std::normal_distribution<double> g(0.0, 100.0);
+    ImageF f32(61, 37);
+    ImageD f64(33, 20);
+    ImageI i32(70, 45);
+    Image<std::uint16_t> u16(25, 19);
+    for (int y = 0; y < f32.height(); ++y)
+        for (int x = 0; x < f32.width(); ++x) f32(x, y) = x > 40 ? std::numeric_limits<float>::quiet_NaN() : float(g(rng));
+    f32(0, 0) = std::bit_cast<float>(0xffc00abcu);
+    f32(1, 0) = std::numeric_limits<float>::infinity();
+    f32(2, 0) = -0.0f;
+    f32(3, 0) = std::numeric_limits<float>::denorm_min();
+    for (int y = 0; y < f64.height(); ++y)
+        for (int x = 0; x < f64.width(); ++x) f64(x, y) = g(rng) * 1e-200;
+    f64(5, 5) = bitsToDouble(0x7ff8000000012345ull);
+    for (int y = 0; y < i32.height(); ++y)
+        for (int x = 0; x < i32.width(); ++x) i32(x, y) = y < 30 ? 256 : std::int32_t(rng() & 0x7fffffff) - 0x40000000;
+    for (int y = 0; y < u16.height(); ++y)
+        for (int x = 0; x < u16.width(); ++x) u16(x, y) = std::uint16_t(rng());
+    {
+        FitsFile f(path, FitsFile::Mode::Create);
+        PropertyList md;
+        md.set("OBJECT", "compressed float");
+        EXPECT_THROW(f.writeImage(f32, "PRIM", md, FitsCompression::Gzip2), LogicError);  // not as the primary
+        f.writeEmptyHdu();
+        f.writeImage(f32, "F32", md, FitsCompression::Gzip2);
+        f.writeImage(f64, "F64", {}, FitsCompression::Gzip2);
+        f.writeImage(i32, "I32R", {}, FitsCompression::Rice);
+        f.writeImage(i32, "I32G", {}, FitsCompression::Gzip2);
+        f.writeImage(u16, "U16R", {}, FitsCompression::Rice);
+        EXPECT_THROW(f.writeImage(f32, "F32R", {}, FitsCompression::Rice), InvalidInputError);
+        f.writeImage(f32, "PLAIN");  // compression does not carry over to later HDUs
+        f.close();
+    }
+    FitsFile f(path, FitsFile::Mode::Read);
+    EXPECT_EQ(f.numHdus(), 7);
+    auto cmptype = [&] {
+        char v[FLEN_VALUE] = {0};
+        int st = 0;
+        fits_read_key_str(static_cast<fitsfile*>(f.handle()), "ZCMPTYPE", v, nullptr, &st);
+        return st == 0 ? std::string(v) : std::string("(none)");
+    };
+    auto expectCompressed = [&](const std::string& name, int bitpix, bool compressed) {
+        f.moveToHdu(name);
+        EXPECT_TRUE(f.isImageHdu()) << name;
+        EXPECT_EQ(f.imageInfo().compressed, compressed) << name;
+        EXPECT_EQ(f.imageInfo().bitpix, bitpix) << name;
+    };
+    expectCompressed("F32", -32, true);
+    EXPECT_TRUE(bitIdentical(f.readImage<float>(), f32));
+    EXPECT_EQ(f.readHeader().getString("OBJECT"), "compressed float");
+    EXPECT_FALSE(f.readHeader().has("ZCMPTYPE"));
+    EXPECT_EQ(cmptype(), "GZIP_2");
+    expectCompressed("F64", -64, true);
+    EXPECT_TRUE(bitIdentical(f.readImage<double>(), f64));
+    expectCompressed("I32R", 32, true);
+    EXPECT_EQ(cmptype(), "RICE_1");
+    EXPECT_TRUE(bitIdentical(f.readImage<std::int32_t>(), i32));
+    expectCompressed("I32G", 32, true);
+    EXPECT_TRUE(bitIdentical(f.readImage<std::int32_t>(), i32));
+    expectCompressed("U16R", 16, true);
+    EXPECT_TRUE(bitIdentical(f.readImage<std::uint16_t>(), u16));
+    expectCompressed("PLAIN", -32, false);
+    EXPECT_TRUE(bitIdentical(f.readImage<float>(), f32));
+}
+
 // ---------------------------------------------------------------- real files
 
 class RealFits : public ::testing::Test {
