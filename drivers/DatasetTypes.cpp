@@ -49,6 +49,16 @@ const std::vector<DatasetType>& standardDatasetTypes() {
         {"deepCoadd_surveyPropertyPng", StorageClass::Fits,
          "{run}/deepCoadd/{band}/{tract}/{patch}/depth_{band}_{tract}_{patch}.png",
          {D::Band, D::Skymap, D::Tract, D::Patch}},
+        // Optional coadd flavours (coadd.best_seeing_quantile, coadd.short_period_*) and the multi-band
+        // detection coadd of every band of a patch.
+        {"goodSeeingCoadd", StorageClass::Fits,
+         "{run}/goodSeeingCoadd/{band}/{tract}/{patch}/goodSeeingCoadd_{band}_{tract}_{patch}.fits",
+         {D::Band, D::Skymap, D::Tract, D::Patch}},
+        {"shortPeriodCoadd", StorageClass::Fits,
+         "{run}/shortPeriodCoadd/{band}/{tract}/{patch}/shortPeriodCoadd_{band}_{tract}_{patch}.fits",
+         {D::Band, D::Skymap, D::Tract, D::Patch}},
+        {"deepCoadd_detection", StorageClass::Fits, "{run}/deepCoadd/detection/{tract}/{patch}/detection_{tract}_{patch}.fits",
+         {D::Skymap, D::Tract, D::Patch}},
         // Reference catalog shards (one HTM trixel each).
         {"refcat", StorageClass::Hdf5, "{run}/refcat/refcat_htm{htm}.h5", {D::Htm}},
         // Simulator truth.

@@ -184,6 +184,12 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
         try {
             Repository repo = openOrCreateRepository(options.repo);
             std::vector<TaskDef> tasks = pipelineByName(options.pipeline);
+            // Optional coadd flavours, when the coadd config asks for them and the pipeline coadds.
+            if (std::any_of(tasks.begin(), tasks.end(), [](const TaskDef& t) { return t.name == "assembleCoadd" && t.implemented; })) {
+                CampaignCoaddConfig coadd;
+                applyCoaddSettings(options.settings, coadd);
+                for (auto& t : coaddFlavourTasks(coadd.bestSeeing(), coadd.shortPeriod())) tasks.push_back(std::move(t));
+            }
             if (!options.onlyTasks.empty())
                 tasks.erase(std::remove_if(tasks.begin(), tasks.end(),
                                            [&](const TaskDef& t) {
@@ -209,12 +215,12 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
             if (options.dryRun) {
                 std::printf("%s --dry-run: pipeline '%s', %zu quanta over %zu tract(s)\n", cmd.c_str(), options.pipeline.c_str(),
                             g.size(), g.tractCosts().size());
-                std::printf("  %-20s %10s  %s\n", "task", "quanta", "level");
+                std::printf("  %-24s %10s  %s\n", "task", "quanta", "level");
                 for (const auto& [name, n] : g.countsPerTask()) {
                     const TaskDef* td = nullptr;
                     for (const auto& t : g.tasks())
                         if (t.name == name) td = &t;
-                    std::printf("  %-20s %10zu  %s%s\n", name.c_str(), n, td ? quantumLevelName(td->level) : "",
+                    std::printf("  %-24s %10zu  %s%s\n", name.c_str(), n, td ? quantumLevelName(td->level) : "",
                                 td && !td->implemented ? " (not implemented yet)" : "");
                 }
                 if (options.arrayCount > 0) {
@@ -450,10 +456,10 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
         } else {
             std::printf("%s: %zu quanta: %zu run, %zu already done, %zu failed, %zu blocked; %.1f s on %d rank(s)\n", cmd.c_str(),
                         sum.total, sum.run, sum.resumed, sum.failed, sum.blocked, secs, comm.size());
-            std::printf("  %-20s %8s %8s %8s %8s %8s\n", "task", "quanta", "run", "resumed", "failed", "blocked");
+            std::printf("  %-24s %8s %8s %8s %8s %8s\n", "task", "quanta", "run", "resumed", "failed", "blocked");
             for (const auto& n : order)
                 if (auto it = rows.find(n); it != rows.end())
-                    std::printf("  %-20s %8zu %8zu %8zu %8zu %8zu\n", n.c_str(), it->second.total, it->second.run, it->second.resumed,
+                    std::printf("  %-24s %8zu %8zu %8zu %8zu %8zu\n", n.c_str(), it->second.total, it->second.run, it->second.resumed,
                                 it->second.failed, it->second.blocked);
         }
         const std::size_t shown = std::min<std::size_t>(failures.size(), 20);

@@ -80,6 +80,11 @@ std::vector<std::string> applyCoaddSettings(const std::vector<std::string>& sett
     b.bind("coadd.interp_length", coadd.interpLength, "WCS mapping grid spacing of the warps, coadd pixels (0: exact)");
     b.bind("coadd.reject_artifacts", coadd.rejectArtifacts, "artifact rejection in the coadd (3 passes; experimental)");
     b.bind("coadd.map_bin_size", coadd.mapBinSize, "survey property map bin, coadd pixels");
+    b.bind("coadd.detection_kind", coadd.detectionKind, "multi-band detection coadd: weighted or chi2");
+    b.bind("coadd.best_seeing_quantile", coadd.bestSeeingQuantile,
+           "> 0: also a best-seeing coadd of the inputs with PSF sigma <= this quantile (0, 1]");
+    b.bind("coadd.short_period_begin", coadd.shortPeriodBegin, "short-period coadd: first MJD included");
+    b.bind("coadd.short_period_end", coadd.shortPeriodEnd, "short-period coadd: first MJD excluded (> begin enables it)");
     std::vector<std::string> rest;
     for (const auto& s : settings) {
         if (s.rfind("coadd.", 0) == 0)
@@ -94,6 +99,12 @@ std::vector<std::string> applyCoaddSettings(const std::vector<std::string>& sett
     SurveyPropertyConfig sp;
     sp.binSize = coadd.mapBinSize;
     sp.validate();
+    if (coadd.detectionKind != "weighted" && coadd.detectionKind != "chi2")
+        throw ConfigError("coadd.detection_kind must be weighted or chi2, not '" + coadd.detectionKind + "'");
+    if (!(coadd.bestSeeingQuantile >= 0 && coadd.bestSeeingQuantile <= 1))
+        throw ConfigError("coadd.best_seeing_quantile must be in [0, 1] (0: no best-seeing coadd)");
+    if (coadd.shortPeriodEnd < coadd.shortPeriodBegin)
+        throw ConfigError("coadd.short_period_end must be > coadd.short_period_begin");
     if (values) *values = b.values();
     return rest;
 }
@@ -123,7 +134,9 @@ std::string CampaignWorker::run(const QuantumSpec& q) {
     if (q.task == "singleVisit") return runSingleVisit(q);
     if (q.task == "consolidateVisit") return runConsolidateVisit(q);
     if (q.task == "releaseIndex") return runReleaseIndex(q);
-    if (q.task == "assembleCoadd") return runAssembleCoadd(q);
+    if (q.task == "assembleCoadd" || q.task == "assembleGoodSeeingCoadd" || q.task == "assembleShortPeriodCoadd")
+        return runAssembleCoadd(q);
+    if (q.task == "assembleDetectionCoadd") return runDetectionCoadd(q);
     throw NotFoundError("task " + q.task + " has no implementation yet (it is declared for planning only)");
 }
 

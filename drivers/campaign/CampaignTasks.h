@@ -42,6 +42,16 @@ struct CampaignCoaddConfig {
     int interpLength = 10;                ///< coadd.interp_length (WarpConfig::interpLength)
     bool rejectArtifacts = false;         ///< coadd.reject_artifacts (off: artifact rejection is not yet reliable)
     int mapBinSize = 10;                  ///< coadd.map_bin_size: survey property map bin, coadd pixels
+    std::string detectionKind = "weighted";  ///< coadd.detection_kind: weighted | chi2 (deepCoadd_detection)
+    /// coadd.best_seeing_quantile: > 0 adds the best-seeing coadd (goodSeeingCoadd) of the inputs whose
+    /// PSF sigma is at most this quantile of the patch-band's inputs; 0 (default): none.
+    double bestSeeingQuantile = 0.0;
+    /// coadd.short_period_begin/end (MJD, begin inclusive, end exclusive): end > begin adds the
+    /// short-period coadd (shortPeriodCoadd) of the inputs observed in that range; both 0 (default): none.
+    double shortPeriodBegin = 0.0;
+    double shortPeriodEnd = 0.0;
+    bool bestSeeing() const { return bestSeeingQuantile > 0; }
+    bool shortPeriod() const { return shortPeriodEnd > shortPeriodBegin; }
 };
 
 /// The effective processing config (SingleVisitConfig after the overrides; "coadd.*" keys are checked
@@ -60,6 +70,7 @@ private:
     std::string runConsolidateVisit(const QuantumSpec& q);
     std::string runReleaseIndex(const QuantumSpec& q);
     std::string runAssembleCoadd(const QuantumSpec& q);  // CoaddTasks.cpp
+    std::string runDetectionCoadd(const QuantumSpec& q);  // DetectionCoaddTask.cpp
 
     CampaignWorkerSetup setup_;
     Repository repo_;

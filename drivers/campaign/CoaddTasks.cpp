@@ -1,13 +1,24 @@
-// assembleCoadd: the patch-band task of the "coadd" pipeline (drivers/campaign/Pipelines.cpp).
+// assembleCoadd: the patch-band task of the "coadd" pipeline (drivers/campaign/Pipelines.cpp), and its
+// optional flavours assembleGoodSeeingCoadd (coadd.best_seeing_quantile > 0: the inputs whose PSF sigma
+// is at most that quantile of the overlapping inputs' -> goodSeeingCoadd) and assembleShortPeriodCoadd
+// (coadd.short_period_begin <= MJD < coadd.short_period_end -> shortPeriodCoadd), which look at every
+// input's PSF and date first (stages/coadd/CoaddFlavor selectCoaddInputs) and then coadd the selection
+// exactly as the deep coadd (header FLAVOR, SEEINGQ or MJDBEGIN/MJDEND; no survey property maps).
 //
 // Inputs: every calexp of the band whose corners overlap the patch's outer box (the graph builder's
 // spatial join). The coadd covers the patch's outer box on the tract's pixel grid (tract WCS).
 //
-// Streaming: for each pass of the CoaddAssembler (1 without artifact rejection, the default; 3 with
-// coadd.reject_artifacts=true), each calexp, in data-ID order (deterministic), is read, warped onto the
-// part of the patch its footprint covers (destinationBBox), embedded in a patch-sized NO_DATA image and
-// added; only one calexp and one warp are in memory at a time. Calexps whose footprint misses the patch
-// are skipped in every pass.
+// Streaming: for each pass of the CoaddAssembler (1 without artifact rejection, the default; 4 with
+// coadd.reject_artifacts=true), each input, in data-ID order (deterministic), is warped onto the part of
+// the patch its footprint covers (destinationBBox), embedded in a patch-sized NO_DATA image and added;
+// only one calexp and one warp are in memory at a time. Calexps whose footprint misses the patch are
+// skipped in every pass. With more than one pass, pass 0 also appends each warp (image, mask, variance
+// over its box only: raw native-endian rows) to a scratch file, and later passes read it back instead
+// of re-reading and re-warping the calexp; the result is bit-identical (the warp is deterministic). The
+// scratch file is a hidden AtomicFile temp name in $TMPDIR (else /tmp; node-local on most clusters),
+// removed when the task ends, also on failure; if it cannot be written (e.g. a full disk) the task warns
+// and falls back to re-warping. DRP_COADD_WARP_CACHE=0 in the environment turns the cache off (an
+// execution detail, so it is not part of the recorded config and changes no output byte).
 //
 // Units: calexps are in ADU with a PhotoCalib (nJy per ADU). Each warp is scaled to nJy by the
 // assembler through WarpMetadata::photoScale = calexp PhotoCalib mean (its variance by the square), so
@@ -16,28 +27,41 @@
 //
 // Per-input metadata: id = packCcdVisitId(visit, detector); exposure time and MJD from the VisitInfo;
 // PSF sigma = the calexp PSF's determinant radius at the detector centre times the ratio of the calexp
-// and patch pixel scales; skyLevel 0 (calexps are background-subtracted and the subtracted model is not
-// an input of this task, so the skyBackground map is 0); weight computed by the assembler (1 / median
-// scaled variance).
+// and patch pixel scales; skyLevel = the mean of the calexp's subtracted background model
+// (calexpBackground, an input of this task) over the calexp pixels that land in the patch (sampled
+// every 32 pixels), in ADU like the calexp (0 with a warning if the quantum has no calexpBackground for
+// that calexp); weight computed by the assembler (1 / median scaled variance).
 //
 // Outputs: deepCoadd (image/mask/variance in nJy, patch WCS, CoaddPsf of the contributing inputs with
-// their coadd weights, provenance), deepCoadd_surveyProperty (one HDF5 table "maps", one row per map bin
+// their coadd weights, provenance; tile-compressed, lossless: ExposureWriteOptions::compressed(), so
+// the NO_DATA part of a patch at the field's edge costs almost nothing; header keys BUNIT, NINPUTS,
+// TRACT, PATCH, BAND, WARPCOVF = the coadd-weighted mean of the inputs' warp covariance factors (the
+// variance of a sum over an area much larger than the warping kernel is WARPCOVF x the sum of the
+// VARIANCE plane, which stays per-pixel as in the Rubin pipelines; with per-input weights w_i = 1 / v_i
+// input i contributes w_i^2 v_i = w_i to the coadd variance, hence the weights w_i)), deepCoadd_surveyProperty (one HDF5 table "maps", one row per map bin
 // with columns binX, binY, nInputs, exposureTime, psfSigma, skyBackground, depth; metadata BINSIZE,
 // NBINSX, NBINSY, PATCHX0, PATCHY0) and deepCoadd_surveyPropertyPng (the depth map, viridis, north up).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
+#include <map>
+#include <memory>
+#include <optional>
 
 #include "core/Error.h"
 #include "core/Log.h"
 #include "core/PhotoCalib.h"
 #include "drivers/campaign/CampaignTasks.h"
 #include "drivers/campaign/Provenance.h"
+#include "io/AtomicFile.h"
 #include "io/ExposureFits.h"
 #include "io/Hdf5Catalog.h"
 #include "io/PngWriter.h"
+#include "stages/characterize/Background.h"
 #include "stages/coadd/CoaddAssembler.h"
+#include "stages/coadd/CoaddFlavor.h"
 #include "stages/coadd/CoaddPsf.h"
 #include "stages/coadd/SurveyProperty.h"
 #include "stages/coadd/Warper.h"
@@ -61,6 +85,110 @@ MaskedImageF embedInPatch(const MaskedImageF& warp, const Box2I& patchBox) {
 
 double finiteOr(double v, double fallback) { return std::isfinite(v) ? v : fallback; }
 
+/// Mean of `background` over the calexp pixels (every `step` pixels) whose centres land in `destBox` of
+/// the patch grid; the value at the calexp centre if none does.
+double skyLevelUnder(const Background& background, const Exposure& calexp, const Wcs& patchWcs, const Box2I& destBox,
+                     int step = 32) {
+    const Box2I& b = calexp.bbox();
+    double sum = 0.0;
+    std::int64_t n = 0;
+    for (int y = b.minY() + step / 2; y <= b.maxY(); y += step)
+        for (int x = b.minX() + step / 2; x <= b.maxX(); x += step) {
+            const Point2D p = patchWcs.skyToPixel(calexp.wcs()->pixelToSky({double(x), double(y)}));
+            if (!(p.x >= destBox.minX() - 0.5 && p.x < destBox.maxX() + 0.5 && p.y >= destBox.minY() - 0.5 &&
+                  p.y < destBox.maxY() + 0.5))
+                continue;
+            sum += background.evaluate({double(x), double(y)});
+            ++n;
+        }
+    if (n > 0) return sum / double(n);
+    return background.evaluate({b.minX() + 0.5 * (b.width() - 1), b.minY() + 0.5 * (b.height() - 1)});
+}
+
+/// Scratch file of the warps of one coadd (see the header): pass 0 appends each warp, later passes read
+/// it back. The file has a hidden AtomicFile temp name that is never committed, so it is removed when
+/// the cache is destroyed (also during stack unwinding).
+class WarpCache {
+public:
+    explicit WarpCache(const std::filesystem::path& nominal) : file_(nominal) {
+        out_.reset(std::fopen(file_.tempPath().c_str(), "w+b"));
+        if (!out_) DRP_LOG_WARN("campaign", "warp cache: cannot create " << file_.tempPath().string() << "; warps are recomputed");
+    }
+    bool enabled() const { return bool(out_); }
+    std::int64_t bytes() const { return end_; }
+    const std::filesystem::path& path() const { return file_.tempPath(); }
+
+    /// Append the warp of input `index`; on a write failure (e.g. a full disk) warn, drop the cache and
+    /// return false: the caller then recomputes warps.
+    bool put(std::size_t index, const MaskedImageF& warp) {
+        if (!out_) return false;
+        Entry e{warp.bbox(), end_, warp.mask().planeDict()};
+        bool ok = std::fseek(out_.get(), long(end_), SEEK_SET) == 0;
+        for (int y = 0; ok && y < warp.height(); ++y) ok = writeRow(warp.image().row(y), warp.width());
+        for (int y = 0; ok && y < warp.height(); ++y) ok = writeRow(warp.mask().row(y), warp.width());
+        for (int y = 0; ok && y < warp.height(); ++y) ok = writeRow(warp.variance().row(y), warp.width());
+        ok = ok && std::fflush(out_.get()) == 0;
+        if (!ok) {
+            DRP_LOG_WARN("campaign", "warp cache: writing " << file_.tempPath().string() << " failed; warps are recomputed");
+            out_.reset();
+            file_.discard();
+            entries_.clear();
+            return false;
+        }
+        end_ += std::int64_t(warp.bbox().area()) * std::int64_t(2 * sizeof(float) + sizeof(MaskPixel));
+        entries_[index] = std::move(e);
+        return true;
+    }
+    bool has(std::size_t index) const { return out_ && entries_.count(index) != 0; }
+
+    /// The warp of input `index` as put() received it (bit-identical). IoError if the file cannot be read.
+    MaskedImageF get(std::size_t index) const {
+        const Entry& e = entries_.at(index);
+        ImageF image(e.box), variance(e.box);
+        Image<MaskPixel> mask(e.box);
+        bool ok = std::fseek(out_.get(), long(e.offset), SEEK_SET) == 0;
+        for (int y = 0; ok && y < image.height(); ++y) ok = readRow(image.row(y), image.width());
+        for (int y = 0; ok && y < mask.height(); ++y) ok = readRow(mask.row(y), mask.width());
+        for (int y = 0; ok && y < variance.height(); ++y) ok = readRow(variance.row(y), variance.width());
+        if (!ok) throw IoError("warp cache: cannot read back a cached warp", file_.tempPath().string());
+        return MaskedImageF(image, Mask(mask, e.planes), variance);
+    }
+
+private:
+    struct Entry {
+        Box2I box;
+        std::int64_t offset = 0;
+        std::shared_ptr<MaskPlaneDict> planes;
+    };
+    struct Closer {
+        void operator()(std::FILE* f) const { std::fclose(f); }
+    };
+    template <typename T>
+    bool writeRow(const T* row, int n) {
+        return std::fwrite(row, sizeof(T), std::size_t(n), out_.get()) == std::size_t(n);
+    }
+    template <typename T>
+    bool readRow(T* row, int n) const {
+        return std::fread(row, sizeof(T), std::size_t(n), out_.get()) == std::size_t(n);
+    }
+
+    AtomicFile file_;  // declared before out_: the stream is closed before the file is removed
+    std::unique_ptr<std::FILE, Closer> out_;
+    std::map<std::size_t, Entry> entries_;
+    std::int64_t end_ = 0;
+};
+
+/// The calexp PSF's determinant radius at the detector centre, in patch pixels.
+double psfSigmaOnPatch(const Exposure& calexp, double patchScale) {
+    const Point2D c{calexp.bbox().minX() + 0.5 * calexp.width(), calexp.bbox().minY() + 0.5 * calexp.height()};
+    return calexp.psf()->computeSigma(c) * calexp.wcs()->pixelScale(c).asArcseconds() / patchScale;
+}
+
+bool warpCacheAllowed() {
+    const char* v = std::getenv("DRP_COADD_WARP_CACHE");
+    return !(v && (std::string(v) == "0" || std::string(v) == "off" || std::string(v) == "false"));
+}
+
 }  // namespace
 
 std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
@@ -77,8 +205,11 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
     const double patchScale = patchWcs->pixelScale(patchCentre).asArcseconds();
 
     std::vector<DatasetRef> refs;
-    for (const auto& r : q.inputs)
+    std::map<DataId, DatasetRef> backgroundRefs;
+    for (const auto& r : q.inputs) {
         if (r.datasetType == "calexp") refs.push_back(r);
+        if (r.datasetType == "calexpBackground") backgroundRefs.emplace(r.dataId, r);
+    }
     std::sort(refs.begin(), refs.end(), [](const DatasetRef& a, const DatasetRef& b) { return a.dataId < b.dataId; });
     if (refs.empty()) throw InvalidInputError("assembleCoadd " + id.toString() + " has no calexp inputs");
 
@@ -96,18 +227,76 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
     prov.task = q.task + " " + id.toString();
     prov.config = coaddConfigValues_;
     std::vector<DatasetRecord> records;
+    std::vector<std::optional<DatasetRecord>> backgrounds;
     for (const auto& r : refs) {
         records.push_back(needInput(repo_, r));
         prov.inputs.push_back({records.back().datasetType, records.back().run, records.back().dataId.toString(),
                                records.back().checksum});
+        backgrounds.emplace_back();
+        if (auto b = backgroundRefs.find(r.dataId); b != backgroundRefs.end()) {
+            backgrounds.back() = needInput(repo_, b->second);
+            prov.inputs.push_back({backgrounds.back()->datasetType, backgrounds.back()->run,
+                                   backgrounds.back()->dataId.toString(), backgrounds.back()->checksum});
+        }
     }
+    // Optional flavours (coadd.best_seeing_quantile, coadd.short_period_*): a first look at every input's
+    // PSF size and date (a full read; the pixels are not warped) selects the inputs the flavour keeps;
+    // the others are skipped in every pass.
     std::vector<char> overlaps(refs.size(), 1);
+    CoaddFlavorConfig flavour;
+    if (q.task == "assembleGoodSeeingCoadd") {
+        flavour.kind = CoaddFlavorConfig::Kind::BestSeeing;
+        flavour.seeingQuantile = coaddConfig_.bestSeeingQuantile;
+    } else if (q.task == "assembleShortPeriodCoadd") {
+        flavour.kind = CoaddFlavorConfig::Kind::ShortPeriod;
+        flavour.mjdBegin = coaddConfig_.shortPeriodBegin;
+        flavour.mjdEnd = coaddConfig_.shortPeriodEnd;
+    }
+    flavour.validate();
+    if (flavour.kind != CoaddFlavorConfig::Kind::Deep) {
+        std::vector<WarpMetadata> looks;
+        std::vector<std::size_t> lookIndex;
+        for (std::size_t i = 0; i < refs.size(); ++i) {
+            ExposureReadOptions ro;
+            ro.requireWcs = true;
+            ro.requirePsf = true;
+            const Exposure calexp = readExposure(repo_.root() / records[i].relativePath, ro);
+            if (destinationBBox(calexp.bbox(), *calexp.wcs(), *patchWcs, patchBox).empty()) {
+                overlaps[i] = 0;
+                continue;
+            }
+            WarpMetadata look;
+            look.mjd = finiteOr(calexp.visitInfo().midExposureMjdTai, 0.0);
+            look.psfSigmaPx = psfSigmaOnPatch(calexp, patchScale);
+            looks.push_back(look);
+            lookIndex.push_back(i);
+        }
+        std::vector<char> keep(refs.size(), 0);
+        for (std::size_t k : selectCoaddInputs(looks, flavour)) keep[lookIndex[k]] = 1;
+        for (std::size_t i = 0; i < refs.size(); ++i) overlaps[i] = char(overlaps[i] && keep[i]);
+        if (std::none_of(overlaps.begin(), overlaps.end(), [](char o) { return o != 0; })) {
+            DRP_LOG_INFO("campaign", q.task << " " << id.toString() << ": no input selected; nothing written");
+            return "no data: nothing written";
+        }
+    }
+    std::unique_ptr<WarpCache> cache;
+    if (assembler.numPasses() > 1 && warpCacheAllowed()) {
+        cache = std::make_unique<WarpCache>(std::filesystem::temp_directory_path() /
+                                            ("drp_warps_" + band + "_" + std::to_string(tract.id) + "_" +
+                                             std::to_string(patch.index) + ".bin"));
+    }
+    std::vector<WarpMetadata> metas(refs.size());
     std::vector<CoaddPsfInput> psfInputs, fallbackPsfInputs;
+    double sumWeight = 0.0, sumWeightCovf = 0.0;
     int used = 0;
     for (int pass = 0; pass < assembler.numPasses(); ++pass) {
         assembler.beginPass(pass);
         for (std::size_t i = 0; i < refs.size(); ++i) {
             if (!overlaps[i]) continue;
+            if (pass > 0 && cache && cache->has(i)) {
+                assembler.add(embedInPatch(cache->get(i), patchBox), metas[i]);
+                continue;
+            }
             const DataId& cid = refs[i].dataId;
             ExposureReadOptions ro;
             ro.requireWcs = true;
@@ -119,35 +308,52 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
                 DRP_LOG_VERBOSE("campaign", "assembleCoadd " << id.toString() << ": " << cid.toString() << " misses the patch");
                 continue;
             }
-            const Point2D c{calexp.bbox().minX() + 0.5 * calexp.width(), calexp.bbox().minY() + 0.5 * calexp.height()};
-            WarpMetadata meta;
+            Exposure warp = warpExposure(calexp, patchWcs, box, wcfg);
+            const MaskedImageF full = embedInPatch(warp.maskedImage(), patchBox);
+            if (pass > 0) {  // no cache: the same warp again
+                assembler.add(full, metas[i]);
+                continue;
+            }
+            WarpMetadata& meta = metas[i];
             meta.id = packCcdVisitId(cid.getInt(Dimension::Visit), cid.getInt(Dimension::Detector));
             meta.band = band;
             meta.exposureTimeS = std::max(0.0, finiteOr(calexp.visitInfo().exposureTimeS, 0.0));
             meta.mjd = finiteOr(calexp.visitInfo().midExposureMjdTai, 0.0);
-            meta.psfSigmaPx = calexp.psf()->computeSigma(c) * calexp.wcs()->pixelScale(c).asArcseconds() / patchScale;
+            meta.psfSigmaPx = psfSigmaOnPatch(calexp, patchScale);
             if (calexp.hasPhotoCalib()) {
                 meta.photoScale = calexp.photoCalib()->calibrationMean();
-            } else if (pass == 0) {
+            } else {
                 DRP_LOG_WARN("campaign", "assembleCoadd " << id.toString() << ": " << cid.toString()
                                                           << " has no PhotoCalib; added unscaled");
             }
-            Exposure warp = warpExposure(calexp, patchWcs, box, wcfg);
-            const MaskedImageF full = embedInPatch(warp.maskedImage(), patchBox);
+            if (backgrounds[i]) {
+                const Background bkg =
+                    Background::fromTable(readCatalog(repo_.root() / backgrounds[i]->relativePath, "background"));
+                meta.skyLevel = skyLevelUnder(bkg, calexp, *patchWcs, box);
+            } else {
+                DRP_LOG_WARN("campaign", "assembleCoadd " << id.toString() << ": no calexpBackground for "
+                                                          << cid.toString() << "; its sky level counts as 0");
+            }
+            if (cache) cache->put(i, warp.maskedImage());
             const double weight = assembler.add(full, meta);
-            if (pass == 0) {
-                maps.add(full, meta, weight);
-                CoaddPsfInput pin{calexp.psf(), calexp.wcs(), weight, calexp.bbox(), meta.id};
-                if (std::isfinite(weight) && weight > 0) {
-                    psfInputs.push_back(pin);
-                    ++used;
-                } else {
-                    pin.weight = 1.0;
-                    fallbackPsfInputs.push_back(pin);
-                }
+            maps.add(full, meta, weight);
+            CoaddPsfInput pin{calexp.psf(), calexp.wcs(), weight, calexp.bbox(), meta.id};
+            if (std::isfinite(weight) && weight > 0) {
+                psfInputs.push_back(pin);
+                sumWeight += weight;
+                sumWeightCovf += weight * warp.metadata().getDouble("WARPCOVF", 1.0);
+                ++used;
+            } else {
+                pin.weight = 1.0;
+                fallbackPsfInputs.push_back(pin);
             }
         }
     }
+    if (cache && cache->enabled()) {
+        DRP_LOG_VERBOSE("campaign", "assembleCoadd " << id.toString() << ": warp cache " << cache->bytes() / 1000000
+                                                     << " MB in " << cache->path().string());
+    }
+    cache.reset();  // remove the scratch file now, not after the outputs are written
     MaskedImageF coadd = assembler.finish();
     if (psfInputs.empty()) psfInputs = std::move(fallbackPsfInputs);
     if (psfInputs.empty()) {
@@ -162,9 +368,24 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
     Exposure out(coadd, patchWcs, CoaddPsf::make(patchWcs, psfInputs, wcfg.kernel));
     out.setPhotoCalib(std::make_shared<const PhotoCalib>(1.0));
     out.metadata().set("BUNIT", PropertyList::Value(std::string("nJy")), "pixel unit");
+    if (flavour.kind != CoaddFlavorConfig::Kind::Deep) {
+        const bool seeing = flavour.kind == CoaddFlavorConfig::Kind::BestSeeing;
+        out.metadata().set("FLAVOR", std::string(seeing ? "bestSeeing" : "shortPeriod"), "coadd flavour (input selection)");
+        if (seeing)
+            out.metadata().set("SEEINGQ", flavour.seeingQuantile, "inputs with PSF sigma <= this quantile");
+        else {
+            out.metadata().set("MJDBEGIN", flavour.mjdBegin, "first MJD included");
+            out.metadata().set("MJDEND", flavour.mjdEnd, "first MJD excluded");
+        }
+    }
     out.metadata().set("NINPUTS", PropertyList::Value(std::int64_t(used)), "calexps contributing to the coadd");
     out.metadata().set("TRACT", PropertyList::Value(std::int64_t(tract.id)), "tract of the patch");
     out.metadata().set("PATCH", PropertyList::Value(std::int64_t(patch.index)), "patch index in the tract");
+    out.metadata().set("WARPCOVF", sumWeight > 0 ? sumWeightCovf / sumWeight : 1.0,
+                       "var of large-area sums / summed VARIANCE");
+    VisitInfo coaddInfo;
+    coaddInfo.band = band;
+    out.setVisitInfo(coaddInfo);
     prov.addTo(out.metadata());
 
     Schema schema;
@@ -199,8 +420,9 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
     const ImageBuffer8 png = renderMap(spm.depth, rc);
 
     for (const auto& o : q.outputs) {
-        if (o.datasetType == "deepCoadd") {
-            putOutput(repo_, o, prov.task, [&](const auto& p) { writeExposure(p, out); });
+        if (o.datasetType == "deepCoadd" || o.datasetType == "goodSeeingCoadd" || o.datasetType == "shortPeriodCoadd") {
+            putOutput(repo_, o, prov.task,
+                      [&](const auto& p) { writeExposure(p, out, ExposureWriteOptions::compressed()); });
         } else if (o.datasetType == "deepCoadd_surveyProperty") {
             putOutput(repo_, o, prov.task, [&](const auto& p) { writeCatalog(p, "maps", table); });
         } else if (o.datasetType == "deepCoadd_surveyPropertyPng") {

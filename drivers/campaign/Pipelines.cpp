@@ -42,11 +42,14 @@ TaskDef releaseIndex(std::vector<std::string> inputs) {
 std::vector<TaskDef> singleVisitPipeline() { return {singleVisit(), consolidateVisit(), releaseIndex({"sourceTable_visit"})}; }
 
 /// single-visit + assembleCoadd: the calexps of one band whose corners overlap a patch's outer box
-/// (the graph builder's spatial join of a patch-band task with a visit-detector type) -> the patch's coadd.
+/// (the graph builder's spatial join of a patch-band task with a visit-detector type), with their
+/// subtracted backgrounds (for the skyBackground map) -> the patch's coadd.
 std::vector<TaskDef> coaddPipeline() {
     std::vector<TaskDef> p = singleVisitPipeline();
     p.push_back(task("assembleCoadd", "warp the calexps of one band onto a patch and coadd them", QuantumLevel::PatchBand,
-                     {"calexp"}, {"deepCoadd", "deepCoadd_surveyProperty", "deepCoadd_surveyPropertyPng"}, true, 2.0));
+                     {"calexp", "calexpBackground"}, {"deepCoadd", "deepCoadd_surveyProperty", "deepCoadd_surveyPropertyPng"}, true, 2.0));
+    p.push_back(task("assembleDetectionCoadd", "combine the deep coadds of every band of a patch for detection",
+                     QuantumLevel::Patch, {"deepCoadd"}, {"deepCoadd_detection"}, true, 0.3));
     return p;
 }
 
@@ -91,6 +94,17 @@ const char* quantumLevelName(QuantumLevel level) {
         case QuantumLevel::Global: return "global";
     }
     return "unknown";
+}
+
+std::vector<TaskDef> coaddFlavourTasks(bool bestSeeing, bool shortPeriod) {
+    std::vector<TaskDef> p;
+    if (bestSeeing)
+        p.push_back(task("assembleGoodSeeingCoadd", "coadd the best-seeing calexps of one band on a patch",
+                         QuantumLevel::PatchBand, {"calexp", "calexpBackground"}, {"goodSeeingCoadd"}, true, 1.0));
+    if (shortPeriod)
+        p.push_back(task("assembleShortPeriodCoadd", "coadd the calexps of one band and one date range on a patch",
+                         QuantumLevel::PatchBand, {"calexp", "calexpBackground"}, {"shortPeriodCoadd"}, true, 1.0));
+    return p;
 }
 
 std::vector<std::string> pipelineNames() { return {"single-visit", "coadd", "drp-full"}; }

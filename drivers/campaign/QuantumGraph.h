@@ -65,6 +65,10 @@ struct TaskDef {
 /// Throws NotFoundError naming the known pipelines.
 std::vector<TaskDef> pipelineByName(const std::string& name);
 std::vector<std::string> pipelineNames();
+/// The optional coadd flavour tasks (appended to a pipeline that has assembleCoadd when the campaign's
+/// coadd config enables them): assembleGoodSeeingCoadd -> goodSeeingCoadd, assembleShortPeriodCoadd ->
+/// shortPeriodCoadd (patch-band tasks with the inputs of assembleCoadd).
+std::vector<TaskDef> coaddFlavourTasks(bool bestSeeing, bool shortPeriod);
 
 /// A dataset a quantum reads or writes.
 struct DatasetRef {

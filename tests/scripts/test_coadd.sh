@@ -6,7 +6,15 @@
 #  - a coadd opens in astropy with IMAGE/MASK/VARIANCE/PSF HDUs, and its pixel noise in clean empty
 #    regions of near-constant variance (the number of inputs varies over a patch) matches
 #    sqrt(median VARIANCE) within 10%;
-#  - the depth map PNG starts with the PNG signature; unknown coadd.* keys are refused.
+#  - deepCoadd files are tile-compressed (lossless: GZIP_2 unquantised floats, RICE_1 mask), smaller than
+#    their uncompressed planes, read back by astropy and by drp itself (export-psf reads the exposure);
+#    the header has BAND and WARPCOVF; the skyBackground map comes from calexpBackground (finite, > 0);
+#  - the depth map PNG starts with the PNG signature; unknown coadd.* keys are refused;
+#  - one assembleDetectionCoadd per patch with a coadd (deepCoadd_detection: DETBANDS, unit-variance
+#    noise); the optional flavours on --resume: goodSeeingCoadd (coadd.best_seeing_quantile=0.5) with
+#    at most the deep coadd's inputs, shortPeriodCoadd over all dates pixel-identical to the deep coadd;
+#  - with artifact rejection (4 passes) the warp cache gives byte-identical outputs to re-warping
+#    (DRP_COADD_WARP_CACHE=0), and leaves no scratch file in TMPDIR.
 set -u
 drp="$1"
 tmp="$(mktemp -d)"
@@ -67,6 +75,21 @@ with fits.open(f) as h:
     img = h["IMAGE"].data.astype(float); var = h["VARIANCE"].data.astype(float); mask = h["MASK"].data
     if h[0].header.get("BUNIT") != "nJy":
         print("BUNIT", h[0].header.get("BUNIT")); ok = False
+    if h[0].header.get("BAND") != "r" or not (1.0 <= h[0].header.get("WARPCOVF", 0) < 3.0):
+        print("BAND", h[0].header.get("BAND"), "WARPCOVF", h[0].header.get("WARPCOVF")); ok = False
+# Every coadd is tile-compressed, losslessly, and smaller than its planes would be uncompressed.
+total = raw = 0
+for g in sorted(glob.glob(os.path.join(repo, "processed/deepCoadd/*/*/*/deepCoadd_*.fits"))):
+    with fits.open(g, disable_image_compression=True) as h:
+        for n, alg in (("IMAGE", "GZIP_2"), ("MASK", "RICE_1"), ("VARIANCE", "GZIP_2")):
+            hd = h[n].header
+            if not hd.get("ZIMAGE") or hd.get("ZCMPTYPE") != alg or hd.get("ZQUANTIZ", "NONE") != "NONE":
+                print("not losslessly compressed:", g, n, hd.get("ZCMPTYPE"), hd.get("ZQUANTIZ")); ok = False
+        raw += 12 * h["IMAGE"].header["ZNAXIS1"] * h["IMAGE"].header["ZNAXIS2"]
+    total += os.path.getsize(g)
+print("deepCoadd files: %.1f MB compressed, %.1f MB of uncompressed planes (%.2f)" % (total / 1e6, raw / 1e6, total / raw))
+if total >= raw:
+    ok = False
 clean = (mask == 0) & np.isfinite(img) & np.isfinite(var)
 # The variance varies with the number of inputs per pixel, so compare where it is nearly constant: pixels
 # within 10% of the median variance; clip the sources. Also the clipped std of IMAGE / sqrt(VARIANCE).
@@ -88,10 +111,78 @@ with h5py.File(sp, "r") as h:
     g = h["maps"]
     cols = set(g.keys()) if isinstance(g, h5py.Group) else set(g.dtype.names)
     print("survey property columns", sorted(cols))
+    sky = np.asarray(g["skyBackground"]) if isinstance(g, h5py.Group) else g["skyBackground"]
+    n = np.asarray(g["nInputs"]) if isinstance(g, h5py.Group) else g["nInputs"]
+    covered = sky[n > 0]
+    print("skyBackground over covered bins: min %.4g median %.4g nJy" % (np.nanmin(covered), np.nanmedian(covered)))
+    if not (np.all(np.isfinite(covered)) and np.nanmin(covered) > 0):
+        ok = False
 sys.exit(0 if ok else 1)
 PY
 else
   echo "SKIP python checks: /usr/bin/python3 lacks astropy/numpy/h5py"
 fi
+# drp reads its compressed coadds back (readExposure, PSF included).
+one="$(ls "$tmp"/p1/processed/deepCoadd/*/*/*/deepCoadd_*.fits | head -1)"
+out="$("$drp" export-psf "$one" --out "$tmp/psf.fits" --grid 2 2>&1)" || bad "export-psf of $one"$'\n'"$out"
+grep -q "CoaddPsf" <<<"$out" || bad "export-psf: no CoaddPsf"$'\n'"$out"
+
+# The detection coadd and the optional flavours (added to the finished np 1 run with --resume).
+ndet="$(grep -c "^deepCoadd_detection"$'\t' <<<"$ref")"
+[ "$ndet" -ge 1 ] || bad "no deepCoadd_detection datasets"
+flav=(--set coadd.best_seeing_quantile=0.5 --set coadd.short_period_begin=0 --set coadd.short_period_end=1000000)
+out="$(mpi 2 "$drp" campaign --repo "$tmp/p1" --pipeline coadd "${sky[@]}" "${flav[@]}" --resume 2>&1)" || bad "flavours: exit $?"$'\n'"$out"
+grep -q " 0 failed, 0 blocked" <<<"$out" || bad "flavours summary"$'\n'"$out"
+fs="$(sums "$tmp/p1")"
+for t in goodSeeingCoadd shortPeriodCoadd; do
+  c="$(grep -c "^$t"$'\t' <<<"$fs")"
+  [ "$c" -eq "${npatch:-0}" ] || bad "expected $npatch $t datasets, got $c"
+done
+if /usr/bin/python3 -c "import astropy, numpy" 2>/dev/null; then
+  /usr/bin/python3 - "$tmp/p1" <<'PY' || bad "flavour / detection coadd checks"
+import glob, os, sys
+import numpy as np
+from astropy.io import fits
+repo = sys.argv[1]
+ok = True
+for f in sorted(glob.glob(os.path.join(repo, "processed/shortPeriodCoadd/*/*/*/*.fits"))):
+    d = f.replace("shortPeriodCoadd", "deepCoadd")
+    if not np.array_equal(fits.getdata(f, "IMAGE"), fits.getdata(d, "IMAGE"), equal_nan=True):
+        print("short period over all dates differs from the deep coadd:", f); ok = False
+for f in sorted(glob.glob(os.path.join(repo, "processed/goodSeeingCoadd/*/*/*/*.fits"))):
+    h, hd = fits.getheader(f, 0), fits.getheader(f.replace("goodSeeingCoadd", "deepCoadd"), 0)
+    if not (1 <= h["NINPUTS"] <= hd["NINPUTS"] and h["FLAVOR"] == "bestSeeing"):
+        print("best seeing", f, h["NINPUTS"], hd["NINPUTS"]); ok = False
+best = None
+for f in sorted(glob.glob(os.path.join(repo, "processed/deepCoadd/detection/*/*/*.fits"))):
+    with fits.open(f) as h:
+        if h[0].header["DETBANDS"] != "r": print("DETBANDS", h[0].header["DETBANDS"]); ok = False
+        im, var = h["IMAGE"].data, h["VARIANCE"].data
+        good = np.isfinite(im).mean()
+        if best is None or good > best[0]: best = (good, im, var)
+z = (best[1] / np.sqrt(best[2]))[np.isfinite(best[1])]
+z = z[np.abs(z) < 5]
+print("detection coadd: noise / predicted %.3f" % z.std())
+if abs(z.std() - 1) > 0.1: ok = False
+sys.exit(0 if ok else 1)
+PY
+fi
+
+# Artifact rejection (4 passes): the warp cache changes no output byte, and cleans up after itself.
+rej=(--set coadd.reject_artifacts=true)
+for mode in cache nocache; do
+  cp -al "$base" "$tmp/r$mode"
+  mkdir -p "$tmp/scratch-$mode"
+  cacheVar=1; [ "$mode" = nocache ] && cacheVar=0
+  s0=$(date +%s.%N)
+  out="$(TMPDIR="$tmp/scratch-$mode" DRP_COADD_WARP_CACHE=$cacheVar mpi 2 "$drp" --log-level verbose campaign \
+        --repo "$tmp/r$mode" --pipeline coadd "${sky[@]}" "${rej[@]}" 2>&1)" || bad "rejection ($mode): exit $?"$'\n'"$out"
+  used="$(grep -c 'warp cache' <<<"$out")"
+  echo "rejection campaign, warp $mode: $(awk -v a="$s0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s; $used quanta used the cache"
+  if [ "$mode" = cache ]; then [ "$used" -gt 0 ] || bad "the warp cache was not used"; else [ "$used" -eq 0 ] || bad "DRP_COADD_WARP_CACHE=0 ignored"; fi
+  grep -q " 0 failed, 0 blocked" <<<"$out" || bad "rejection ($mode) summary"$'\n'"$(tail -20 <<<"$out")"
+  [ -z "$(ls -A "$tmp/scratch-$mode")" ] || bad "scratch files left in TMPDIR ($mode): $(ls -A "$tmp/scratch-$mode")"
+done
+[ "$(sums "$tmp/rcache")" = "$(sums "$tmp/rnocache")" ] || bad "warp cache changes the outputs"
 [ "$fail" -eq 0 ] && echo "PASS"
 exit "$fail"
