@@ -321,20 +321,6 @@ OutputGrid chooseGrid(const po::variables_map& vm, const std::vector<std::string
     return automaticGrid(paths, weights, opts);
 }
 
-/// `warp` placed in a grid-sized image: NaN image, infinite variance and NO_DATA outside its box.
-MaskedImageF embedInGrid(const MaskedImageF& warp, const Box2I& gridBox) {
-    ImageF image(gridBox, std::numeric_limits<float>::quiet_NaN());
-    ImageF variance(gridBox, std::numeric_limits<float>::infinity());
-    Mask mask(Image<MaskPixel>(gridBox, 0), std::make_shared<MaskPlaneDict>(*warp.mask().planeDict()));
-    mask.setBits(mask.planeBitMask("NO_DATA"));
-    MaskedImageF full(image, mask, variance);
-    MaskedImageF sub = full.subImage(warp.bbox());
-    sub.image().assign(warp.image());
-    sub.mask().assign(warp.mask());
-    sub.variance().assign(warp.variance());
-    return full;
-}
-
 double finiteOr(double v, double fallback) { return std::isfinite(v) ? v : fallback; }
 
 /// The weight file of each image (empty: none).

@@ -69,20 +69,6 @@
 namespace drp {
 namespace {
 
-/// `warp` placed in a patch-sized image: NaN image, infinite variance and NO_DATA outside its box.
-MaskedImageF embedInPatch(const MaskedImageF& warp, const Box2I& patchBox) {
-    ImageF image(patchBox, std::numeric_limits<float>::quiet_NaN());
-    ImageF variance(patchBox, std::numeric_limits<float>::infinity());
-    Mask mask(Image<MaskPixel>(patchBox, 0), std::make_shared<MaskPlaneDict>(*warp.mask().planeDict()));
-    mask.setBits(mask.planeBitMask("NO_DATA"));
-    MaskedImageF full(image, mask, variance);
-    MaskedImageF sub = full.subImage(warp.bbox());
-    sub.image().assign(warp.image());
-    sub.mask().assign(warp.mask());
-    sub.variance().assign(warp.variance());
-    return full;
-}
-
 double finiteOr(double v, double fallback) { return std::isfinite(v) ? v : fallback; }
 
 /// Mean of `background` over the calexp pixels (every `step` pixels) whose centres land in `destBox` of
@@ -294,7 +280,7 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
         for (std::size_t i = 0; i < refs.size(); ++i) {
             if (!overlaps[i]) continue;
             if (pass > 0 && cache && cache->has(i)) {
-                assembler.add(embedInPatch(cache->get(i), patchBox), metas[i]);
+                assembler.add(embedInGrid(cache->get(i), patchBox), metas[i]);
                 continue;
             }
             const DataId& cid = refs[i].dataId;
@@ -309,7 +295,7 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
                 continue;
             }
             Exposure warp = warpExposure(calexp, patchWcs, box, wcfg);
-            const MaskedImageF full = embedInPatch(warp.maskedImage(), patchBox);
+            const MaskedImageF full = embedInGrid(warp.maskedImage(), patchBox);
             if (pass > 0) {  // no cache: the same warp again
                 assembler.add(full, metas[i]);
                 continue;

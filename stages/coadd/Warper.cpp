@@ -394,4 +394,19 @@ Box2I destinationBBox(const Box2I& srcBox, const Wcs& srcWcs, const Wcs& destWcs
     return r;
 }
 
+MaskedImageF embedInGrid(const MaskedImageF& warp, const Box2I& gridBox) {
+    if (!gridBox.contains(warp.bbox()))
+        throw LogicError("embedInGrid: the warp's box is not inside the grid's box");
+    ImageF image(gridBox, std::numeric_limits<float>::quiet_NaN());
+    ImageF variance(gridBox, std::numeric_limits<float>::infinity());
+    Mask mask(Image<MaskPixel>(gridBox, 0), std::make_shared<MaskPlaneDict>(*warp.mask().planeDict()));
+    mask.setBits(mask.planeBitMask("NO_DATA"));
+    MaskedImageF full(image, mask, variance);
+    MaskedImageF sub = full.subImage(warp.bbox());
+    sub.image().assign(warp.image());
+    sub.mask().assign(warp.mask());
+    sub.variance().assign(warp.variance());
+    return full;
+}
+
 }  // namespace drp

@@ -126,4 +126,9 @@ Exposure warpExposure(const Exposure& src, std::shared_ptr<const Wcs> destWcs, c
 Box2I destinationBBox(const Box2I& srcBox, const Wcs& srcWcs, const Wcs& destWcs, const Box2I& clip = {},
                       int grow = 4);
 
+/// `warp` placed in a `gridBox`-sized image (gridBox must hold the warp's box): NaN image, infinite
+/// variance and NO_DATA outside the warp's box, which is how a coadd assembler expects an input that
+/// covers only part of the patch.
+MaskedImageF embedInGrid(const MaskedImageF& warp, const Box2I& gridBox);
+
 }  // namespace drp
