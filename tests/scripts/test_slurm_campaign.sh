@@ -18,6 +18,16 @@ bad() { echo "FAIL $*"; fail=1; }
 t0=$SECONDS
 step() { echo "---- [$((SECONDS - t0)) s] $*"; }
 
+# submit-campaign --coadd --print-only (no Slurm needed): a second array with --pipeline coadd that waits
+# for the global job, the campaign arguments passed on.
+pr="$(mktemp -d)"
+out="$("$slurm_dir/submit-campaign" --repo "$pr" --shards 2 --coadd --print-only --drp "$drp" -- --set skymap.num_rings=60 2>&1)" \
+  || bad "submit-campaign --coadd --print-only: exit $?"$'\n'"$out"
+grep -q "^# coadd stage environment: EXTRA_ARGS=--set skymap.num_rings=60 --pipeline coadd$" <<<"$out" || bad "coadd stage arguments"$'\n'"$out"
+grep -q "job-name=drp-campaign-processed-coadd.*dependency=afterany\|dependency=afterany.*job-name=drp-campaign-processed-coadd" <<<"$out" \
+  || bad "coadd stage sbatch line"$'\n'"$out"
+rmdir "$pr"
+
 [ "$(id -u)" -eq 0 ] || skip "test_slurm_campaign needs root for a private Slurm (slurmd runs jobs as their user)"
 export PATH="$PATH:/usr/sbin"
 for b in slurmctld slurmd sbatch srun squeue scontrol sinfo munged munge unmunge; do
