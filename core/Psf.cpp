@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/Error.h"
+#include "core/Simd.h"
 
 namespace drp {
 
@@ -105,42 +106,51 @@ double periodicSinc(double t, int n) {
     return std::sin(std::numbers::pi * t) / den;
 }
 
+/// The two passes of fourierShift over raw rows (row y of in at in + y * inStride, of tmp and out at
+/// + y * w; tmp and out start at zero): tmp(u, y) = sum_k in(k, y) S_x(u, k), then out(u, v) = sum_k
+/// S_y(v, k) tmp(u, k), each sum accumulated over k in increasing order for all u at once. Element-wise
+/// in u, no FMA: both clones give the same bits.
+DRP_SIMD_CLONES void separableShift(const double* __restrict in, std::ptrdiff_t inStride, double* __restrict tmp,
+                                    double* __restrict out, const double* __restrict dxs,
+                                    const double* __restrict dys, int w, int h) {
+    for (int y = 0; y < h; ++y) {
+        const double* row = in + y * inStride;
+        double* acc = tmp + std::ptrdiff_t(y) * w;
+        for (int k = 0; k < w; ++k) {
+            const double c = row[k];
+            const double* t = dxs + (w - 1 - k);
+            for (int u = 0; u < w; ++u) acc[u] += c * t[u];
+        }
+    }
+    for (int v = 0; v < h; ++v) {
+        double* o = out + std::ptrdiff_t(v) * w;
+        for (int k = 0; k < h; ++k) {
+            const double c = dys[v - k + h - 1];
+            const double* t = tmp + std::ptrdiff_t(k) * w;
+            for (int u = 0; u < w; ++u) o[u] += c * t[u];
+        }
+    }
+}
+
 /// Shift `in` (odd dimensions) by (dx, dy) pixels — content moves towards +x for dx > 0 — by Fourier
 /// (band-limited) interpolation, applied as two separable periodic-sinc matrix products. The sum is
 /// conserved exactly and, for a well-sampled PSF whose wings vanish at the edges, the centroid moves by
 /// exactly (dx, dy) (Lanczos kernels leave ~1e-4 errors and 0.005-pixel centroid biases).
 Image<double> fourierShift(const Image<double>& in, double dx, double dy) {
     const int w = in.width(), h = in.height();
-    // The matrices are Toeplitz: entry (u, k) depends on u - k only, so each holds 2n - 1 distinct
-    // values (the same doubles as evaluating every entry).
-    auto shiftMatrix = [](int n, double d) {
+    // The matrices are Toeplitz: entry (u, k) of the n x n shift matrix is diag[u - k + n - 1] (the
+    // same doubles as evaluating every entry).
+    auto shiftDiagonals = [](int n, double d) {
         std::vector<double> diag(std::size_t(2 * n - 1));
         for (int m = -(n - 1); m <= n - 1; ++m) diag[std::size_t(m + n - 1)] = periodicSinc(m - d, n);
-        std::vector<double> s(std::size_t(n) * n);
-        for (int u = 0; u < n; ++u)
-            for (int k = 0; k < n; ++k) s[std::size_t(u) * n + k] = diag[std::size_t(u - k + n - 1)];
-        return s;
+        return diag;
     };
-    const std::vector<double> sx = shiftMatrix(w, dx), sy = shiftMatrix(h, dy);
-    Image<double> tmp(w, h, 0.0), out(w, h, 0.0);
-    for (int y = 0; y < h; ++y) {
-        const double* row = in.row(y);
-        for (int u = 0; u < w; ++u) {
-            const double* s = &sx[std::size_t(u) * w];
-            double acc = 0.0;
-            for (int k = 0; k < w; ++k) acc += row[k] * s[k];
-            tmp(u, y) = acc;
-        }
-    }
-    for (int v = 0; v < h; ++v) {
-        const double* s = &sy[std::size_t(v) * h];
-        double* o = out.row(v);
-        for (int k = 0; k < h; ++k) {
-            const double* t = tmp.row(k);
-            const double c = s[k];
-            for (int u = 0; u < w; ++u) o[u] += c * t[u];
-        }
-    }
+    const std::vector<double> dxs = shiftDiagonals(w, dx), dys = shiftDiagonals(h, dy);
+    std::vector<double> tmp(std::size_t(w) * std::size_t(h), 0.0), flat(std::size_t(w) * std::size_t(h), 0.0);
+    const std::ptrdiff_t inStride = h > 1 ? in.row(1) - in.row(0) : w;
+    separableShift(in.row(0), inStride, tmp.data(), flat.data(), dxs.data(), dys.data(), w, h);
+    Image<double> out(w, h);
+    for (int y = 0; y < h; ++y) std::memcpy(out.row(y), flat.data() + std::ptrdiff_t(y) * w, sizeof(double) * std::size_t(w));
     return out;
 }
 

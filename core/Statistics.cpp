@@ -2,14 +2,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "core/Error.h"
 #include "core/Simd.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DRP_STATS_X86 1
+#include <immintrin.h>
+#else
+#define DRP_STATS_X86 0
+#endif
 
 namespace drp {
 
@@ -85,24 +96,55 @@ Moments momentsAbout(const V* x, const double* w, std::size_t n, double shift) {
 }
 
 // The unweighted sums of clippedMoments in four lanes (value i goes to lane i % 4, the tail to lane 0):
-// fixed order, so deterministic, and element-wise, so the AVX2 clone gives the same bits.
+// fixed order, so deterministic, and element-wise, so the AVX2 clone gives the same bits. Written with
+// GCC vector types (four doubles: one AVX2 register, two SSE2 ones) because the plain loop was left
+// scalar with branches. A value outside the window adds +0.0 where in * d gave -0.0 for d < 0: the
+// same sums, which start at +0.0 and so never become -0.0.
+using V4d = double __attribute__((vector_size(32)));
+using V4i = long long __attribute__((vector_size(32)));
+using V4f = float __attribute__((vector_size(16)));
+
+template <typename V>
+[[gnu::always_inline]] inline void load4(const V* x, V4d& out) {
+    if constexpr (std::is_same_v<V, float>) {
+        V4f f;
+        std::memcpy(&f, x, sizeof f);
+        out = __builtin_convertvector(f, V4d);
+    } else {
+        std::memcpy(&out, x, sizeof out);
+    }
+}
+
 template <typename V>
 [[gnu::always_inline]] inline void clippedSumsBody(const V* __restrict x, std::size_t n, double centre, double halfWidth,
                                                    double prevCentre, double prevHalfWidth, double* __restrict cnt,
                                                    double* __restrict s1, double* __restrict s2, double* __restrict ch) {
+    const V4i absMask = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL, 0x7fffffffffffffffLL, 0x7fffffffffffffffLL};
+    const V4i oneBits = (V4i)(V4d{1.0, 1.0, 1.0, 1.0});
+    const V4d c = {centre, centre, centre, centre}, hw = {halfWidth, halfWidth, halfWidth, halfWidth};
+    const V4d pc = {prevCentre, prevCentre, prevCentre, prevCentre};
+    const V4d phw = {prevHalfWidth, prevHalfWidth, prevHalfWidth, prevHalfWidth};
+    V4d aCnt = {cnt[0], cnt[1], cnt[2], cnt[3]}, aS1 = {s1[0], s1[1], s1[2], s1[3]};
+    V4d aS2 = {s2[0], s2[1], s2[2], s2[3]}, aCh = {ch[0], ch[1], ch[2], ch[3]};
     std::size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        for (int l = 0; l < 4; ++l) {
-            const double v = double(x[i + std::size_t(l)]);
-            const double d = v - centre;
-            const double in = std::fabs(d) <= halfWidth ? 1.0 : 0.0;
-            const double wasIn = std::fabs(v - prevCentre) <= prevHalfWidth ? 1.0 : 0.0;
-            const double dm = in * d;
-            ch[l] += std::fabs(in - wasIn);
-            cnt[l] += in;
-            s1[l] += dm;
-            s2[l] += dm * dm;
-        }
+        V4d v;
+        load4(x + i, v);
+        const V4d d = v - c;
+        const V4d e = v - pc;
+        const V4i in = (V4d)((V4i)d & absMask) <= hw;
+        const V4i wasIn = (V4d)((V4i)e & absMask) <= phw;
+        const V4d dm = (V4d)((V4i)d & in);
+        aCh += (V4d)((in ^ wasIn) & oneBits);
+        aCnt += (V4d)(in & oneBits);
+        aS1 += dm;
+        aS2 += dm * dm;
+    }
+    for (int l = 0; l < 4; ++l) {
+        cnt[l] = aCnt[l];
+        s1[l] = aS1[l];
+        s2[l] = aS2[l];
+        ch[l] = aCh[l];
     }
     for (; i < n; ++i) {
         const double v = double(x[i]);
@@ -127,6 +169,97 @@ DRP_SIMD_CLONES void clippedSumsUnweighted(const double* x, std::size_t n, doubl
     clippedSumsBody(x, n, centre, halfWidth, prevCentre, prevHalfWidth, cnt, s1, s2, ch);
 }
 
+bool haveAvx2();
+
+// The float interval [lo, hi] holding exactly the floats v with |double(v) - centre| <= halfWidth
+// (v - centre rounds monotonically in v, so they form an interval). False if not found in a few steps
+// (the caller then tests in double).
+bool floatWindow(double centre, double halfWidth, float* lo, float* hi) {
+    constexpr float inf = std::numeric_limits<float>::infinity(), big = std::numeric_limits<float>::max();
+    if (std::isinf(halfWidth) && halfWidth > 0) {
+        *lo = -inf;
+        *hi = inf;
+        return true;
+    }
+    if (!std::isfinite(centre) || !std::isfinite(halfWidth) || halfWidth < 0) return false;
+    auto g = [centre](float v) { return double(v) - centre; };
+    auto clampF = [](double v) { return float(std::clamp(v, -double(big), double(big))); };
+    constexpr int kMaxSteps = 64;
+    // hi: the largest float with g <= halfWidth.
+    float h = clampF(centre + halfWidth);
+    int steps = 0;
+    if (g(h) <= halfWidth) {
+        while (h < big && g(std::nextafter(h, inf)) <= halfWidth && ++steps < kMaxSteps) h = std::nextafter(h, inf);
+    } else {
+        while (g(h) > halfWidth && ++steps < kMaxSteps) {
+            if (h <= -big) return false;
+            h = std::nextafter(h, -inf);
+        }
+    }
+    // lo: the smallest float with g >= -halfWidth.
+    float l = clampF(centre - halfWidth);
+    if (g(l) >= -halfWidth) {
+        while (l > -big && g(std::nextafter(l, -inf)) >= -halfWidth && ++steps < kMaxSteps) l = std::nextafter(l, -inf);
+    } else {
+        while (g(l) < -halfWidth && ++steps < kMaxSteps) {
+            if (l >= big) return false;
+            l = std::nextafter(l, inf);
+        }
+    }
+    if (steps >= kMaxSteps) return false;
+    *lo = l;
+    *hi = h;
+    return true;
+}
+
+#if DRP_STATS_X86
+// clippedSumsBody for floats, eight at a time with the window tests in float (floatWindow bounds:
+// the same sets). The double sums keep their lanes (value i to lane i % 4, in order) and the counts
+// are exact integers, so the results are those of clippedSumsBody, bit for bit.
+__attribute__((target("avx2"))) void clippedSumsFloatAvx2(const float* x, std::size_t n, double centre,
+                                                          double halfWidth, double prevCentre, double prevHalfWidth,
+                                                          float lo, float hi, float plo, float phi, double* cnt,
+                                                          double* s1, double* s2, double* ch) {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi), vplo = _mm256_set1_ps(plo),
+                 vphi = _mm256_set1_ps(phi);
+    const __m256d c = _mm256_set1_pd(centre);
+    __m256d aS1 = _mm256_loadu_pd(s1), aS2 = _mm256_loadu_pd(s2);
+    __m256i iCnt = _mm256_setzero_si256(), iCh = _mm256_setzero_si256();
+    std::size_t i = 0;
+    // Eight int32 lane counters: at most 2^31 - 1 each.
+    const std::size_t nVec = std::min<std::size_t>(n, std::size_t(0x7fffffff) * 8);
+    for (; i + 8 <= nVec; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 in = _mm256_and_ps(_mm256_cmp_ps(v, vlo, _CMP_GE_OQ), _mm256_cmp_ps(v, vhi, _CMP_LE_OQ));
+        const __m256 was = _mm256_and_ps(_mm256_cmp_ps(v, vplo, _CMP_GE_OQ), _mm256_cmp_ps(v, vphi, _CMP_LE_OQ));
+        iCnt = _mm256_sub_epi32(iCnt, _mm256_castps_si256(in));
+        iCh = _mm256_sub_epi32(iCh, _mm256_castps_si256(_mm256_xor_ps(in, was)));
+        const __m256i inI = _mm256_castps_si256(in);
+        const __m256d dLo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), c);
+        const __m256d mLo = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(inI)));
+        const __m256d dmLo = _mm256_and_pd(dLo, mLo);
+        aS1 = _mm256_add_pd(aS1, dmLo);
+        aS2 = _mm256_add_pd(aS2, _mm256_mul_pd(dmLo, dmLo));
+        const __m256d dHi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), c);
+        const __m256d mHi = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(inI, 1)));
+        const __m256d dmHi = _mm256_and_pd(dHi, mHi);
+        aS1 = _mm256_add_pd(aS1, dmHi);
+        aS2 = _mm256_add_pd(aS2, _mm256_mul_pd(dmHi, dmHi));
+    }
+    _mm256_storeu_pd(s1, aS1);
+    _mm256_storeu_pd(s2, aS2);
+    alignas(32) std::int32_t nc[8], nh[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(nc), iCnt);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(nh), iCh);
+    std::int64_t totalCnt = 0, totalCh = 0;
+    for (int l = 0; l < 8; ++l) totalCnt += nc[l], totalCh += nh[l];
+    cnt[0] += double(totalCnt);
+    ch[0] += double(totalCh);
+    // The rest (i is a multiple of 4, so the lanes continue as in clippedSumsBody).
+    clippedSumsBody(x + i, n - i, centre, halfWidth, prevCentre, prevHalfWidth, cnt, s1, s2, ch);
+}
+#endif
+
 // Moments of the values inside [centre - halfWidth, centre + halfWidth], about `centre`. Also counts
 // the values whose membership differs from that of the previous window (prevCentre, prevHalfWidth).
 // The unweighted loop keeps four independent partial sums (fixed order: deterministic), so it is not
@@ -138,7 +271,19 @@ Moments clippedMoments(const V* x, const double* w, std::size_t n, double centre
     std::size_t nChanged = 0;
     if (!w) {
         double cnt[4] = {0, 0, 0, 0}, s1[4] = {0, 0, 0, 0}, s2[4] = {0, 0, 0, 0}, ch[4] = {0, 0, 0, 0};
-        clippedSumsUnweighted(x, n, centre, halfWidth, prevCentre, prevHalfWidth, cnt, s1, s2, ch);
+        bool done = false;
+#if DRP_STATS_X86
+        if constexpr (std::is_same_v<V, float>) {
+            float lo, hi, plo, phi;
+            if (haveAvx2() && floatWindow(centre, halfWidth, &lo, &hi) &&
+                floatWindow(prevCentre, prevHalfWidth, &plo, &phi)) {
+                clippedSumsFloatAvx2(x, n, centre, halfWidth, prevCentre, prevHalfWidth, lo, hi, plo, phi, cnt, s1, s2,
+                                     ch);
+                done = true;
+            }
+        }
+#endif
+        if (!done) clippedSumsUnweighted(x, n, centre, halfWidth, prevCentre, prevHalfWidth, cnt, s1, s2, ch);
         m.n = m.sw = m.sw2 = (cnt[0] + cnt[1]) + (cnt[2] + cnt[3]);
         m.swd = (s1[0] + s1[1]) + (s1[2] + s1[3]);
         m.swd2 = (s2[0] + s2[1]) + (s2[2] + s2[3]);
@@ -162,22 +307,223 @@ Moments clippedMoments(const V* x, const double* w, std::size_t n, double centre
     return m;
 }
 
+// ---- Bracket passes: one pass over n values that counts those below a, finds the smallest above b
+// and gathers those in [a, b] (in their order) into out, which has room for n + 8 values. The AVX2
+// versions compare eight floats (four doubles) at once and left-pack the kept ones with a permutation
+// from a table; they are pure data movement and exact comparisons, so they return exactly what the
+// scalar loops return (the smallest value above b is a minimum, independent of order; a zero is
+// returned as +0 by both).
+struct PackTables {
+    alignas(32) std::int32_t f8[256][8];  // float lanes: the indices of the set bits, in order
+    alignas(32) std::int32_t d4[16][8];   // double lanes as pairs of 32-bit lanes
+    std::uint8_t pop[256];
+};
+const PackTables& packTables() {
+    static const PackTables t = [] {
+        PackTables p{};
+        for (int m = 0; m < 256; ++m) {
+            int c = 0;
+            for (int j = 0; j < 8; ++j)
+                if (m & (1 << j)) p.f8[m][c++] = j;
+            p.pop[m] = std::uint8_t(c);
+        }
+        for (int m = 0; m < 16; ++m) {
+            int c = 0;
+            for (int j = 0; j < 4; ++j)
+                if (m & (1 << j)) {
+                    p.d4[m][c++] = 2 * j;
+                    p.d4[m][c++] = 2 * j + 1;
+                }
+        }
+        return p;
+    }();
+    return t;
+}
+
+bool haveAvx2() {
+#if DRP_STATS_X86
+    static const bool yes = __builtin_cpu_supports("avx2");
+    return yes;
+#else
+    return false;
+#endif
+}
+
+template <typename R>
+R positiveZero(R v) {
+    return v == R(0) ? R(0) : v;
+}
+
+// Scalar bracket pass over the values get(0..n-1).
+template <typename R, typename Get>
+std::size_t bracketPassScalar(std::size_t n, Get get, R a, R b, R* __restrict out, std::size_t* below, R* minAbove) {
+    std::size_t nb = 0, count = 0;
+    R mn = std::numeric_limits<R>::infinity();
+    for (std::size_t i = 0; i < n; ++i) {
+        const R v = get(i);
+        const bool lo = v < a, hi = v > b;
+        nb += lo;
+        mn = std::min(mn, hi ? v : std::numeric_limits<R>::infinity());
+        out[count] = v;
+        count += !(lo || hi);
+    }
+    *below = nb;
+    *minAbove = positiveZero(mn);
+    return count;
+}
+
+#if DRP_STATS_X86
+// Values x[i].
+__attribute__((target("avx2"))) std::size_t bracketPassFloatAvx2(const float* x, std::size_t n, float a, float b,
+                                                                  float* out, std::size_t* below, float* minAbove) {
+    const PackTables& t = packTables();
+    const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+    const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+    __m256 vmin = inf;
+    std::size_t nb = 0, count = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 lo = _mm256_cmp_ps(v, va, _CMP_LT_OQ);
+        const __m256 hi = _mm256_cmp_ps(v, vb, _CMP_GT_OQ);
+        const unsigned ml = unsigned(_mm256_movemask_ps(lo)), mh = unsigned(_mm256_movemask_ps(hi));
+        nb += t.pop[ml];
+        vmin = _mm256_min_ps(vmin, _mm256_blendv_ps(inf, v, hi));
+        const unsigned mi = ~(ml | mh) & 0xffu;
+        const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.f8[mi]));
+        _mm256_storeu_ps(out + count, _mm256_permutevar8x32_ps(v, perm));
+        count += t.pop[mi];
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vmin);
+    float mn = std::numeric_limits<float>::infinity();
+    for (float l : lanes) mn = std::min(mn, l);
+    std::size_t tb = 0;
+    float tmin = 0;
+    count += bracketPassScalar<float>(n - i, [x, i](std::size_t j) { return x[i + j]; }, a, b, out + count, &tb, &tmin);
+    *below = nb + tb;
+    *minAbove = positiveZero(std::min(mn, tmin));
+    return count;
+}
+
+// Values |double(x[i]) - centre|.
+__attribute__((target("avx2"))) std::size_t bracketPassAbsDevAvx2(const float* x, std::size_t n, double centre, double a,
+                                                                   double b, double* out, std::size_t* below,
+                                                                   double* minAbove) {
+    const PackTables& t = packTables();
+    const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b), c = _mm256_set1_pd(centre);
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    const __m256d inf = _mm256_set1_pd(std::numeric_limits<double>::infinity());
+    __m256d vmin = inf;
+    std::size_t nb = 0, count = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m256d v = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), c));
+        const __m256d lo = _mm256_cmp_pd(v, va, _CMP_LT_OQ);
+        const __m256d hi = _mm256_cmp_pd(v, vb, _CMP_GT_OQ);
+        const unsigned ml = unsigned(_mm256_movemask_pd(lo)), mh = unsigned(_mm256_movemask_pd(hi));
+        nb += t.pop[ml];
+        vmin = _mm256_min_pd(vmin, _mm256_blendv_pd(inf, v, hi));
+        const unsigned mi = ~(ml | mh) & 0xfu;
+        const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.d4[mi]));
+        _mm256_storeu_pd(out + count, _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), perm)));
+        count += t.pop[mi];
+    }
+    alignas(32) double lanes[4];
+    _mm256_store_pd(lanes, vmin);
+    double mn = std::numeric_limits<double>::infinity();
+    for (double l : lanes) mn = std::min(mn, l);
+    std::size_t tb = 0;
+    double tmin = 0;
+    count += bracketPassScalar<double>(
+        n - i, [x, i, centre](std::size_t j) { return std::fabs(double(x[i + j]) - centre); }, a, b, out + count, &tb, &tmin);
+    *below = nb + tb;
+    *minAbove = positiveZero(std::min(mn, tmin));
+    return count;
+}
+// The usable pixels of one row of a float image (finite, and no bit of `bad` in the mask row mr if mr
+// is not null), left-packed into out (room for w + 8 values); returns how many. Exactly the scalar
+// loop's result.
+__attribute__((target("avx2"))) std::size_t gatherUsedFloatAvx2(const float* r, const MaskPixel* mr, MaskPixel bad,
+                                                                 int w, float* out) {
+    const PackTables& t = packTables();
+    const __m256i expBits = _mm256_set1_epi32(0x7f800000);
+    const __m256i badBits = _mm256_set1_epi32(bad);
+    const __m256i zero = _mm256_setzero_si256();
+    std::size_t count = 0;
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        const __m256 v = _mm256_loadu_ps(r + x);
+        const __m256i nonFinite = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), expBits), expBits);
+        unsigned keep = ~unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(nonFinite))) & 0xffu;
+        if (mr) {
+            const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mr + x));
+            const __m256i clean = _mm256_cmpeq_epi32(_mm256_and_si256(m, badBits), zero);
+            keep &= unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(clean)));
+        }
+        const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.f8[keep]));
+        _mm256_storeu_ps(out + count, _mm256_permutevar8x32_ps(v, perm));
+        count += t.pop[keep];
+    }
+    for (; x < w; ++x) {
+        const float v = r[x];
+        out[count] = v;
+        count += std::size_t(std::isfinite(v) & (!mr || (mr[x] & bad) == 0));
+    }
+    return count;
+}
+#endif
+
+// The bracket pass over the values x[i] of a float array.
+struct FloatValuesPass {
+    const float* x;
+    std::size_t operator()(std::size_t n, float a, float b, float* out, std::size_t* below, float* minAbove) const {
+#if DRP_STATS_X86
+        if (haveAvx2()) return bracketPassFloatAvx2(x, n, a, b, out, below, minAbove);
+#endif
+        const float* p = x;
+        return bracketPassScalar<float>(n, [p](std::size_t i) { return p[i]; }, a, b, out, below, minAbove);
+    }
+};
+
+// The bracket pass over the absolute deviations |double(x[i]) - centre| of a float array.
+struct AbsDevPass {
+    const float* x;
+    double centre;
+    std::size_t operator()(std::size_t n, double a, double b, double* out, std::size_t* below, double* minAbove) const {
+#if DRP_STATS_X86
+        if (haveAvx2()) return bracketPassAbsDevAvx2(x, n, centre, a, b, out, below, minAbove);
+#endif
+        const float* p = x;
+        const double c = centre;
+        return bracketPassScalar<double>(n, [p, c](std::size_t i) { return std::fabs(double(p[i]) - c); }, a, b, out,
+                                         below, minAbove);
+    }
+};
+
+// The generic bracket pass over get(i).
+template <typename R, typename Get>
+struct GenericPass {
+    Get get;
+    std::size_t operator()(std::size_t n, R a, R b, R* out, std::size_t* below, R* minAbove) const {
+        return bracketPassScalar<R>(n, get, a, b, out, below, minAbove);
+    }
+};
+
 // The k-th smallest (0-based) of the n values get(0..n-1) and, if wantNext and k + 1 < n, the
 // (k+1)-th smallest (else NaN); exact, and the values are not permuted. Large inputs are bracketed
 // first (Floyd-Rivest style): a strided sample's order statistics give a value interval [a, b] that
-// holds rank k with overwhelming probability; one pass counts the values below a and gathers those in
-// [a, b], and only those are selected. If the bracket misses, every value is gathered (same result).
-template <typename R, typename Get>
-std::pair<double, double> kthSmallest(std::size_t n, std::size_t k, bool wantNext, Get get) {
+// holds rank k with overwhelming probability; one pass (`pass`, one of the bracket passes above over
+// the same values as get) counts the values below a and gathers those in [a, b], and only those are
+// selected. If the bracket misses, every value is gathered (same result).
+template <typename R, typename Get, typename Pass>
+std::pair<double, double> kthSmallest(std::size_t n, std::size_t k, bool wantNext, Get get, const Pass& pass) {
     constexpr std::size_t kBracketMin = 4096;
-    std::vector<R> buf;
-    auto finish = [&](std::size_t kk, bool haveAbove, R minAbove) {
-        auto it = buf.begin() + std::ptrdiff_t(kk);
-        std::nth_element(buf.begin(), it, buf.end());
+    auto finish = [&](R* first, R* last, std::size_t kk, bool haveAbove, R minAbove) {
+        R* it = first + kk;
+        std::nth_element(first, it, last);
         double next = kNaN;
         if (wantNext && k + 1 < n) {
-            if (kk + 1 < buf.size())
-                next = double(*std::min_element(it + 1, buf.end()));
+            if (it + 1 < last)
+                next = double(*std::min_element(it + 1, last));
             else if (haveAbove)
                 next = double(minAbove);
         }
@@ -189,7 +535,7 @@ std::pair<double, double> kthSmallest(std::size_t n, std::size_t k, bool wantNex
         std::vector<R> sample(m);
         for (std::size_t j = 0; j < m; ++j) sample[j] = get(j * step);
         const double pos = (double(k) + 0.5) / double(n) * double(m);
-        const double spread = 3.0 * std::sqrt(double(m)) + 2.0;
+        const double spread = 2.0 * std::sqrt(double(m)) + 2.0;
         const double loPos = std::floor(pos - spread), hiPos = std::ceil(pos + spread);
         // Open ends of the bracket are infinite (the values are finite).
         R a = -std::numeric_limits<R>::infinity(), b = std::numeric_limits<R>::infinity();
@@ -203,40 +549,39 @@ std::pair<double, double> kthSmallest(std::size_t n, std::size_t k, bool wantNex
             std::nth_element(sample.begin(), it, sample.end());
             b = *it;
         }
-        // Branch-free: the comparisons are unpredictable (most values fall outside the bracket).
-        std::unique_ptr<R[]> gathered(new R[n]);  // uninitialised: only the written pages are touched
-        R* __restrict g = gathered.get();
-        std::size_t below = 0, count = 0;
+        std::unique_ptr<R[]> gathered(new R[n + 8]);  // uninitialised: only the written pages are touched
+        std::size_t below = 0;
         R minAbove = std::numeric_limits<R>::infinity();
-        for (std::size_t i = 0; i < n; ++i) {
-            const R v = get(i);
-            const bool lo = v < a, hi = v > b;
-            below += lo;
-            minAbove = std::min(minAbove, hi ? v : std::numeric_limits<R>::infinity());
-            g[count] = v;
-            count += !(lo || hi);
-        }
+        const std::size_t count = pass(n, a, b, gathered.get(), &below, &minAbove);
         const bool haveAbove = below + count < n;
-        buf.assign(g, g + count);
-        if (k >= below && k < below + buf.size()) return finish(k - below, haveAbove, minAbove);
-        buf.clear();
+        if (k >= below && k < below + count)
+            return finish(gathered.get(), gathered.get() + count, k - below, haveAbove, minAbove);
     }
-    buf.resize(n);
+    std::vector<R> buf(n);
     for (std::size_t i = 0; i < n; ++i) buf[i] = get(i);
-    return finish(k, false, R(0));
+    return finish(buf.data(), buf.data() + n, k, false, R(0));
+}
+
+template <typename R, typename Get>
+std::pair<double, double> kthSmallest(std::size_t n, std::size_t k, bool wantNext, Get get) {
+    return kthSmallest<R>(n, k, wantNext, get, GenericPass<R, Get>{get});
 }
 
 // Type-7 quantile q of the n values get(i) (exact; does not permute).
-template <typename R, typename Get>
-double quantileOf(std::size_t n, double q, Get get) {
+template <typename R, typename Get, typename Pass>
+double quantileOf(std::size_t n, double q, Get get, const Pass& pass) {
     if (n == 0) return kNaN;
     const double h = q * double(n - 1);
     auto k = std::size_t(std::floor(h));
     if (k >= n) k = n - 1;
     const double frac = h - double(k);
     const bool interpolate = frac > 0 && k + 1 < n;
-    const auto [xk, xk1] = kthSmallest<R>(n, k, interpolate, get);
+    const auto [xk, xk1] = kthSmallest<R>(n, k, interpolate, get, pass);
     return interpolate ? xk + frac * (xk1 - xk) : xk;
+}
+template <typename R, typename Get>
+double quantileOf(std::size_t n, double q, Get get) {
+    return quantileOf<R>(n, q, get, GenericPass<R, Get>{get});
 }
 
 /// Mean, stdev, sum and meanError from the moments about 0 (m0) and, if kStatStdev, about m0's mean (m1).
@@ -265,7 +610,7 @@ unsigned impliedProperties(unsigned props) {
 }
 
 template <typename V>
-Statistics computeFromValues(std::vector<V>& values, std::vector<double>& weights, V vmin, V vmax,
+Statistics computeFromValues(std::span<const V> values, const std::vector<double>& weights, V vmin, V vmax,
                              const StatisticsControl& ctrl) {
     Statistics s;
     const std::size_t n = values.size();
@@ -290,7 +635,11 @@ Statistics computeFromValues(std::vector<V>& values, std::vector<double>& weight
     if (props & (kStatMedian | kStatQuantiles)) {
         const V* data = values.data();
         auto get = [data](std::size_t i) { return data[i]; };
-        if (props & kStatMedian) s.median = quantileOf<V>(n, 0.5, get);
+        if constexpr (std::is_same_v<V, float>) {
+            if (props & kStatMedian) s.median = quantileOf<V>(n, 0.5, get, FloatValuesPass{data});
+        } else {
+            if (props & kStatMedian) s.median = quantileOf<V>(n, 0.5, get);
+        }
         if (props & kStatQuantiles) {
             s.quantiles.clear();
             for (double q : ctrl.quantiles) s.quantiles.push_back(quantileOf<V>(n, q, get));
@@ -299,7 +648,11 @@ Statistics computeFromValues(std::vector<V>& values, std::vector<double>& weight
     if (props & kStatMadSigma) {
         const V* data = values.data();
         const double med = s.median;
-        s.madSigma = kMadToSigma * quantileOf<double>(n, 0.5, [data, med](std::size_t i) { return std::fabs(double(data[i]) - med); });
+        auto dev = [data, med](std::size_t i) { return std::fabs(double(data[i]) - med); };
+        if constexpr (std::is_same_v<V, float>)
+            s.madSigma = kMadToSigma * quantileOf<double>(n, 0.5, dev, AbsDevPass{data, med});
+        else
+            s.madSigma = kMadToSigma * quantileOf<double>(n, 0.5, dev);
     }
     if (props & kStatClipped) {
         double centre = s.median;
@@ -414,6 +767,48 @@ Statistics statisticsOfImageImpl(const Image<T>& image, const Mask* mask, const 
     const std::size_t area = std::size_t(image.bbox().area());
     std::vector<V> values;
     std::vector<double> weights;
+    if constexpr (!Weighted) {
+        // Branch-free compaction straight into an uninitialised buffer (no push_back, and min/max only
+        // when asked for): the same values in the same order as forEachUsed.
+        std::unique_ptr<V[]> buffer(new V[area + 8]);
+        V* __restrict out = buffer.get();
+        std::size_t k = 0;
+        const MaskPixel bad = mask ? ctrl.badMask : 0;
+        const bool minMax = (props & kStatMinMax) != 0;
+        for (int y = 0; y < image.height(); ++y) {
+            const T* r = image.row(y);
+            const int w = image.width();
+            const MaskPixel* mr = bad ? mask->row(y) : nullptr;
+            int x = 0;
+#if DRP_STATS_X86
+            if constexpr (std::is_same_v<T, float>) {
+                if (haveAvx2()) {
+                    k += gatherUsedFloatAvx2(r, mr, bad, w, out + k);
+                    x = w;
+                }
+            }
+#endif
+            if (bad) {
+                for (; x < w; ++x) {
+                    const V v = V(r[x]);
+                    out[k] = v;
+                    k += std::size_t(std::isfinite(v) & ((mr[x] & bad) == 0));
+                }
+            } else {
+                for (; x < w; ++x) {
+                    const V v = V(r[x]);
+                    out[k] = v;
+                    k += std::size_t(std::isfinite(v));
+                }
+            }
+        }
+        if (minMax)
+            for (std::size_t i = 0; i < k; ++i) {
+                vmin = std::min(vmin, out[i]);
+                vmax = std::max(vmax, out[i]);
+            }
+        return computeFromValues(std::span<const V>(out, k), weights, vmin, vmax, ctrl);
+    }
     values.reserve(area);
     if (Weighted) weights.reserve(area);
     forEachUsed<Weighted>(image, mask, variance, ctrl.badMask, [&](V v, double w) {
@@ -422,7 +817,7 @@ Statistics statisticsOfImageImpl(const Image<T>& image, const Mask* mask, const 
         vmin = std::min(vmin, v);
         vmax = std::max(vmax, v);
     });
-    return computeFromValues(values, weights, vmin, vmax, ctrl);
+    return computeFromValues(std::span<const V>(values), weights, vmin, vmax, ctrl);
 }
 
 template <typename T>
@@ -504,7 +899,7 @@ Statistics makeStatistics(std::span<const double> values, const StatisticsContro
         vmin = std::min(vmin, x);
         vmax = std::max(vmax, x);
     }
-    return computeFromValues(v, w, vmin, vmax, ctrl);
+    return computeFromValues(std::span<const double>(v), w, vmin, vmax, ctrl);
 }
 
 #define DRP_INSTANTIATE_STATISTICS(T)                                                                      \

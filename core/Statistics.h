@@ -29,7 +29,9 @@
 //
 // Cost: one pass over the image gathers the used values (min, max and sum on the way); quantiles
 // use selection (std::nth_element), never a full sort; each clipping iteration is one pass over the
-// gathered values.
+// gathered values. For float pixels (unweighted) the gather, the median and MAD bracket passes and the
+// clipping passes are vectorised (AVX2 where the CPU has it); they return exactly, bit for bit, what
+// the scalar loops return, so results do not depend on the machine.
 #pragma once
 
 #include <cstdint>

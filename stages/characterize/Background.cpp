@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 
 #include "core/Error.h"
+#include "core/Simd.h"
 #include "core/Statistics.h"
 
 namespace drp {
@@ -88,6 +90,14 @@ std::vector<double> naturalSecondDerivatives(const std::vector<double>& t, const
     return m;
 }
 
+/// One row of the model: o[x] = float(a f0[x] + b f1[x] + c m0[x] + d m1[x]). Element-wise, no FMA:
+/// both clones give the same bits.
+DRP_SIMD_CLONES void modelRow(float* __restrict o, const double* __restrict f0, const double* __restrict f1,
+                              const double* __restrict m0, const double* __restrict m1, int w, double a, double b,
+                              double c, double d) {
+    for (int x = 0; x < w; ++x) o[x] = float(a * f0[x] + b * f1[x] + c * m0[x] + d * m1[x]);
+}
+
 bool useSpline(BackgroundConfig::Interpolation interp, int n, int minBins) {
     return interp == BackgroundConfig::Interpolation::NaturalSpline && n >= std::max(3, minBins);
 }
@@ -132,6 +142,12 @@ ImageF Background::image(const Box2I& box) const {
     if (empty()) throw LogicError("Background::image on an empty background");
     ImageF out(box, 0.0f);
     if (box.empty()) return out;
+    const std::size_t w = std::size_t(box.width());
+    modelRows(box, [&](int y, const float* row) { std::copy(row, row + w, out.row(y)); });
+    return out;
+}
+
+void Background::modelRows(const Box2I& box, const std::function<void(int, const float*)>& sink) const {
     const std::size_t nxb = xCentres_.size(), nyb = yCentres_.size();
     const bool splineX = useSpline(interpolation_, int(nxb), minBinsForSpline_);
     const bool splineY = useSpline(interpolation_, int(nyb), minBinsForSpline_);
@@ -153,6 +169,7 @@ ImageF Background::image(const Box2I& box) const {
     }
     // 2. Along y in every pixel column: second derivatives for all columns at once.
     const std::vector<double> my = splineY ? naturalSecondDerivatives(yCentres_, rows, std::size_t(w)) : std::vector<double>(nyb * std::size_t(w), 0.0);
+    std::vector<float> o(static_cast<std::size_t>(w));
     for (int y = 0; y < h; ++y) {
         const Stencil1D s = stencilAt(yCentres_, double(box.minY() + y), splineY);
         const std::size_t j0 = std::size_t(s.j), j1 = nyb > 1 ? j0 + 1 : j0;
@@ -160,10 +177,9 @@ ImageF Background::image(const Box2I& box) const {
         const double* f1 = &rows[j1 * std::size_t(w)];
         const double* m0 = &my[j0 * std::size_t(w)];
         const double* m1 = &my[j1 * std::size_t(w)];
-        float* o = out.row(y);
-        for (int x = 0; x < w; ++x) o[x] = float(s.a * f0[x] + s.b * f1[x] + s.c * m0[x] + s.d * m1[x]);
+        modelRow(o.data(), f0, f1, m0, m1, w, s.a, s.b, s.c, s.d);
+        sink(y, o.data());
     }
-    return out;
 }
 
 double Background::evaluate(Point2D p) const {
@@ -319,8 +335,16 @@ Background estimateBackground(const MaskedImageF& image, const BackgroundConfig&
 }
 
 void subtractBackground(MaskedImageF& image, const Background& background) {
-    const ImageF model = background.image(image.bbox());
-    image.image() -= model;
+    if (background.empty()) throw LogicError("subtractBackground: empty background");
+    if (image.bbox().empty()) return;
+    // Row by row (the same float model values as image(), subtracted in place): no full-size model
+    // image is allocated, filled and read back.
+    const ImageF& im = image.image();  // shallow: row() gives writable pixels
+    const std::size_t w = std::size_t(im.width());
+    background.modelRows(im.bbox(), [&](int y, const float* row) {
+        float* r = im.row(y);
+        for (std::size_t x = 0; x < w; ++x) r[x] -= row[x];
+    });
 }
 
 }  // namespace drp

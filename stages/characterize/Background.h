@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,10 @@ public:
     static Background fromTable(const Table& table);
 
     friend bool operator==(const Background&, const Background&) = default;
+
+    /// The model over `box`, one row at a time: sink(y, row) gets row y (0-based within box) as
+    /// box.width() floats, the values image(box) holds (the buffer is reused between calls).
+    void modelRows(const Box2I& box, const std::function<void(int, const float*)>& sink) const;
 
 private:
     Box2I bbox_;

@@ -44,14 +44,39 @@ void LocalSkyPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
     values.clear();
     const ImageF& image = ctx.exposure.image();
     const ImageF& var = ctx.exposure.variance();
+    // Per row only the columns that can be in the annulus are visited: outside the outer circle's span
+    // (with a one-pixel margin for rounding) and inside the inner circle's span less one pixel (there
+    // |dx| <= rInner - 1, so r2 < rin2 with a wide margin) no pixel qualifies. The exact test below then
+    // selects the same pixels, in the same order, as a scan of the whole box.
+    const double rin = cfg.skyInnerRadius;
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double dy = y - c.y;
-        for (int x = box.minX(); x <= box.maxX(); ++x) {
+        const double outerSq = rout2 - dy * dy;
+        if (outerSq < 0) continue;  // r2 >= dy^2 > rout2 for the whole row
+        const double so = std::sqrt(outerSq);
+        const int xa = std::max(box.minX(), int(std::floor(c.x - so)) - 1);
+        const int xb = std::min(box.maxX(), int(std::ceil(c.x + so)) + 1);
+        int skipLo = xb + 1, skipHi = xb;  // columns surely inside the inner circle: [skipLo, skipHi]
+        const double innerSq = rin * rin - dy * dy;
+        if (innerSq > 0) {
+            const double si = std::sqrt(innerSq);
+            skipLo = int(std::ceil(c.x - si)) + 1;
+            skipHi = int(std::floor(c.x + si)) - 1;
+        }
+        const int ly = y - img.minY();
+        const float* irow = image.row(ly);
+        const float* vrow = var.row(ly);
+        const MaskPixel* mrow = mask.row(ly);
+        for (int x = xa; x <= xb; ++x) {
+            if (x >= skipLo && x <= skipHi) {
+                x = skipHi;
+                continue;
+            }
             const double dx = x - c.x, r2 = dx * dx + dy * dy;
             if (r2 <= rin2 || r2 > rout2) continue;
-            const int lx = x - img.minX(), ly = y - img.minY();
-            const float d = image(lx, ly), v = var(lx, ly);
-            if (!std::isfinite(d) || !std::isfinite(v) || v < 0.0f || (mask(lx, ly) & exclude)) continue;
+            const int lx = x - img.minX();
+            const float d = irow[lx], v = vrow[lx];
+            if (!std::isfinite(d) || !std::isfinite(v) || v < 0.0f || (mrow[lx] & exclude)) continue;
             values.push_back(d);
         }
     }

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "core/Error.h"
@@ -406,4 +408,53 @@ TEST(Statistics, ErrorsAndControl) {
     b = a;
     b.properties = 1u << 20;
     EXPECT_THROW(b.validate(), ConfigError);
+}
+
+// The float fast paths (vectorised gather, bracket selection and clipping with float window bounds)
+// against the generic double path on the same used values: equal bit for bit.
+TEST(Statistics, FloatFastPathsMatchGenericDoublePathExactly) {
+    auto check = [](const ImageF& image, const Mask& mask, MaskPixel bad, int numIter, const std::string& what) {
+        StatisticsControl ctrl;
+        ctrl.badMask = bad;
+        ctrl.numIter = numIter;
+        ctrl.properties = kStatClipped | kStatMedian | kStatMadSigma | kStatMinMax;
+        const Statistics a = makeStatistics(image, mask, ctrl);
+        const Used u = usedPixels(image, &mask, bad, nullptr, false);
+        const Statistics b = makeStatistics(std::span<const double>(u.x), ctrl);
+        SCOPED_TRACE(what);
+        EXPECT_EQ(a.count, b.count);
+        auto same = [](double p, double q) { return (std::isnan(p) && std::isnan(q)) || p == q; };
+        EXPECT_TRUE(same(a.median, b.median)) << a.median << " " << b.median;
+        EXPECT_TRUE(same(a.madSigma, b.madSigma)) << a.madSigma << " " << b.madSigma;
+        EXPECT_TRUE(same(a.clippedMean, b.clippedMean)) << a.clippedMean << " " << b.clippedMean;
+        EXPECT_TRUE(same(a.clippedStdev, b.clippedStdev)) << a.clippedStdev << " " << b.clippedStdev;
+        EXPECT_TRUE(same(a.min, b.min));
+        EXPECT_TRUE(same(a.max, b.max));
+        EXPECT_EQ(a.clippedCount, b.clippedCount);
+        EXPECT_EQ(a.clipIterations, b.clipIterations);
+    };
+    for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+        std::mt19937_64 rng(seed);
+        std::uniform_real_distribution<double> u(0, 1);
+        const int w = 1 + int(u(rng) * 300), h = 1 + int(u(rng) * 200);
+        const double offset = seed % 4 == 0 ? 0.0 : 1e4 * u(rng), sigma = seed % 5 == 0 ? 0.0 : 0.01 + 100 * u(rng);
+        std::normal_distribution<double> noise(offset, sigma);
+        ImageF image(w, h);
+        Mask mask(w, h);
+        const MaskPixel bad = mask.planeBitMask("BAD"), det = mask.planeBitMask("DETECTED");
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+                const double r = u(rng);
+                image(x, y) = float(r < 0.05 ? offset + 40 * sigma * u(rng) : noise(rng));
+                if (seed % 3 == 0) image(x, y) = float(std::round(image(x, y)));  // many ties
+                if (u(rng) < 0.02) image(x, y) = u(rng) < 0.5 ? std::numeric_limits<float>::quiet_NaN()
+                                                              : std::numeric_limits<float>::infinity();
+                const double m = u(rng);
+                mask(x, y) = m < 0.05 ? bad : m < 0.2 ? det : 0;
+            }
+        for (int numIter : {1, 3, 20}) {
+            check(image, mask, bad, numIter, "seed " + std::to_string(seed) + " numIter " + std::to_string(numIter));
+            check(image, mask, 0, numIter, "no mask bits, seed " + std::to_string(seed));
+        }
+    }
 }
