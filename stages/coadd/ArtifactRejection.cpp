@@ -14,7 +14,7 @@ void ArtifactRejectionConfig::validate() const {
     if (!(extendSigma > 0 && extendSigma <= detectionSigma)) fail("extendSigma must be in (0, detectionSigma]");
     if (!(sharpSigma > 0)) fail("sharpSigma must be > 0");
     if (!(sharpContrast > 0 && sharpContrast < 1)) fail("sharpContrast must be in (0, 1)");
-    if (!(sharpStaticContrast > 0 && sharpStaticContrast < 1)) fail("sharpStaticContrast must be in (0, 1)");
+    if (!(sharpStaticContrast >= 0 && sharpStaticContrast < 1)) fail("sharpStaticContrast must be in [0, 1)");
     if (!(smoothingSigmaPx == 0 || (smoothingSigmaPx >= 0.3 && smoothingSigmaPx <= 20)))
         fail("smoothingSigmaPx must be 0 or in [0.3, 20]");
     if (psfRegressionDegree < 0 || psfRegressionDegree > PsfSizeFit::kMaxDegree)
@@ -131,7 +131,8 @@ std::vector<double> gaussianKernel(double sigma) {
 
 // Separable convolution with the 1-d kernel `k` (squared element-wise when `squared`), zero outside the
 // image; with `normalize`, each 1-d output is divided by (sum of k inside the image)^(squared ? 2 : 1).
-void separable(const ImageF& in, ImageF& out, const std::vector<double>& k, bool squared, bool normalize) {
+void separable(const ImageF& in, ImageF& out, const std::vector<double>& k, bool squared, bool normalize,
+               ImageF* scratch = nullptr) {
     const int h = int(k.size() / 2);
     std::vector<float> kk(k.size());
     for (std::size_t i = 0; i < k.size(); ++i) kk[i] = float(squared ? k[i] * k[i] : k[i]);
@@ -147,16 +148,21 @@ void separable(const ImageF& in, ImageF& out, const std::vector<double>& k, bool
         return nv;
     };
     const std::vector<float> nx = norms(w), ny = norms(ht);
-    ImageF tmp(in.bbox(), 0.0f);
-    for (int y = 0; y < ht; ++y) {
+    ImageF local;
+    ImageF& tmp = scratch ? *scratch : local;
+    if (tmp.bbox() == in.bbox() && !tmp.empty() && !tmp.sharesPixelsWith(in) && !tmp.sharesPixelsWith(out))
+        tmp.fill(0.0f);
+    else
+        tmp = ImageF(in.bbox(), 0.0f);
+    for (int y = 0; y < ht; ++y) {  // taps outermost (vectorises over x; each output sums in tap order)
         const float* src = in.row(y);
         float* dst = tmp.row(y);
-        for (int x = 0; x < w; ++x) {
-            const int i0 = std::max(-h, -x), i1 = std::min(h, w - 1 - x);
-            float s = 0;
-            for (int i = i0; i <= i1; ++i) s += kk[i + h] * src[x + i];
-            dst[x] = s * nx[std::size_t(x)];
+        for (int i = -h; i <= h; ++i) {
+            const float kv = kk[i + h];
+            const int x0 = std::max(0, -i), x1 = std::min(w - 1, w - 1 - i);
+            for (int x = x0; x <= x1; ++x) dst[x] += kv * src[x + i];
         }
+        for (int x = 0; x < w; ++x) dst[x] *= nx[std::size_t(x)];
     }
     if (out.bbox() != in.bbox() || out.sharesPixelsWith(in)) out = ImageF(in.bbox(), 0.0f);
     for (int y = 0; y < ht; ++y) {
@@ -174,12 +180,15 @@ void separable(const ImageF& in, ImageF& out, const std::vector<double>& k, bool
 }  // namespace
 
 SpanSet findSharpPixels(const ImageF& image, const ImageF& residual, const ImageF& variance, const ImageF& valid,
-                        const ArtifactRejectionConfig& config) {
+                        const ArtifactRejectionConfig& config, double residualVarianceScale) {
+    if (!(residualVarianceScale > 0 && residualVarianceScale <= 1))
+        throw LogicError("findSharpPixels: residualVarianceScale must be in (0, 1]");
+    const float rs = float(std::sqrt(residualVarianceScale));
     const Box2I box = image.bbox();
     if (residual.bbox() != box || variance.bbox() != box || (!valid.empty() && valid.bbox() != box))
         throw LogicError("findSharpPixels: images must share one bbox");
     const int w = box.width(), h = box.height();
-    Image<std::int32_t> hit(box, 0);
+    Image<std::int32_t> hit;  // allocated at the first sharp pixel
     const bool useValid = !valid.empty();
     auto ok = [&](int x, int y) { return !useValid || valid(x, y) > 0; };
     const float k = float(config.sharpSigma), c = float(config.sharpContrast), cs = float(config.sharpStaticContrast);
@@ -194,9 +203,10 @@ SpanSet findSharpPixels(const ImageF& image, const ImageF& residual, const Image
             if (!(e > s)) continue;
             const float er = rr[x] - 0.25f * (rr[x - 1] + rr[x + 1] + rup[x] + rdn[x]);
             const bool isolated = e > c * row[x];                            // sharper than any PSF
-            const bool transient = er > s && er > c * rr[x] && e > cs * row[x];  // on a static source
+            const bool transient = er > rs * s && er > c * rr[x] && e >= cs * row[x];  // on a static source
             if (!isolated && !transient) continue;
             if (!ok(x, y) || !ok(x - 1, y) || !ok(x + 1, y) || !ok(x, y - 1) || !ok(x, y + 1)) continue;
+            if (hit.empty()) hit = Image<std::int32_t>(box, 0);
             hit(x, y) = 1;
             any = true;
         }
@@ -210,14 +220,14 @@ void gaussianSmooth(const ImageF& in, ImageF& out, double sigmaPx, bool squaredK
     separable(in, out, gaussianKernel(sigmaPx), squaredKernel, false);
 }
 
-void gaussianSmoothNormalized(const ImageF& in, ImageF& out, double sigmaPx, bool squaredKernel) {
+void gaussianSmoothNormalized(const ImageF& in, ImageF& out, double sigmaPx, bool squaredKernel, ImageF* scratch) {
     if (!(sigmaPx >= 0)) throw LogicError("gaussianSmoothNormalized: sigma must be >= 0");
     if (sigmaPx < 1e-3) {
         out = ImageF(in.bbox(), 0.0f);
         for (int y = 0; y < in.height(); ++y) std::copy(in.row(y), in.row(y) + in.width(), out.row(y));
         return;
     }
-    separable(in, out, gaussianKernel(sigmaPx), squaredKernel, true);
+    separable(in, out, gaussianKernel(sigmaPx), squaredKernel, true, scratch);
 }
 
 ArtifactSearchResult findArtifacts(const ImageF& sD, const ImageF& sV, double seedSigma,
@@ -245,18 +255,18 @@ ArtifactSearchResult findArtifacts(const ImageF& sD, const ImageF& sV, double se
     }
     const float c = float(result.noiseRescale);
     const float kHi = float(seedSigma) * c, kLo = float(config.extendSigma) * c;
-    Image<std::int32_t> low(box, 0), seed(box, 0);
+    Image<std::int32_t> mark(box, 0);  // 1: above the extension threshold, 3: a seed
     bool any = false;
     for (int y = 0; y < h; ++y) {
         const float *d = sD.row(y), *v = sV.row(y);
-        std::int32_t *lo = low.row(y), *hi = seed.row(y);
+        std::int32_t* mk = mark.row(y);
         for (int x = 0; x < w; ++x) {
             if (!(v[x] > 0)) continue;
             const float s = std::sqrt(v[x]);
             if (d[x] > kLo * s) {
-                lo[x] = 1;
+                mk[x] = 1;
                 if (d[x] > kHi * s) {
-                    hi[x] = 1;
+                    mk[x] = 3;
                     any = true;
                 }
             }
@@ -264,12 +274,12 @@ ArtifactSearchResult findArtifacts(const ImageF& sD, const ImageF& sV, double se
     }
     if (!any) return result;
     const Point2I o = box.min();
-    for (const SpanSet& comp : SpanSet::fromMask(low, 1).split(Connectivity::EIGHT)) {
+    for (const SpanSet& comp : SpanSet::fromMask(mark, 1).split(Connectivity::EIGHT)) {
         ++result.extendedRegions;
         bool hit = false;
         for (const Span& sp : comp) {
-            const std::int32_t* r = seed.row(sp.y - o.y);
-            for (int x = sp.x0; x <= sp.x1 && !hit; ++x) hit = r[x - o.x] != 0;
+            const std::int32_t* r = mark.row(sp.y - o.y);
+            for (int x = sp.x0; x <= sp.x1 && !hit; ++x) hit = (r[x - o.x] & 2) != 0;
             if (hit) break;
         }
         if (hit) result.candidates.push_back(comp);

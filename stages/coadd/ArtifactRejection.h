@@ -24,12 +24,22 @@
 // 4. Cosmic-ray residuals (findSharpPixels): pixels sharper than any PSF in the raw epoch, directly or
 //    in its residual against the template.
 // 5. Exclusion: the whole footprint (grown) is taken out of the epoch by replacing its pixels with the
-//    template fitted without that epoch's pixel (leave-one-out) and evaluated at its PSF size, so the
-//    coadd's PSF and a static source's flux are unchanged. Orders are dropped (PsfSizeFit on the same
-//    normal equations) while the higher order changes the prediction by less than the noise it adds.
-// Known limits: an epoch whose PSF size is isolated at an end of the range has a high leverage in the
-// template (maxLeverage caps only near-degenerate cases): its artifacts are seen with sqrt(1 - h) of
-// their significance. Where artifacts of two epochs overlap, the second inflates the empirical scatter.
+//    template evaluated at its PSF size, fitted without every rejected pixel of every epoch (so the epoch's
+//    own pixel is out, and so are other epochs' artifacts at the same place: crossing streaks), once all the
+//    epochs' decisions are known (CoaddAssembler::finish; independent of input order). The coadd's PSF and a
+//    static source's flux are unchanged. The replacement's degree: per pixel, the lowest degree whose
+//    prediction agrees with that of every higher degree, the agreement tested by z^2 = (p_e - p_d)^2 /
+//    ((lev_e - lev_d) v) summed over the epoch's rejected pixels in a box of radius max(2, 2 sigma_PSF)
+//    (a PSF-size residual is coherent over a source, noise is not): a cubic where a bright source needs it,
+//    no noisy extrapolation of a cubic to an epoch at the end of the PSF-size range where it does not.
+// Known limits: an epoch whose PSF size is isolated at an end of the range has a high leverage h in the
+// template (maxLeverage caps only near-degenerate cases): its artifacts are seen with sqrt(1 - h) of their
+// significance (the thresholds use the residual's variance (1 - h) v, so that significance is not lost
+// twice). (1 - h) v assumes every epoch's variance is 1 / its weight; on bright sources, whose Poisson
+// variance scales with each epoch's photoScale rather than its sky, it is only approximate, so the
+// per-pixel residual is not searched (only its Gaussian-smoothed version, whose noise is inflated by the
+// empirical scatter). A cosmic-ray clump on a bright star's core (Poisson noise of ~7000 counts) can thus
+// stay below the 6-sigma sharp-pixel threshold.
 #pragma once
 
 #include <cstdint>
@@ -54,10 +64,12 @@ struct ArtifactRejectionConfig {
     /// An isolated sharp pixel has an excess above this fraction of its value (a PSF-convolved source: < 0.4
     /// for PSF sigma >= 1 px). Bounds: (0, 1). Default 0.7.
     double sharpContrast = 0.7;
-    /// A sharp pixel on a static source: its excess in the residual against the template is above
-    /// sharpContrast of that residual, and its excess in the epoch above this fraction of its value.
-    /// Bounds: (0, 1). Default 0.45.
-    double sharpStaticContrast = 0.45;
+    /// A sharp pixel on a static source: its excess in the residual against the template is significant
+    /// (sharpSigma, in the residual's noise) and above sharpContrast of that residual, and its excess in the
+    /// epoch above this fraction of its value. Bounds: [0, 1). Default 0 (no condition on the epoch's value:
+    /// a cosmic ray on a bright star's core or flank has an excess well below half of the pixel's value, and
+    /// a PSF-size residual of the template is too smooth to pass the residual's own contrast test).
+    double sharpStaticContrast = 0.0;
     /// Gaussian sigma of the detection filter. Unit: pixels. 0 = the epoch's own PSF sigma (the matched
     /// filter of a point-like transient). Bounds: 0 or [0.3, 20].
     double smoothingSigmaPx = 0.0;
@@ -143,11 +155,14 @@ bool isTransientFootprint(const SpanSet& footprint, const Box2I& box, const std:
 /// Pixels sharper than any PSF in one raw epoch (cosmic-ray residuals, hot pixels). `image` is the epoch,
 /// `residual` the epoch minus its template, `variance` the epoch's variance; e(x) = value - mean of the 4
 /// neighbours. A pixel is sharp when e_image > sharpSigma * sqrt(1.25 variance) and either e_image >
-/// sharpContrast * image (isolated) or e_residual > the same threshold, e_residual > sharpContrast *
-/// residual and e_image > sharpStaticContrast * image (on a static source). `valid` (empty = all) marks
-/// usable pixels. Returned grown by 1 pixel.
+/// sharpContrast * image (isolated) or e_residual > the same threshold (times sqrt(residualVarianceScale)),
+/// e_residual > sharpContrast * residual and e_image >= sharpStaticContrast * image (on a static source).
+/// `valid` (empty = all) marks usable pixels. `residualVarianceScale` (in (0, 1]) is the residual's variance
+/// over the epoch's: 1 - h for a residual against a template that includes the epoch with leverage h (the
+/// residual's threshold is then sharpSigma * sqrt(1.25 * scale * variance), so an epoch that pulls the
+/// template towards itself keeps the significance of its sharp pixels). Returned grown by 1 pixel.
 SpanSet findSharpPixels(const ImageF& image, const ImageF& residual, const ImageF& variance, const ImageF& valid,
-                        const ArtifactRejectionConfig& config);
+                        const ArtifactRejectionConfig& config, double residualVarianceScale = 1.0);
 
 /// Separable convolution with a normalised Gaussian of `sigmaPx` truncated at ceil(3.5 sigma), zero
 /// outside the image; with `squaredKernel` the kernel is the element-wise square of that Gaussian (for
@@ -156,7 +171,9 @@ void gaussianSmooth(const ImageF& in, ImageF& out, double sigmaPx, bool squaredK
 
 /// As gaussianSmooth, but edge-normalised: near the border each output is divided by the kernel weight
 /// inside the image (squared, with `squaredKernel`, so a variance stays the variance of the normalised
-/// mean). sigma == 0 copies.
-void gaussianSmoothNormalized(const ImageF& in, ImageF& out, double sigmaPx, bool squaredKernel = false);
+/// mean). sigma == 0 copies. `scratch` (optional) holds the intermediate pass, reused when it already has the
+/// input's bbox (saves an allocation per call in a loop over warps).
+void gaussianSmoothNormalized(const ImageF& in, ImageF& out, double sigmaPx, bool squaredKernel = false,
+                              ImageF* scratch = nullptr);
 
 }  // namespace drp

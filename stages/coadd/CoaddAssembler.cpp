@@ -195,6 +195,18 @@ void CoaddAssembler::addPass0(const MaskedImageF& warp, const WarpMetadata& meta
     in.usedPixels = used;
 }
 
+namespace {
+// `im` over `box` filled with `value`, reusing its pixels when it already covers `box` (the per-warp scratch
+// of passes 1-3: a fresh 3000 x 3000 image per plane per warp costs more in page faults than in arithmetic).
+template <typename T>
+void resetImage(Image<T>& im, const Box2I& box, T value) {
+    if (im.bbox() == box && !im.empty())
+        im.fill(value);
+    else
+        im = Image<T>(box, value);
+}
+}  // namespace
+
 // The usable pixels of a warp in coadd units: image (0 where unusable), variance and a validity flag.
 // Returns false when every pixel is usable (valid is then left empty).
 bool CoaddAssembler::scaledPlanes(const MaskedImageF& warp, const WarpMetadata& meta, ImageF& image, ImageF& variance,
@@ -203,8 +215,8 @@ bool CoaddAssembler::scaledPlanes(const MaskedImageF& warp, const WarpMetadata& 
     const MaskPixel excluded = excludedBits(mask) |
                                (mask.planeDict()->has("NO_DATA") ? mask.planeBitMask("NO_DATA") : 0);
     const double s = meta.photoScale, s2c = s * s * meta.covarianceFactor;
-    image = ImageF(bbox_, 0.0f);
-    variance = ImageF(bbox_, 0.0f);
+    resetImage(image, bbox_, 0.0f);
+    resetImage(variance, bbox_, 0.0f);
     bool anyBad = false;
     for (int y = 0; y < bbox_.height(); ++y) {
         const float* im = warp.image().row(y);
@@ -224,7 +236,7 @@ bool CoaddAssembler::scaledPlanes(const MaskedImageF& warp, const WarpMetadata& 
         valid = ImageF();
         return false;
     }
-    valid = ImageF(bbox_, 0.0f);
+    resetImage(valid, bbox_, 0.0f);
     for (int y = 0; y < bbox_.height(); ++y) {
         const float* im = warp.image().row(y);
         const float* var = warp.variance().row(y);
@@ -286,6 +298,10 @@ void CoaddAssembler::beginComparison(int pass) {
         nFlag1_.assign(npix, 0);
         flags1_.assign(inputs_.size(), SpanSet());
         flagValues1_.assign(inputs_.size(), std::vector<float>());
+        rejected_.assign(inputs_.size(), SpanSet());
+        rejValues_.assign(inputs_.size(), std::vector<float>());
+        rejVariances_.assign(inputs_.size(), std::vector<float>());
+        rejInFit_.assign(inputs_.size(), std::vector<std::uint8_t>());
     }
     if (active_ && pass == 2) {  // take the footprints of pass 1 out of the template's sums
         const std::size_t nm = std::size_t(nMom_), nc = std::size_t(nCoef_), wd = std::size_t(bbox_.width());
@@ -338,10 +354,11 @@ void CoaddAssembler::solveTemplates() {
 // Pass 1: find footprints against the all-inputs template and take them out of the template's sums.
 // Pass 2: against the clean template, count the epochs flagged per pixel and accumulate the empirical
 // scatter. Pass 3: find footprints against the clean template (noise inflated by the scatter), keep the
-// transient ones, replace the epoch's pixels there by the leave-one-out prediction.
+// transient ones and keep their pixels for finish() (replaceRejected).
 void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& meta, std::size_t index) {
     CoaddInputSummary& in = inputs_[index];
-    ImageF image, variance, valid;
+    Scratch& sc = scratch_;
+    ImageF &image = sc.image, &variance = sc.variance, &valid = sc.valid;
     scaledPlanes(warp, meta, image, variance, valid);
     const bool masked = !valid.empty();
     const bool perPixel = config_.weighting == CoaddConfig::Weighting::PerPixel;
@@ -355,7 +372,10 @@ void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& me
     double mu[2 * PsfSizeFit::kMaxDegree + 1], bu[PsfSizeFit::kMaxDegree + 1];
     double m[2 * PsfSizeFit::kMaxDegree + 1], b[PsfSizeFit::kMaxDegree + 1];
     // Residual against the template's prediction for this epoch, its variance, and where it is defined.
-    ImageF resid(bbox_, 0.0f), rvar(bbox_, 0.0f), ok(bbox_, 0.0f);
+    ImageF &resid = sc.resid, &rvar = sc.rvar, &ok = sc.ok;
+    resetImage(resid, bbox_, 0.0f);
+    resetImage(rvar, bbox_, 0.0f);
+    resetImage(ok, bbox_, 0.0f);
     for (int y = 0; y < ht; ++y) {
         const float *im = image.row(y), *var = variance.row(y);
         const float* va = masked ? valid.row(y) : nullptr;
@@ -384,17 +404,24 @@ void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& me
         }
     }
     const double g = rc.smoothingSigmaPx > 0 ? rc.smoothingSigmaPx : std::max(0.5, meta.psfSigmaPx);
-    ImageF sR, sV, sOk;
-    gaussianSmoothNormalized(resid, sR, g);
-    gaussianSmoothNormalized(rvar, sV, g, true);
-    gaussianSmoothNormalized(ok, sOk, g);
+    ImageF &sR = sc.sR, &sV = sc.sV, &sOk = sc.sOk;
+    gaussianSmoothNormalized(resid, sR, g, false, &sc.smoothTmp);
+    gaussianSmoothNormalized(rvar, sV, g, true, &sc.smoothTmp);
+    std::int64_t nOk = 0;
+    for (int y = 0; y < ht; ++y)
+        for (int x = 0; x < wd; ++x) nOk += ok.row(y)[x] > 0 ? 1 : 0;
+    const bool allOk = nOk == std::int64_t(wd) * ht;  // every pixel comparable: the smoothed validity is 1
+    if (!allOk) gaussianSmoothNormalized(ok, sOk, g, false, &sc.smoothTmp);
     const float clip2 = float(rc.scatterClipSigma * rc.scatterClipSigma);
+    Image<std::int32_t>& flag = sc.flag;
+    resetImage(flag, bbox_, std::int32_t(0));
+    if (pass_ >= 2) flags1_[index].setMask(flag, 2);  // pixels already out of the template
     for (int y = 0; y < ht; ++y) {
-        const float *r = sR.row(y), *o = sOk.row(y);
+        const float *r = sR.row(y), *o = allOk ? nullptr : sOk.row(y);
         float* sv = sV.row(y);
         const std::size_t base = std::size_t(y) * std::size_t(wd);
         for (int x = 0; x < wd; ++x) {
-            if (o[x] < 0.999f || !(sv[x] > 0)) {
+            if ((o && o[x] < 0.999f) || !(sv[x] > 0)) {
                 sv[x] = 0;
                 continue;
             }
@@ -410,10 +437,8 @@ void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& me
         }
     }
     const ArtifactSearchResult found = findArtifacts(sR, sV, rc.detectionSigma, rc);
-    const SpanSet sharp = findSharpPixels(image, resid, variance, ok, rc);
+    const SpanSet sharp = findSharpPixels(image, resid, variance, ok, rc, std::min(1.0, double(resFactor)));
     const int grow = rc.growRadiusPx > 0 ? rc.growRadiusPx : int(std::ceil(1.5 * meta.psfSigmaPx));
-    Image<std::int32_t> flag(bbox_, 0);
-    if (pass_ == 3) flags1_[index].setMask(flag, 2);  // pixels already out of the template
     int kept = 0, rejectedRegions = 0;
     for (const SpanSet& cand : found.candidates) {
         if (pass_ == 3 && !isTransientFootprint(cand, bbox_, nFlag2_.data(), nUsed_.data(), rc)) {
@@ -428,14 +453,9 @@ void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& me
         in.artifactRegions = rejectedRegions;
         in.staticRegions = kept;
     }
-    const double ws = in.weight;
-    double up[PsfSizeFit::kMaxDegree + 1] = {1};
-    for (std::size_t q = 1; q < nc; ++q) up[q] = up[q - 1] * u_[index];
     std::int64_t count = 0;
-    std::vector<float> values;  // pass 1: the flagged pixels' values, in raster order
-    PsfSizeFit lower;
-    double upm[2 * PsfSizeFit::kMaxDegree + 1] = {1};
-    for (std::size_t q = 1; q < nm; ++q) upm[q] = upm[q - 1] * u_[index];
+    std::vector<float> values, variances;  // the flagged pixels' values (and pass 3 variances), raster order
+    std::vector<std::uint8_t> inFitFlags;  // pass 3: 1 where the pixel is still in the template's sums
     for (int y = 0; y < ht; ++y) {
         const float *im = image.row(y), *var = variance.row(y);
         const float* va = masked ? valid.row(y) : nullptr;
@@ -447,7 +467,6 @@ void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& me
                 continue;
             }
             const std::size_t k = base + std::size_t(x);
-            const double val = im[x];
             if (pass_ == 1) {  // taken out of the template's sums at the start of pass 2
                 values.push_back(im[x]);
                 ++count;
@@ -457,43 +476,10 @@ void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& me
                 if (nFlag2_[k] < 65535) ++nFlag2_[k];
                 continue;
             }
-            // Pass 3: the template without this epoch's pixel, evaluated at this epoch.
-            const bool inFit = !(f[x] & 2);
-            const int n = int(nUsed_[k]) - int(nFlag1_[k]) - (inFit ? 1 : 0);
-            bool replaced = false;
-            double pred = 0, lev = 0;
-            if (n >= 2) {
-                for (std::size_t q = 0; q < nm; ++q)
-                    mu[q] = globalMom_[q] - double(missMom_[k * nm + q]) - (inFit ? ws * upm[q] : 0.0);
-                for (std::size_t q = 0; q < nc; ++q)
-                    bu[q] = double(rhs_[k * nc + q]) - (inFit ? ws * up[q] * val : 0.0);
-                shiftPowerMoments(mu, nMom_, vCentre_, vHalf_, m);
-                shiftPowerMoments(bu, nCoef_, vCentre_, vHalf_, b);
-                if (fit.solve(m, b, std::min(degree, psfRegressionDegree(n, fitDegree_)))) {
-                    pred = fit.predict(v);
-                    lev = ws * fit.leverage(v);
-                    // Lower orders while the higher one changes the prediction by less than the noise it adds
-                    // (an extrapolation to an input at the end of the PSF-size range is otherwise very noisy).
-                    for (int d = fit.degree() - 1; d >= 0 && lower.solve(m, b, d); --d) {
-                        const double p2 = lower.predict(v), l2 = ws * lower.leverage(v);
-                        if ((pred - p2) * (pred - p2) > (lev - l2) * double(var[x])) break;
-                        pred = p2;
-                        lev = l2;
-                    }
-                    lev = std::min(lev, 4.0);
-                    replaced = std::isfinite(pred);
-                }
-            }
-            const double vv = var[x], w = perPixel ? 1.0 / vv : ws;
-            if (replaced) {  // the epoch's value becomes the prediction (weight unchanged)
-                rejWI_[k] += float(w * (val - pred));
-                rejW2V_[k] += float(w * w * vv * (1.0 - lev));
-            } else {  // removed
-                rejWI_[k] += float(w * val);
-                rejW_[k] += float(w);
-                rejW2V_[k] += float(w * w * vv);
-            }
-            ++nRejected_[k];
+            // Pass 3: kept with its value and variance; finish() replaces it (order-independent).
+            values.push_back(im[x]);
+            variances.push_back(var[x]);
+            inFitFlags.push_back(f[x] & 2 ? 0 : 1);
             ++count;
         }
     }
@@ -505,6 +491,164 @@ void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& me
         }
     } else if (pass_ == 3) {
         in.rejectedPixels = count;
+        if (count > 0) {
+            rejected_[index] = SpanSet::fromMask(flag, 1);
+            rejValues_[index] = std::move(values);
+            rejVariances_[index] = std::move(variances);
+            rejInFit_[index] = std::move(inFitFlags);
+        }
+    }
+}
+
+namespace {
+
+// In-place sum over the (2r + 1)^2 box around each pixel of a w x h plane (zero outside).
+void boxSum(float* plane, int w, int h, int r) {
+    std::vector<double> line(std::size_t(std::max(w, h)) + 1);
+    auto run = [&](float* p, int n, std::size_t stride) {
+        line[0] = 0;
+        for (int i = 0; i < n; ++i) line[std::size_t(i) + 1] = line[std::size_t(i)] + double(p[std::size_t(i) * stride]);
+        for (int i = 0; i < n; ++i)
+            p[std::size_t(i) * stride] =
+                float(line[std::size_t(std::min(n, i + r + 1))] - line[std::size_t(std::max(0, i - r))]);
+    };
+    for (int y = 0; y < h; ++y) run(plane + std::size_t(y) * std::size_t(w), w, 1);
+    for (int x = 0; x < w; ++x) run(plane + x, h, std::size_t(w));
+}
+
+}  // namespace
+
+// After pass 3: every rejected pixel of every epoch is taken out of the template's sums (those of pass 1
+// already are), then each is replaced by the template without them evaluated at its epoch's PSF size (the
+// static scene through that epoch's PSF; the epoch's own pixel is out, so it is a leave-one-out prediction,
+// and other epochs' artifacts at the same pixel cannot leak into it, whatever the input order).
+//
+// Degree of the replacement: a cubic in log PSF size is needed near bright sources, but where it is not
+// needed its extrapolation to an epoch at the end of the PSF-size range (all the more when the epochs there
+// were rejected too) amplifies the noise and any undetected artifact wing of the other epochs. Per pixel,
+// the prediction of each lower degree d is compared with each higher e through z^2 = (p_e - p_d)^2 /
+// ((lev_e - lev_d) v) (nested fits: the variance of their difference); z^2 is pooled over a box of
+// radius max(2, 2 sigma_PSF) of the epoch's rejected pixels (a PSF-size residual is coherent over a
+// source, noise is not), and the lowest degree that agrees with every higher one (pooled sum Z over N
+// pixels below N + kReplaceSigma sqrt(2N)) is used.
+void CoaddAssembler::replaceRejected() {
+    constexpr double kReplaceSigma = 3.0;
+    const std::size_t nm = std::size_t(nMom_), nc = std::size_t(nCoef_), wd = std::size_t(bbox_.width());
+    const bool perPixel = config_.weighting == CoaddConfig::Weighting::PerPixel;
+    for (std::size_t i = 0; i < inputs_.size(); ++i) {
+        double up[2 * PsfSizeFit::kMaxDegree + 1] = {1};
+        for (std::size_t q = 1; q < nm; ++q) up[q] = up[q - 1] * u_[i];
+        const double ws = inputs_[i].weight;
+        std::size_t j = 0;
+        for (const Span& sp : rejected_[i]) {
+            const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
+            for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
+                if (!rejInFit_[i][j]) continue;
+                const std::size_t k = base + std::size_t(x - bbox_.minX());
+                for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] += float(ws * up[q]);
+                for (std::size_t q = 0; q < nc; ++q) rhs_[k * nc + q] -= float(ws * up[q] * rejValues_[i][j]);
+                ++nFlag1_[k];
+            }
+        }
+    }
+    constexpr int kD = PsfSizeFit::kMaxDegree + 1, kPairs = kD * (kD - 1) / 2;
+    struct Prediction {
+        double p[kD], l[kD];
+        int lowest = 0, top = -1;  // degrees available: lowest .. top (top < 0: not predictable)
+    };
+    PsfSizeFit fit;
+    double mu[2 * PsfSizeFit::kMaxDegree + 1], bu[PsfSizeFit::kMaxDegree + 1];
+    double m[2 * PsfSizeFit::kMaxDegree + 1], b[PsfSizeFit::kMaxDegree + 1];
+    int pairIndex[kD][kD] = {};
+    for (int d = 0, q = 0; d < kD; ++d)
+        for (int e = d + 1; e < kD; ++e) pairIndex[d][e] = q++;
+    std::vector<Prediction> pred;
+    std::vector<float> z, cnt;
+    for (std::size_t i = 0; i < inputs_.size(); ++i) {
+        const SpanSet& rs = rejected_[i];
+        if (rs.area() == 0) continue;
+        const double ws = inputs_[i].weight, v = (u_[i] - vCentre_) / vHalf_;
+        const int degree = epochDegree_[i];
+        const Box2I eb = rs.bbox();
+        const int ew = eb.width(), eh = eb.height();
+        const std::size_t enpix = std::size_t(ew) * std::size_t(eh);
+        // Predictions of every degree at every rejected pixel, and their pairwise z^2.
+        pred.assign(std::size_t(rs.area()), Prediction{});
+        z.assign(enpix * kPairs, 0.0f);
+        cnt.assign(enpix * kPairs, 0.0f);
+        std::size_t j = 0;
+        for (const Span& sp : rs) {
+            const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
+            for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
+                const std::size_t k = base + std::size_t(x - bbox_.minX());
+                const int n = int(nUsed_[k]) - int(nFlag1_[k]);
+                if (n < 2) continue;
+                for (std::size_t q = 0; q < nm; ++q) mu[q] = globalMom_[q] - double(missMom_[k * nm + q]);
+                for (std::size_t q = 0; q < nc; ++q) bu[q] = double(rhs_[k * nc + q]);
+                shiftPowerMoments(mu, nMom_, vCentre_, vHalf_, m);
+                shiftPowerMoments(bu, nCoef_, vCentre_, vHalf_, b);
+                Prediction& pr = pred[j];
+                const int maxD = std::min(degree, psfRegressionDegree(n, fitDegree_));
+                for (int d = 0; d <= maxD; ++d) {
+                    if (!fit.solve(m, b, d) || fit.degree() < d) break;
+                    pr.p[d] = fit.predict(v);
+                    pr.l[d] = ws * fit.leverage(v);
+                    if (!std::isfinite(pr.p[d])) break;
+                    pr.top = d;
+                }
+                const double vv = rejVariances_[i][j];
+                const std::size_t loc = std::size_t(sp.y - eb.minY()) * std::size_t(ew) + std::size_t(x - eb.minX());
+                for (int d = 0; d <= pr.top; ++d)
+                    for (int e = d + 1; e <= pr.top; ++e) {
+                        const double dv = std::max(pr.l[e] - pr.l[d], 1e-6) * vv;
+                        const double dp = pr.p[e] - pr.p[d];
+                        const std::size_t q = std::size_t(pairIndex[d][e]) * enpix + loc;
+                        z[q] = float(std::min(dp * dp / dv, 1e6));
+                        cnt[q] = 1.0f;
+                    }
+            }
+        }
+        const int r = std::max(2, int(std::ceil(2.0 * inputs_[i].psfSigmaPx)));
+        for (int q = 0; q < kPairs; ++q) {
+            boxSum(z.data() + std::size_t(q) * enpix, ew, eh, r);
+            boxSum(cnt.data() + std::size_t(q) * enpix, ew, eh, r);
+        }
+        j = 0;
+        for (const Span& sp : rs) {
+            const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
+            for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
+                const std::size_t k = base + std::size_t(x - bbox_.minX());
+                const double val = rejValues_[i][j], vv = rejVariances_[i][j];
+                const Prediction& pr = pred[j];
+                const std::size_t loc = std::size_t(sp.y - eb.minY()) * std::size_t(ew) + std::size_t(x - eb.minX());
+                int chosen = pr.top;
+                for (int d = 0; d < pr.top && chosen == pr.top; ++d) {
+                    bool agrees = true;
+                    for (int e = d + 1; e <= pr.top && agrees; ++e) {
+                        const std::size_t q = std::size_t(pairIndex[d][e]) * enpix + loc;
+                        const double nz = cnt[q];
+                        agrees = double(z[q]) <= nz + kReplaceSigma * std::sqrt(2.0 * nz);
+                    }
+                    if (agrees) chosen = d;
+                }
+                const bool replaced = chosen >= 0;
+                const double p = replaced ? pr.p[chosen] : 0.0, lev = replaced ? std::min(pr.l[chosen], 4.0) : 0.0;
+                const double w = perPixel ? 1.0 / vv : ws;
+                if (replaced) {  // the epoch's value becomes the prediction (weight unchanged)
+                    rejWI_[k] += float(w * (val - p));
+                    rejW2V_[k] += float(w * w * vv * (1.0 - lev));
+                } else {  // removed
+                    rejWI_[k] += float(w * val);
+                    rejW_[k] += float(w);
+                    rejW2V_[k] += float(w * w * vv);
+                }
+                ++nRejected_[k];
+            }
+        }
+        rejected_[i] = SpanSet();
+        std::vector<float>().swap(rejValues_[i]);
+        std::vector<float>().swap(rejVariances_[i]);
+        std::vector<std::uint8_t>().swap(rejInFit_[i]);
     }
 }
 
@@ -515,6 +659,8 @@ MaskedImageF CoaddAssembler::finish() {
         if (!seenThisPass_[i])
             throw LogicError("CoaddAssembler: input " + std::to_string(inputs_[i].id) + " missing from the last pass");
     finished_ = true;
+    scratch_ = Scratch{};
+    if (active_) replaceRejected();
     MaskedImageF out(bbox_);
     Mask& mask = out.mask();
     std::vector<MaskPixel> planeBits;

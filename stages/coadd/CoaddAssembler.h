@@ -30,17 +30,19 @@
 //          (uint16, for the temporal decision) and accumulates the empirical scatter of the smoothed
 //          residuals (sum and max of clamped chi^2, float, and a count, uint16);
 //   pass 3 compares again (noise inflated by the scatter), keeps the footprints that are transient and the
-//          sharp pixels, grows them, and replaces the epoch's pixels there by the template's prediction for
-//          that epoch without its own pixel (leave-one-out: the static scene through the epoch's own PSF, so
-//          the coadd's PSF is unchanged) through separate sums dS, dQ, dW (float) and a rejected count
-//          (uint16); where fewer than 2 other inputs remain the pixels are removed instead.
-//   finish() returns (S - dS) / (W - dW) and (Q - dQ) / (W - dW)^2; a replaced pixel keeps its weight and
-//   enters Q with the variance of the prediction (its leverage times the pixel's variance).
+//          sharp pixels, grows them, and keeps their pixels' values and variances (a SpanSet per input:
+//          memory proportional to the rejected area only);
+//   finish() takes every rejected pixel out of the template's sums and replaces each by the template's
+//          prediction for its epoch (the static scene through the epoch's own PSF, so the coadd's PSF is
+//          unchanged; degree chosen as in ArtifactRejection.h) through separate sums dS, dQ, dW (float) and a
+//          rejected count (uint16); where fewer than 2 inputs remain in the template the pixels are removed
+//          instead. It returns (S - dS) / (W - dW) and (Q - dQ) / (W - dW)^2; a replaced pixel keeps its
+//          weight and enters Q with the variance of the prediction (its leverage times the pixel's variance).
 // Per pixel that is 8 + 8 + 4 + 2 + 4 + 4 per tracked plane (coadd sums, 50 bytes with the 6 default
 // planes) + 14 (rejection sums) + 4 (2d + 1) + 8 (d + 1) + 14 (template normal equations, coefficients,
 // scatter, two flag counts): 138 bytes with d = 3 (1.24 GB for a 3000 x 3000 patch) plus ~12 float images
 // of per-warp scratch in passes 1-3, whatever the number of inputs; per input only a few scalars and its
-// pass-1 footprints are kept (inputs()). pixelStateBytes() reports the per-pixel state.
+// pass-1 and pass-3 footprints are kept (inputs()). pixelStateBytes() reports the per-pixel state.
 //
 // Masks: pixels with an excluded plane (default NO_DATA, BAD, SAT, EDGE) do not contribute. A tracked
 // plane p is set in the coadd where the weight of the inputs that cover the pixel (not NO_DATA) and
@@ -161,6 +163,7 @@ private:
     void beginComparison(int pass);
     void solveTemplates();
     void addCompare(const MaskedImageF& warp, const WarpMetadata& meta, std::size_t index);
+    void replaceRejected();
 
     Box2I bbox_;
     CoaddConfig config_;
@@ -193,6 +196,15 @@ private:
     std::vector<int> epochDegree_;
     std::vector<SpanSet> flags1_;
     std::vector<std::vector<float>> flagValues1_;
+    // Pass 3's rejected pixels per input (replaced in finish()): values, variances, whether still in the fit.
+    std::vector<SpanSet> rejected_;
+    std::vector<std::vector<float>> rejValues_, rejVariances_;
+    std::vector<std::vector<std::uint8_t>> rejInFit_;
+    // Per-warp scratch of passes 1-3 (reused from warp to warp; no state carried between warps).
+    struct Scratch {
+        ImageF image, variance, valid, resid, rvar, ok, sR, sV, sOk, smoothTmp;
+        Image<std::int32_t> flag;
+    } scratch_;
 };
 
 }  // namespace drp
