@@ -47,7 +47,16 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
         b.detectors += 1;
         b.dTT.push_back(src.metadata().getDouble("PSFDTT", NAN));
         const double sigma = src.metadata().getDouble("PSFSIGMA", 2.0);
-        const double sky = truth.metadata().getDouble("SKYELEC", 0.0);
+        // Per-pixel noise variance in electrons: the sky plus the read noise (the amplifiers' mean
+        // variance, from the simulator's instrument truth); a faint sky (u band) makes the read noise count.
+        double readVar = 0.0;
+        for (const auto& inst : repo.query({std::string("truthInstrument"), truthRun, {}})) {
+            if (inst.dataId.getInt(Dimension::Detector) != rec.dataId.getInt(Dimension::Detector)) continue;
+            const Table amps = readCatalog(repo.root() / inst.relativePath, "amplifiers");
+            auto rn = amps.column<double>("readNoise");
+            for (double r : rn) readVar += r * r / double(rn.size());
+        }
+        const double sky = truth.metadata().getDouble("SKYELEC", 0.0) + readVar;
         auto tx = truth.column<double>("x"), ty = truth.column<double>("y"), tel = truth.column<double>("electronsInImage"),
              tflux = truth.column<double>("flux"), tra = truth.column<double>("ra"), tdec = truth.column<double>("dec");
         auto ttype = truth.column<std::int32_t>("type");

@@ -1,5 +1,6 @@
 #include "drivers/singlevisit/SingleVisit.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -8,6 +9,7 @@
 #include "drivers/singlevisit/DpddColumns.h"
 #include "sky/ReferenceCatalog.h"
 #include "stages/isr/Isr.h"
+#include "stages/measure/AdaptiveMoments.h"
 #include "stages/measure/ApertureCorrection.h"
 #include "stages/measure/SingleFrameMeasurement.h"
 
@@ -102,6 +104,8 @@ void SingleVisitConfig::validate() const {
     photometry.validate();
     if (!(psfStarThresholdSigma >= 5 && psfStarThresholdSigma <= 1e6))
         throw ConfigError("single visit: psf_star_threshold_sigma must be in [5, 1e6]");
+    if (!(psfStarThresholdSigmaFallback >= 5 && psfStarThresholdSigmaFallback <= psfStarThresholdSigma))
+        throw ConfigError("single visit: psf_star_threshold_sigma_fallback must be in [5, psf_star_threshold_sigma]");
     if (!(initialPsfFwhmArcsec > 0 && initialPsfFwhmArcsec <= 10))
         throw ConfigError("single visit: initial_psf_fwhm_arcsec must be in (0, 10]");
     if (apCorrOrder < 0 || apCorrOrder > 2) throw ConfigError("single visit: apcorr_order must be in [0, 2]");
@@ -114,6 +118,8 @@ void SingleVisitConfig::validate() const {
 void SingleVisitConfig::bind(ConfigBinder& b) {
     b.bind("detection.threshold_sigma", detection.thresholdSigma, "detection S/N threshold of the PSF-matched filter");
     b.bind("detection.psf_star_threshold_sigma", psfStarThresholdSigma, "S/N threshold of the bright pass for PSF stars");
+    b.bind("detection.psf_star_threshold_sigma_fallback", psfStarThresholdSigmaFallback,
+           "S/N threshold of a second bright pass when the first finds fewer than psf.minStars candidates");
     b.bind("detection.include_negative", detection.includeNegative, "also detect negative sources");
     b.bind("background.bin_size", background.binSize, "background bin size, pixels");
     b.bind("psf.spatial_order", psf.spatialOrder, "polynomial order of the PSF variation over the detector");
@@ -263,11 +269,26 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     // (Detection clears and resets its mask planes, so the final pass below replaces these.)
     DetectionResult bright = detectSources(mi, sigma0, brightCfg);
     Table brightTable = sfm.measure(exposure, bright.positive, ccdVisitId);
+    std::vector<PsfCandidate> candidates = psfCandidates(brightTable);
+    // A sparse field (faint sky band, short exposure): too few stars above the bright threshold for any
+    // pixel model; search again lower (the PSF determiner keeps its own S/N cut, 20 by default), so the
+    // PSF is measured from the stars there are instead of falling back to the seeing guess.
+    const auto usable = [](const std::vector<PsfCandidate>& cs) {
+        return std::count_if(cs.begin(), cs.end(), [](const PsfCandidate& c) { return c.isCandidate(); });
+    };
+    double brightThreshold = cfg.psfStarThresholdSigma;
+    if (usable(candidates) < cfg.psf.minStars && cfg.psfStarThresholdSigmaFallback < cfg.psfStarThresholdSigma) {
+        brightCfg.thresholdSigma = cfg.psfStarThresholdSigmaFallback;
+        bright = detectSources(mi, sigma0, brightCfg);
+        brightTable = sfm.measure(exposure, bright.positive, ccdVisitId);
+        candidates = psfCandidates(brightTable);
+        brightThreshold = cfg.psfStarThresholdSigmaFallback;
+    }
+    res.summary.set("PSFTHRSH", brightThreshold, "S/N threshold of the bright pass that found the PSF stars");
     timer.mark("BRIGHT");
     // The PSF: the configured model; with too few stars for its spatial order, the next lower order
     // (linear, then constant); with fewer still a Gaussian of the stars' median size (or the seeing
     // guess). PSFFALLBK records how far it fell: 0 as configured, 1 a lower order, 2 Gaussian.
-    std::vector<PsfCandidate> candidates = psfCandidates(brightTable);
     int fallback = 0;
     bool fitted = false;
     std::string lastError;
@@ -313,9 +334,25 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     if (fitted) {
         // A model fitted from very few stars can be degenerate (zero or undefined width at the centre).
         const double s = res.psf.psf->computeSigma(centre);
-        if (!std::isfinite(s) || s <= 0)
+        if (!std::isfinite(s) || s <= 0) {
             gaussianFallback("the fitted model from " + std::to_string(res.psf.nUsed) + " stars has width " + std::to_string(s) +
                              " px at the centre");
+        } else if (fallback > 0) {
+            // A lower-order model from few, faint stars (a sparse field) must still have the stars' size:
+            // its adaptive size at the centre against the median of the candidates' (S/N > 20).
+            std::vector<double> sizes;
+            for (const PsfCandidate& cand : candidates)
+                if (cand.isCandidate() && cand.ixx > 0 && cand.iyy > 0 && cand.fluxErr > 0 && cand.flux / cand.fluxErr > 20)
+                    sizes.push_back(cand.ixx + cand.iyy);
+            const AdaptiveMomentsResult m =
+                computeAdaptiveMoments(res.psf.psf->computeKernelImage(centre), {0.0, 0.0}, SecondMoments::circle(s));
+            if (!sizes.empty() && !m.failed()) {
+                std::nth_element(sizes.begin(), sizes.begin() + std::ptrdiff_t(sizes.size() / 2), sizes.end());
+                const double ratio = m.moments.trace() / sizes[sizes.size() / 2];
+                if (!(ratio > 0.75 && ratio < 1.33))
+                    gaussianFallback("the lower-order model's size is " + std::to_string(ratio) + " x the stars' median");
+            }
+        }
     }
     exposure.setPsf(res.psf.psf);
     timer.mark("PSF");

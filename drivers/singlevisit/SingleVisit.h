@@ -29,6 +29,9 @@ struct SingleVisitConfig {
     CosmicRayConfig cosmicRay;
     SourceDetectionConfig detection;          ///< the final detection (S/N 5 by default)
     double psfStarThresholdSigma = 50.0;      ///< detection S/N of the bright pass that finds PSF stars, [5, 1e6]
+    /// A sparse field (a faint sky band, a short exposure) whose bright pass finds fewer than
+    /// psf.minStars usable candidates is searched again at this S/N, [5, psfStarThresholdSigma].
+    double psfStarThresholdSigmaFallback = 15.0;
     MeasurementConfig measurement;
     PsfDeterminerConfig psf;
     AstrometryConfig astrometry;
