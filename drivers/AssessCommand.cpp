@@ -38,6 +38,16 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
     Repository repo = Repository::open(vm["repo"].as<std::string>());
     const std::string run = vm["run"].as<std::string>(), truthRun = vm["truth-run"].as<std::string>();
     std::map<std::string, BandStats> bands;
+    // Read-noise variance per detector (electrons^2, the amplifiers' mean), from the instrument truth, read
+    // once: a faint sky (u band) makes it count in the truth S/N.
+    std::map<std::int64_t, double> readVariance;
+    for (const auto& inst : repo.query({std::string("truthInstrument"), truthRun, {}})) {
+        const Table amps = readCatalog(repo.root() / inst.relativePath, "amplifiers");
+        auto rn = amps.column<double>("readNoise");
+        double v = 0.0;
+        for (double r : rn) v += r * r / double(rn.size());
+        readVariance[inst.dataId.getInt(Dimension::Detector)] = v;
+    }
     for (const auto& rec : repo.query({std::string("src"), run, {}})) {
         auto truthRec = repo.find("truthSources", truthRun, rec.dataId);
         if (!truthRec) continue;
@@ -47,16 +57,9 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
         b.detectors += 1;
         b.dTT.push_back(src.metadata().getDouble("PSFDTT", NAN));
         const double sigma = src.metadata().getDouble("PSFSIGMA", 2.0);
-        // Per-pixel noise variance in electrons: the sky plus the read noise (the amplifiers' mean
-        // variance, from the simulator's instrument truth); a faint sky (u band) makes the read noise count.
-        double readVar = 0.0;
-        for (const auto& inst : repo.query({std::string("truthInstrument"), truthRun, {}})) {
-            if (inst.dataId.getInt(Dimension::Detector) != rec.dataId.getInt(Dimension::Detector)) continue;
-            const Table amps = readCatalog(repo.root() / inst.relativePath, "amplifiers");
-            auto rn = amps.column<double>("readNoise");
-            for (double r : rn) readVar += r * r / double(rn.size());
-        }
-        const double sky = truth.metadata().getDouble("SKYELEC", 0.0) + readVar;
+        // Per-pixel noise variance in electrons: the sky plus the read noise.
+        const auto rv = readVariance.find(rec.dataId.getInt(Dimension::Detector));
+        const double sky = truth.metadata().getDouble("SKYELEC", 0.0) + (rv == readVariance.end() ? 0.0 : rv->second);
         auto tx = truth.column<double>("x"), ty = truth.column<double>("y"), tel = truth.column<double>("electronsInImage"),
              tflux = truth.column<double>("flux"), tra = truth.column<double>("ra"), tdec = truth.column<double>("dec");
         auto ttype = truth.column<std::int32_t>("type");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "core/Error.h"
 #include "core/Log.h"
@@ -309,19 +310,24 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
             DRP_LOG_VERBOSE("characterize", "PSF of spatial order " << order << " not possible: " << lastError);
         }
     }
-    // The Gaussian of last resort: the stars' median size, or the seeing guess.
-    auto gaussianFallback = [&](const std::string& why) {
-        std::vector<double> sizes;
+    // The usable candidates' (S/N > 20) median adaptive size T = ixx + iyy (NaN without any): the width of
+    // the Gaussian of last resort, and the check of a lower-order model.
+    std::size_t nSized = 0;
+    const double starT = [&] {
+        std::vector<double> t;
         for (const PsfCandidate& c : candidates)
             if (c.isCandidate() && c.ixx > 0 && c.iyy > 0 && c.fluxErr > 0 && c.flux / c.fluxErr > 20)
-                sizes.push_back(std::sqrt(0.5 * (c.ixx + c.iyy)));
-        double sigmaFallback = sigma0;
-        if (!sizes.empty()) {
-            std::nth_element(sizes.begin(), sizes.begin() + std::ptrdiff_t(sizes.size() / 2), sizes.end());
-            sigmaFallback = sizes[sizes.size() / 2];
-        }
+                t.push_back(c.ixx + c.iyy);
+        nSized = t.size();
+        if (t.empty()) return std::numeric_limits<double>::quiet_NaN();
+        std::nth_element(t.begin(), t.begin() + std::ptrdiff_t(t.size() / 2), t.end());
+        return t[t.size() / 2];
+    }();
+    // The Gaussian of last resort: the stars' median size, or the seeing guess.
+    auto gaussianFallback = [&](const std::string& why) {
+        const double sigmaFallback = nSized > 0 ? std::sqrt(0.5 * starT) : sigma0;
         DRP_LOG_WARN("characterize", "no pixel PSF model (" << why << "): Gaussian of sigma " << sigmaFallback << " px from "
-                                                            << sizes.size() << " stars");
+                                                            << nSized << " stars");
         res.psf = PsfDeterminationResult{};
         res.psf.psf = GaussianPsf::make(sigmaFallback);
         res.psf.reservedMedianSizeResidual = std::numeric_limits<double>::quiet_NaN();
@@ -340,15 +346,10 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         } else if (fallback > 0) {
             // A lower-order model from few, faint stars (a sparse field) must still have the stars' size:
             // its adaptive size at the centre against the median of the candidates' (S/N > 20).
-            std::vector<double> sizes;
-            for (const PsfCandidate& cand : candidates)
-                if (cand.isCandidate() && cand.ixx > 0 && cand.iyy > 0 && cand.fluxErr > 0 && cand.flux / cand.fluxErr > 20)
-                    sizes.push_back(cand.ixx + cand.iyy);
             const AdaptiveMomentsResult m =
                 computeAdaptiveMoments(res.psf.psf->computeKernelImage(centre), {0.0, 0.0}, SecondMoments::circle(s));
-            if (!sizes.empty() && !m.failed()) {
-                std::nth_element(sizes.begin(), sizes.begin() + std::ptrdiff_t(sizes.size() / 2), sizes.end());
-                const double ratio = m.moments.trace() / sizes[sizes.size() / 2];
+            if (nSized > 0 && !m.failed()) {
+                const double ratio = m.moments.trace() / starT;
                 if (!(ratio > 0.75 && ratio < 1.33))
                     gaussianFallback("the lower-order model's size is " + std::to_string(ratio) + " x the stars' median");
             }
