@@ -165,9 +165,15 @@ std::vector<Point2D> Detector::focalPlaneCorners() const {
 // ---------------------------------------------------------------------------------------------
 // Camera
 
-Camera::Camera(std::string name, std::vector<std::shared_ptr<const Detector>> detectors, double plateScaleArcsecPerMm)
-    : name_(std::move(name)), detectors_(std::move(detectors)), plateScale_(plateScaleArcsecPerMm) {
+Camera::Camera(std::string name, std::vector<std::shared_ptr<const Detector>> detectors, double plateScaleArcsecPerMm,
+               double radialDistortionPerDeg2)
+    : name_(std::move(name)),
+      detectors_(std::move(detectors)),
+      plateScale_(plateScaleArcsecPerMm),
+      distortion_(radialDistortionPerDeg2) {
     if (!(plateScale_ > 0)) throw ConfigError("camera " + name_ + ": plate scale must be > 0");
+    if (!(std::fabs(distortion_) <= 1))
+        throw ConfigError("camera " + name_ + ": radial distortion must be in [-1, 1] per deg^2");
     for (std::size_t i = 0; i < detectors_.size(); ++i) {
         if (!detectors_[i]) throw ConfigError("camera " + name_ + ": null detector");
         if (!byId_.emplace(detectors_[i]->id(), i).second)
@@ -189,6 +195,43 @@ const Detector& Camera::detector(const std::string& name) const {
     auto it = byName_.find(name);
     if (it == byName_.end()) throw NotFoundError("camera " + name_ + " has no detector " + name);
     return *detectors_[it->second];
+}
+
+std::shared_ptr<const Camera> Camera::withRadialDistortion(double radialDistortionPerDeg2) const {
+    return std::make_shared<const Camera>(name_, detectors_, plateScale_, radialDistortionPerDeg2);
+}
+
+Point2D Camera::focalPlaneToDistortedField(Point2D mm) const {
+    const Point2D phi = focalPlaneToField(mm);
+    const double rDeg = std::hypot(phi.x, phi.y) / 3600.0;
+    const double f = 1 + distortion_ * rDeg * rDeg;
+    return {phi.x * f, phi.y * f};
+}
+
+std::shared_ptr<const Wcs> Camera::distortedWcs(const std::shared_ptr<const Wcs>& pointing,
+                                                const Detector& detector) const {
+    if (!pointing) throw InvalidInputError("camera " + name_ + ": no pointing WCS to distort");
+    if (distortion_ == 0.0 || pointing->hasSip()) return pointing;
+    const Point2D axis = detector.focalPlaneToPixel({0.0, 0.0});
+    Point2D crpix = pointing->crpix();
+    SpherePoint crval = pointing->crval();
+    if (std::hypot(crpix.x - axis.x, crpix.y - axis.y) > 1e-6) {  // re-centre the tangent point on the axis
+        crval = pointing->pixelToSky(axis);
+        crpix = axis;
+    }
+    // theta = CD u (1 + k |CD u|^2) with |CD u|^2 = a^2 |u|^2 for a conformal CD: SIP f(u) = k a^2 |u|^2 u.
+    const Eigen::Matrix2d& cd = pointing->cd();
+    const double kappa = distortion_ * std::fabs(cd(0, 0) * cd(1, 1) - cd(0, 1) * cd(1, 0));
+    SipPolynomials sip;
+    sip.order = 3;
+    sip.a = Eigen::MatrixXd::Zero(4, 4);
+    sip.b = Eigen::MatrixXd::Zero(4, 4);
+    sip.a(3, 0) = kappa;
+    sip.a(1, 2) = kappa;
+    sip.b(2, 1) = kappa;
+    sip.b(0, 3) = kappa;
+    const Wcs forward(crpix, crval, cd, sip);
+    return forward.withInverseSip(detector.bbox(), 5);
 }
 
 int Camera::detectorIdAt(Point2D mm) const {

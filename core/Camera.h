@@ -21,6 +21,7 @@
 
 #include "core/Box.h"
 #include "core/Image.h"
+#include "core/Wcs.h"
 
 namespace drp {
 
@@ -113,11 +114,17 @@ private:
 
 class Camera {
 public:
-    /// Throws ConfigError for duplicate detector ids or names, or plate scale <= 0.
-    Camera(std::string name, std::vector<std::shared_ptr<const Detector>> detectors, double plateScaleArcsecPerMm);
+    /// Throws ConfigError for duplicate detector ids or names, plate scale <= 0, or |radialDistortionPerDeg2| > 1.
+    /// @param radialDistortionPerDeg2 the optics' radial cubic distortion k (1/deg^2): a focal-plane point at
+    ///        nominal field angle phi = plateScale * mm is seen at theta = phi * (1 + k |phi|^2), |phi| in degrees
+    Camera(std::string name, std::vector<std::shared_ptr<const Detector>> detectors, double plateScaleArcsecPerMm,
+           double radialDistortionPerDeg2 = 0.0);
 
     const std::string& name() const { return name_; }
     double plateScaleArcsecPerMm() const { return plateScale_; }
+    double radialDistortionPerDeg2() const { return distortion_; }
+    /// The same camera with the optics' radial distortion k (1/deg^2, see the constructor).
+    std::shared_ptr<const Camera> withRadialDistortion(double radialDistortionPerDeg2) const;
     std::size_t size() const { return detectors_.size(); }
     const std::vector<std::shared_ptr<const Detector>>& detectors() const { return detectors_; }
     /// Lookups; throw NotFoundError.
@@ -128,13 +135,26 @@ public:
     /// Focal plane (mm) <-> field angle offsets from the boresight (arcsec), linear (no distortion).
     Point2D focalPlaneToField(Point2D mm) const { return {mm.x * plateScale_, mm.y * plateScale_}; }
     Point2D fieldToFocalPlane(Point2D arcsec) const { return {arcsec.x / plateScale_, arcsec.y / plateScale_}; }
+    /// Focal plane (mm) -> true field angle (arcsec): focalPlaneToField with the optics' radial distortion.
+    Point2D focalPlaneToDistortedField(Point2D mm) const;
     /// Id of the detector whose pixel area contains the focal-plane point, or -1.
     int detectorIdAt(Point2D mm) const;
+
+    /// The WCS of `detector` that this camera model predicts from a pointing: the TAN projection of `pointing`
+    /// (a header WCS: pointing, rotation, plate scale, with CRPIX at or near the optical axis) combined with
+    /// the optics' radial distortion about the optical axis, as the exact order-3 SIP polynomials
+    ///     A = k a^2 (u^3 + u v^2),  B = k a^2 (u^2 v + v^3)   (u, v: pixels from the axis; a^2 = |det CD|)
+    /// and an order-5 inverse fitted over the detector. This is how a raw's plain-TAN header becomes a
+    /// starting WCS with the right shape, as Rubin builds it from the camera geometry and the boresight.
+    /// A pointing whose CRPIX is off the axis is first re-centred there (CRVAL moved along, CD kept).
+    /// A pointing that already has SIP terms, or a camera without distortion, returns the pointing unchanged.
+    std::shared_ptr<const Wcs> distortedWcs(const std::shared_ptr<const Wcs>& pointing, const Detector& detector) const;
 
 private:
     std::string name_;
     std::vector<std::shared_ptr<const Detector>> detectors_;
     double plateScale_;
+    double distortion_;
     std::map<int, std::size_t> byId_;
     std::map<std::string, std::size_t> byName_;
 };

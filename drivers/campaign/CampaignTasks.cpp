@@ -146,6 +146,8 @@ std::string CampaignWorker::runSingleVisit(const QuantumSpec& q) {
     const Detector& det = camera_->detector(int(id.getInt(Dimension::Detector)));
     const std::string band = id.getString(Dimension::Band);
     RawExposure raw = readRaw(repo_.root() / rawRec.relativePath, det);
+    // The camera model supplies the optical distortion that the raw's plain-TAN header lacks.
+    if (raw.headerWcs) raw.headerWcs = camera_->distortedWcs(raw.headerWcs, det);
     std::vector<DatasetRecord> used{rawRec};
     IsrCalibrations calibs = calibs_.get(repo_, setup_.runs.calib, instrument_, det, band, &used);
 

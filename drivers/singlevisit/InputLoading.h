@@ -19,7 +19,8 @@
 
 namespace drp {
 
-/// The camera of a simulated run, rebuilt from its recorded configuration (simConfig dataset).
+/// The camera of a simulated run, rebuilt from its recorded configuration (simConfig dataset), with the
+/// optics' radial distortion (observing.distortion_coeff_per_deg2) as its camera model.
 /// NotFoundError if the run has none.
 std::shared_ptr<const Camera> cameraOfRun(const Repository& repo, const std::string& run, std::string* instrument);
 

@@ -8,8 +8,11 @@
 // half-size of `bbox`, or of the stars' box when bbox is empty), terms 1, u, v, u^2, u v, v^2, is fitted by
 // weighted least squares with weights 1 / (sigma_i^2 + s^2), where s is the intrinsic scatter (re-estimated
 // each pass from the residuals so that chi^2 / dof = 1 when the ratio errors do not explain the scatter),
-// with up to 5 passes rejecting stars more than 3 sqrt(sigma_i^2 + s^2) from the fit. The order is lowered
-// until there are at least 2 more stars than terms. Throws InvalidInputError if no usable star is left,
+// with up to 5 passes rejecting stars more than 3 sqrt(sigma_i^2 + s^2) from the fit. `order` is the highest
+// order considered (lowered until there are at least 2 more stars than terms); a higher order than 0 is used
+// only where it lowers the weighted residuals (stars and weights of the constant fit) significantly, by a
+// nested F-test at 3 sigma: with a handful of noisy stars a fitted gradient extrapolates to the detector's
+// corners with errors larger than the scatter it removes. Throws InvalidInputError if no usable star is left,
 // NotFoundError if a column is missing, LogicError for an order outside [0, 2].
 #pragma once
 

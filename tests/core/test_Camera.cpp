@@ -249,3 +249,67 @@ TEST(Camera, ConfigValidation) {
     EXPECT_THROW(Camera("c", {d, d}, 20.0), ConfigError);
     EXPECT_THROW(Camera("c", {d}, 0.0), ConfigError);
 }
+
+// The camera model's WCS: a plain-TAN pointing plus the optics' radial distortion about the optical axis must
+// put every pixel where the focal-plane geometry says it is seen: pixel -> mm -> distorted field angle -> the
+// nominal pixel that field angle has under the pointing's TAN.
+TEST(Camera, DistortedWcsMatchesFocalPlaneGeometry) {
+    CameraConfig c;  // LSSTCam-like 3x3 raft: the corners sit 0.49 deg off axis
+    for (double k : {0.01, -0.02, 0.05}) {
+        const auto cam = makeLsstLikeCamera(c)->withRadialDistortion(k);
+        EXPECT_EQ(cam->radialDistortionPerDeg2(), k);
+        const double scaleArcsec = cam->plateScaleArcsecPerMm() * c.pixelSizeMicrons * 1e-3;
+        for (const auto& det : cam->detectors()) {
+            for (double rotDeg : {0.0, 37.0, -120.0}) {
+                const Point2D axis = det->focalPlaneToPixel({0.0, 0.0});
+                const auto tan = Wcs::makeTan(axis, SpherePoint(Angle::fromDegrees(150.1), Angle::fromDegrees(2.2)),
+                                              (scaleArcsec * arcseconds), Angle::fromDegrees(rotDeg));
+                const auto wcs = cam->distortedWcs(tan, *det);
+                ASSERT_TRUE(wcs->hasSip());
+                double worst = 0, largestShift = 0;
+                for (int y = 0; y <= c.detectorHeight; y += c.detectorHeight / 8)
+                    for (int x = 0; x <= c.detectorWidth; x += c.detectorWidth / 8) {
+                        const Point2D mm = det->pixelToFocalPlane({double(x), double(y)});
+                        const Point2D field = cam->focalPlaneToDistortedField(mm);
+                        const Point2D nominal = det->focalPlaneToPixel(cam->fieldToFocalPlane(field));
+                        const SpherePoint truth = tan->pixelToSky(nominal);
+                        const SpherePoint got = wcs->pixelToSky({double(x), double(y)});
+                        worst = std::max(worst, got.separation(truth).asArcseconds());
+                        largestShift = std::max(largestShift, std::hypot(nominal.x - x, nominal.y - y) * scaleArcsec);
+                        // The inverse returns the pixel.
+                        const Point2D back = wcs->skyToPixel(got);
+                        EXPECT_NEAR(back.x, x, 1e-6);
+                        EXPECT_NEAR(back.y, y, 1e-6);
+                    }
+                EXPECT_LT(worst, 1e-4) << "detector " << det->id() << " k " << k;  // 0.1 mas
+                if (det->id() == 0) { EXPECT_GT(largestShift, 3.0 * std::fabs(k) / 0.01); }  // 4.2" at the raft corner for k = 0.01
+            }
+        }
+    }
+}
+
+TEST(Camera, DistortedWcsRecentresAndLeavesOthersAlone) {
+    CameraConfig c;
+    const auto plain = makeLsstLikeCamera(c);
+    const auto cam = plain->withRadialDistortion(0.01);
+    const Detector& det = cam->detector(0);
+    const Point2D axis = det.focalPlaneToPixel({0.0, 0.0});
+    const SpherePoint centre(Angle::fromDegrees(10), Angle::fromDegrees(-30));
+    // A camera without distortion and a pointing that already has SIP come back unchanged.
+    const auto tan = Wcs::makeTan(axis, centre, (0.2 * arcseconds), Angle::fromDegrees(12));
+    EXPECT_EQ(plain->distortedWcs(tan, det), tan);
+    const auto distorted = cam->distortedWcs(tan, det);
+    EXPECT_EQ(cam->distortedWcs(distorted, det), distorted);
+    EXPECT_THROW(cam->distortedWcs(nullptr, det), InvalidInputError);
+    EXPECT_THROW(makeLsstLikeCamera(c)->withRadialDistortion(2.0), ConfigError);
+    // A pointing whose CRPIX is off the axis is re-centred there: the axis keeps its sky position and the
+    // distortion grows from the axis, not from the header's CRPIX.
+    const auto off = Wcs::makeTan({axis.x + 300, axis.y - 200}, centre, (0.2 * arcseconds), Angle::fromDegrees(12));
+    const auto w = cam->distortedWcs(off, det);
+    EXPECT_NEAR(w->crpix().x, axis.x, 1e-9);
+    EXPECT_NEAR(w->crpix().y, axis.y, 1e-9);
+    EXPECT_LT(w->pixelToSky(axis).separation(off->pixelToSky(axis)).asArcseconds(), 1e-9);
+    // Near the axis both agree; at the detector's far corner the distortion moves the pixel by arcseconds.
+    const Point2D corner{0, 0};
+    EXPECT_GT(w->pixelToSky(corner).separation(off->pixelToSky(corner)).asArcseconds(), 1.0);
+}

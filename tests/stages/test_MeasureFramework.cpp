@@ -285,15 +285,15 @@ Table apCorrTable(std::size_t n, std::uint64_t seed, const std::function<double(
 
 TEST(MeasureFramework, ApertureCorrectionRecoversAConstantAndAGradient) {
     for (std::uint64_t seed = 1; seed <= 5; ++seed) {
-        // A constant, fitted at order 0 and (needlessly) at order 2.
+        // A constant, fitted at order 0 and with order 2 allowed (the leave-one-out choice may keep a lower one).
         Table t = apCorrTable(300, seed, [](double, double) { return 0.953; });
         std::vector<std::size_t> rows(t.size());
         for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = i;
         for (int order : {0, 2}) {
             const ApertureCorrectionResult r = measureApertureCorrection(t, rows, "apFlux_12", order, Box2I({0, 0}, 4000, 4000));
-            EXPECT_EQ(r.order, order);
+            EXPECT_LE(r.order, order);
             for (Point2D p : {Point2D{0, 0}, Point2D{2000, 2000}, Point2D{4000, 100}}) {
-                EXPECT_NEAR(r.value(p), 0.953, order == 0 ? 5e-4 : 1.5e-3);
+                EXPECT_NEAR(r.value(p), 0.953, r.order == 0 ? 5e-4 : 1.5e-3);
             }
         }
         // A linear gradient, with 10% outliers (galaxies among the "stars") that the clipping rejects.
@@ -303,6 +303,7 @@ TEST(MeasureFramework, ApertureCorrectionRecoversAConstantAndAGradient) {
         std::vector<std::size_t> gRows(g.size());
         for (std::size_t i = 0; i < gRows.size(); ++i) gRows[i] = i;
         const ApertureCorrectionResult r = measureApertureCorrection(g, gRows, "apFlux_12", 1);
+        EXPECT_EQ(r.order, 1);  // a real gradient is kept
         EXPECT_EQ(r.nRejected, 40u);
         for (Point2D p : {Point2D{100, 100}, Point2D{2000, 2000}, Point2D{3900, 200}, Point2D{300, 3800}}) {
             EXPECT_NEAR(r.value(p), grad(p.x, p.y), 1e-3);
@@ -318,4 +319,55 @@ TEST(MeasureFramework, ApertureCorrectionRecoversAConstantAndAGradient) {
     Table t = apCorrTable(3, 9, [](double, double) { return 1.0; });
     EXPECT_EQ(measureApertureCorrection(t, {0, 1, 2}, "apFlux_12", 2).order, 0);
     EXPECT_THROW(measureApertureCorrection(t, {}, "apFlux_12", 1), InvalidInputError);
+}
+
+// A sparse detector (a shallow band: 6-15 aperture-correction stars, 4% scatter each from neighbours in the big
+// aperture) must not get a gradient that the stars do not show: fitted to noise it extrapolates to the corners
+// with errors of several percent (the demo's z band had corrections from 0.97 to 1.16 on one detector). A
+// real gradient of +-8% across the detector is still found from 15 stars of 1% scatter.
+TEST(MeasureFramework, ApertureCorrectionOrderFollowsTheEvidence) {
+    const Box2I box({0, 0}, 4000, 4000);
+    const std::vector<Point2D> corners{{0, 0}, {3999, 0}, {0, 3999}, {3999, 3999}, {2000, 2000}};
+    double sumSq = 0, sumSqMean = 0;
+    int n = 0, gradientsChosen = 0, trials = 0;
+    for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+        const std::size_t nStars = 6 + seed % 10;
+        Table t = apCorrTable(nStars, 1000 + seed, [](double, double) { return 1.06; });
+        std::mt19937_64 rng(seed);
+        std::normal_distribution<double> g(0, 0.04);
+        double mean = 0;
+        for (std::size_t i = 0; i < t.size(); ++i) {
+            t.column<double>("apFlux_12")[i] *= 1 + g(rng);
+            mean += t.column<double>("apFlux_12")[i] / t.column<double>("psfFlux")[i] / double(t.size());
+        }
+        std::vector<std::size_t> rows(t.size());
+        for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = i;
+        const ApertureCorrectionResult r = measureApertureCorrection(t, rows, "apFlux_12", 2, box);
+        gradientsChosen += r.order > 0;
+        ++trials;
+        for (Point2D p : corners) {
+            sumSq += (r.value(p) - 1.06) * (r.value(p) - 1.06);
+            sumSqMean += (mean - 1.06) * (mean - 1.06);
+            ++n;
+        }
+    }
+    const double rms = std::sqrt(sumSq / n), rmsMean = std::sqrt(sumSqMean / n);
+    // The plain mean of the ratios errs by 0.04 / sqrt(N) ~ 1.3%; the fit may not do much worse anywhere.
+    EXPECT_LT(rms, 1.3 * rmsMean) << "rms " << rms << " vs mean-only " << rmsMean;
+    EXPECT_LT(gradientsChosen, trials / 4);
+
+    auto grad = [](double x, double) { return 1.0 + 4e-5 * (x - 2000); };  // 0.92 .. 1.08
+    int found = 0;
+    for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+        Table t = apCorrTable(15, 5000 + seed, grad);
+        std::mt19937_64 rng(seed);
+        std::normal_distribution<double> g(0, 0.01);
+        for (std::size_t i = 0; i < t.size(); ++i) t.column<double>("apFlux_12")[i] *= 1 + g(rng);
+        std::vector<std::size_t> rows(t.size());
+        for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = i;
+        const ApertureCorrectionResult r = measureApertureCorrection(t, rows, "apFlux_12", 2, box);
+        found += r.order >= 1;
+        for (Point2D p : {Point2D{200, 2000}, Point2D{3800, 2000}}) EXPECT_NEAR(r.value(p), grad(p.x, p.y), 0.03);
+    }
+    EXPECT_EQ(found, 50);
 }
