@@ -183,12 +183,23 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
     if (comm.isRoot()) {
         try {
             Repository repo = openOrCreateRepository(options.repo);
+            registerCampaignDatasetTypes(repo);
             std::vector<TaskDef> tasks = pipelineByName(options.pipeline);
             // Optional coadd flavours, when the coadd config asks for them and the pipeline coadds.
-            if (std::any_of(tasks.begin(), tasks.end(), [](const TaskDef& t) { return t.name == "assembleCoadd" && t.implemented; })) {
+            // The survey-wide best-seeing selection is a global quantum; a pipeline that makes calexps but
+            // no coadds (a Slurm campaign's first stage) records it too, so that the coadd stage, a later
+            // job whose array tasks run no global quanta, finds it done in the repository.
+            {
                 CampaignCoaddConfig coadd;
                 applyCoaddSettings(options.settings, coadd);
-                for (auto& t : coaddFlavourTasks(coadd.bestSeeing(), coadd.shortPeriod())) tasks.push_back(std::move(t));
+                auto has = [&](auto pred) { return std::any_of(tasks.begin(), tasks.end(), pred); };
+                if (has([](const TaskDef& t) { return t.name == "assembleCoadd" && t.implemented; })) {
+                    for (auto& t : coaddFlavourTasks(coadd.bestSeeing(), coadd.shortPeriod())) tasks.push_back(std::move(t));
+                } else if (coadd.bestSeeing() && has([](const TaskDef& t) {
+                               return t.implemented && std::count(t.outputs.begin(), t.outputs.end(), "calexp") > 0;
+                           })) {
+                    tasks.push_back(bestSeeingSelectionTask());
+                }
             }
             if (!options.onlyTasks.empty())
                 tasks.erase(std::remove_if(tasks.begin(), tasks.end(),

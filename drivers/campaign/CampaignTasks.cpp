@@ -82,7 +82,7 @@ std::vector<std::string> applyCoaddSettings(const std::vector<std::string>& sett
     b.bind("coadd.map_bin_size", coadd.mapBinSize, "survey property map bin, coadd pixels");
     b.bind("coadd.detection_kind", coadd.detectionKind, "multi-band detection coadd: weighted or chi2");
     b.bind("coadd.best_seeing_quantile", coadd.bestSeeingQuantile,
-           "> 0: also a best-seeing coadd of the inputs with PSF sigma <= this quantile (0, 1]");
+           "> 0: also a best-seeing coadd of the visits whose seeing is <= this quantile (0, 1] of the band's visits in the campaign");
     b.bind("coadd.short_period_begin", coadd.shortPeriodBegin, "short-period coadd: first MJD included");
     b.bind("coadd.short_period_end", coadd.shortPeriodEnd, "short-period coadd: first MJD excluded (> begin enables it)");
     std::vector<std::string> rest;
@@ -119,8 +119,14 @@ std::map<std::string, std::string> effectiveProcessingConfig(const std::vector<s
     return binder.values();
 }
 
+void registerCampaignDatasetTypes(Repository& repo) {
+    const DatasetType selection{"bestSeeingVisits", StorageClass::Hdf5, "{run}/bestSeeingVisits.h5", {}};
+    if (!repo.hasDatasetType(selection.name)) repo.registerDatasetType(selection);
+}
+
 CampaignWorker::CampaignWorker(const CampaignWorkerSetup& setup)
     : setup_(setup), repo_(openOrCreateRepository(setup.repo)) {
+    registerCampaignDatasetTypes(repo_);
     camera_ = cameraOfRun(repo_, setup_.runs.raw, &instrument_);
     ConfigBinder binder;
     config_.bind(binder);
@@ -137,6 +143,7 @@ std::string CampaignWorker::run(const QuantumSpec& q) {
     if (q.task == "assembleCoadd" || q.task == "assembleGoodSeeingCoadd" || q.task == "assembleShortPeriodCoadd")
         return runAssembleCoadd(q);
     if (q.task == "assembleDetectionCoadd") return runDetectionCoadd(q);
+    if (q.task == "selectBestSeeingVisits") return runSelectBestSeeingVisits(q);
     throw NotFoundError("task " + q.task + " has no implementation yet (it is declared for planning only)");
 }
 

@@ -43,8 +43,9 @@ struct CampaignCoaddConfig {
     bool rejectArtifacts = false;         ///< coadd.reject_artifacts (off: artifact rejection is not yet reliable)
     int mapBinSize = 10;                  ///< coadd.map_bin_size: survey property map bin, coadd pixels
     std::string detectionKind = "weighted";  ///< coadd.detection_kind: weighted | chi2 (deepCoadd_detection)
-    /// coadd.best_seeing_quantile: > 0 adds the best-seeing coadd (goodSeeingCoadd) of the inputs whose
-    /// PSF sigma is at most this quantile of the patch-band's inputs; 0 (default): none.
+    /// coadd.best_seeing_quantile: > 0 adds the best-seeing coadd (goodSeeingCoadd) of the visits whose
+    /// seeing (median PSF sigma of their detectors) is at most this quantile of the seeing of every visit
+    /// of the band in the campaign (survey-wide: every patch of a band uses the same visits); 0 (default): none.
     double bestSeeingQuantile = 0.0;
     /// coadd.short_period_begin/end (MJD, begin inclusive, end exclusive): end > begin adds the
     /// short-period coadd (shortPeriodCoadd) of the inputs observed in that range; both 0 (default): none.
@@ -70,6 +71,7 @@ private:
     std::string runConsolidateVisit(const QuantumSpec& q);
     std::string runReleaseIndex(const QuantumSpec& q);
     std::string runAssembleCoadd(const QuantumSpec& q);  // CoaddTasks.cpp
+    std::string runSelectBestSeeingVisits(const QuantumSpec& q);  // CoaddSelectionTask.cpp
     std::string runDetectionCoadd(const QuantumSpec& q);  // DetectionCoaddTask.cpp
 
     CampaignWorkerSetup setup_;
@@ -84,6 +86,10 @@ private:
     bool refLevelsKnown_ = false;
     CalibrationCache calibs_;
 };
+
+/// Register the dataset types only the campaign writes (bestSeeingVisits: the survey-wide best-seeing
+/// visit selection, "{run}/bestSeeingVisits.h5", no dimensions); idempotent, safe from several processes.
+void registerCampaignDatasetTypes(Repository& repo);
 
 /// Split "coadd.*" settings from the rest and bind them to `coadd` (ConfigError for an unknown coadd key or a
 /// bad value); returns the other settings. `values` (optional) receives the effective coadd config.

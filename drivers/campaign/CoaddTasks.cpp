@@ -1,9 +1,13 @@
 // assembleCoadd: the patch-band task of the "coadd" pipeline (drivers/campaign/Pipelines.cpp), and its
-// optional flavours assembleGoodSeeingCoadd (coadd.best_seeing_quantile > 0: the inputs whose PSF sigma
-// is at most that quantile of the overlapping inputs' -> goodSeeingCoadd) and assembleShortPeriodCoadd
-// (coadd.short_period_begin <= MJD < coadd.short_period_end -> shortPeriodCoadd), which look at every
-// input's PSF and date first (stages/coadd/CoaddFlavor selectCoaddInputs) and then coadd the selection
-// exactly as the deep coadd (header FLAVOR, SEEINGQ or MJDBEGIN/MJDEND; no survey property maps).
+// optional flavours assembleGoodSeeingCoadd (coadd.best_seeing_quantile > 0: the calexps of the visits
+// that the global quantum selectBestSeeingVisits chose survey-wide, per band, as those whose seeing is at
+// most that quantile of every visit of the band (drivers/campaign/CoaddSelectionTask.cpp) ->
+// goodSeeingCoadd; every patch of a band uses the same visits) and assembleShortPeriodCoadd
+// (coadd.short_period_begin <= MJD < coadd.short_period_end -> shortPeriodCoadd), which coadd their
+// selection exactly as the deep coadd (header FLAVOR, SEEINGQ and SEEINGLM or MJDBEGIN/MJDEND; no survey
+// property maps). Selection, and skipping the calexps whose footprint misses the patch, uses only each
+// calexp's header (io/ExposureHeader.h: bbox, WCS, VisitInfo; no pixel read): only the calexps that are
+// coadded are read in full.
 //
 // Inputs: every calexp of the band whose corners overlap the patch's outer box (the graph builder's
 // spatial join). The coadd covers the patch's outer box on the tract's pixel grid (tract WCS).
@@ -33,7 +37,9 @@
 // that calexp); weight computed by the assembler (1 / median scaled variance).
 //
 // Outputs: deepCoadd (image/mask/variance in nJy, patch WCS, CoaddPsf of the contributing inputs with
-// their coadd weights, provenance; tile-compressed, lossless: ExposureWriteOptions::compressed(), so
+// their coadd weights, provenance of the contributing inputs only: the calexps whose warp has at least one
+// valid pixel in the patch, each followed by its calexpBackground, with their checksums, and for the
+// best-seeing flavour the bestSeeingVisits selection; tile-compressed, lossless: ExposureWriteOptions::compressed(), so
 // the NO_DATA part of a patch at the field's edge costs almost nothing; header keys BUNIT, NINPUTS,
 // TRACT, PATCH, BAND, WARPCOVF = the coadd-weighted mean of the inputs' warp covariance factors (the
 // variance of a sum over an area much larger than the warping kernel is WARPCOVF x the sum of the
@@ -57,6 +63,7 @@
 #include "drivers/campaign/Provenance.h"
 #include "io/AtomicFile.h"
 #include "io/ExposureFits.h"
+#include "io/ExposureHeader.h"
 #include "io/Hdf5Catalog.h"
 #include "io/PngWriter.h"
 #include "stages/characterize/Background.h"
@@ -216,19 +223,9 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
     std::vector<std::optional<DatasetRecord>> backgrounds;
     for (const auto& r : refs) {
         records.push_back(needInput(repo_, r));
-        prov.inputs.push_back({records.back().datasetType, records.back().run, records.back().dataId.toString(),
-                               records.back().checksum});
         backgrounds.emplace_back();
-        if (auto b = backgroundRefs.find(r.dataId); b != backgroundRefs.end()) {
-            backgrounds.back() = needInput(repo_, b->second);
-            prov.inputs.push_back({backgrounds.back()->datasetType, backgrounds.back()->run,
-                                   backgrounds.back()->dataId.toString(), backgrounds.back()->checksum});
-        }
+        if (auto b = backgroundRefs.find(r.dataId); b != backgroundRefs.end()) backgrounds.back() = needInput(repo_, b->second);
     }
-    // Optional flavours (coadd.best_seeing_quantile, coadd.short_period_*): a first look at every input's
-    // PSF size and date (a full read; the pixels are not warped) selects the inputs the flavour keeps;
-    // the others are skipped in every pass.
-    std::vector<char> overlaps(refs.size(), 1);
     CoaddFlavorConfig flavour;
     if (q.task == "assembleGoodSeeingCoadd") {
         flavour.kind = CoaddFlavorConfig::Kind::BestSeeing;
@@ -239,31 +236,58 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
         flavour.mjdEnd = coaddConfig_.shortPeriodEnd;
     }
     flavour.validate();
-    if (flavour.kind != CoaddFlavorConfig::Kind::Deep) {
-        std::vector<WarpMetadata> looks;
-        std::vector<std::size_t> lookIndex;
-        for (std::size_t i = 0; i < refs.size(); ++i) {
-            ExposureReadOptions ro;
-            ro.requireWcs = true;
-            ro.requirePsf = true;
-            const Exposure calexp = readExposure(repo_.root() / records[i].relativePath, ro);
-            if (destinationBBox(calexp.bbox(), *calexp.wcs(), *patchWcs, patchBox).empty()) {
+    // A first look at every input's header (bbox, WCS, VisitInfo; io/ExposureHeader.h reads no pixel):
+    // calexps whose footprint misses the patch, and those the flavour does not keep, are never read.
+    // Best seeing keeps the visits of the survey-wide selection (bestSeeingVisits, made by the global
+    // quantum selectBestSeeingVisits); short period keeps mjdBegin <= MJD < mjdEnd.
+    std::optional<DatasetRecord> selectionRecord;
+    std::map<std::int64_t, bool> selectedVisits;
+    double seeingThreshold = std::numeric_limits<double>::quiet_NaN();
+    if (flavour.kind == CoaddFlavorConfig::Kind::BestSeeing) {
+        for (const auto& r : q.inputs)
+            if (r.datasetType == "bestSeeingVisits") selectionRecord = needInput(repo_, r);
+        if (!selectionRecord)
+            throw InvalidInputError(q.task + " " + id.toString() + " has no bestSeeingVisits input (selectBestSeeingVisits)");
+        const Table sel = readCatalog(repo_.root() / selectionRecord->relativePath, "visits");
+        const auto fBand = sel.schema().find<std::string>("band");
+        const auto fVisit = sel.schema().find<std::int64_t>("visit");
+        const auto fSel = sel.schema().find<std::int64_t>("selected");
+        const auto fThr = sel.schema().find<double>("threshold");
+        for (std::size_t r = 0; r < sel.size(); ++r) {
+            if (sel.at(fBand, r) != band) continue;
+            selectedVisits[sel.at(fVisit, r)] = sel.at(fSel, r) != 0;
+            seeingThreshold = sel.at(fThr, r);
+        }
+    }
+    std::vector<char> overlaps(refs.size(), 1);
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+        if (flavour.kind == CoaddFlavorConfig::Kind::BestSeeing) {
+            auto it = selectedVisits.find(refs[i].dataId.getInt(Dimension::Visit));
+            if (it == selectedVisits.end())
+                throw InvalidInputError(q.task + " " + id.toString() + ": " + refs[i].dataId.toString() +
+                                        " is not in the best-seeing selection (bestSeeingVisits is out of date)");
+            if (!it->second) {
                 overlaps[i] = 0;
                 continue;
             }
+        }
+        ExposureReadOptions ro;
+        ro.requireWcs = true;
+        const ExposureHeader h = readExposureHeader(repo_.root() / records[i].relativePath, ro);
+        if (destinationBBox(h.bbox, *h.wcs, *patchWcs, patchBox).empty()) {
+            overlaps[i] = 0;
+            continue;
+        }
+        if (flavour.kind == CoaddFlavorConfig::Kind::ShortPeriod) {
             WarpMetadata look;
-            look.mjd = finiteOr(calexp.visitInfo().midExposureMjdTai, 0.0);
-            look.psfSigmaPx = psfSigmaOnPatch(calexp, patchScale);
-            looks.push_back(look);
-            lookIndex.push_back(i);
+            look.mjd = finiteOr(h.visitInfo.midExposureMjdTai, 0.0);
+            if (selectCoaddInputs({look}, flavour).empty()) overlaps[i] = 0;
         }
-        std::vector<char> keep(refs.size(), 0);
-        for (std::size_t k : selectCoaddInputs(looks, flavour)) keep[lookIndex[k]] = 1;
-        for (std::size_t i = 0; i < refs.size(); ++i) overlaps[i] = char(overlaps[i] && keep[i]);
-        if (std::none_of(overlaps.begin(), overlaps.end(), [](char o) { return o != 0; })) {
-            DRP_LOG_INFO("campaign", q.task << " " << id.toString() << ": no input selected; nothing written");
-            return "no data: nothing written";
-        }
+    }
+    if (flavour.kind != CoaddFlavorConfig::Kind::Deep &&
+        std::none_of(overlaps.begin(), overlaps.end(), [](char o) { return o != 0; })) {
+        DRP_LOG_INFO("campaign", q.task << " " << id.toString() << ": no input selected; nothing written");
+        return "no data: nothing written";
     }
     std::unique_ptr<WarpCache> cache;
     if (assembler.numPasses() > 1 && warpCacheAllowed()) {
@@ -272,6 +296,7 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
                                              std::to_string(patch.index) + ".bin"));
     }
     std::vector<WarpMetadata> metas(refs.size());
+    std::vector<char> contributes(refs.size(), 0);  // pass 0: the warp has a valid pixel in the patch
     std::vector<CoaddPsfInput> psfInputs, fallbackPsfInputs;
     double sumWeight = 0.0, sumWeightCovf = 0.0;
     int used = 0;
@@ -294,12 +319,14 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
                 DRP_LOG_VERBOSE("campaign", "assembleCoadd " << id.toString() << ": " << cid.toString() << " misses the patch");
                 continue;
             }
-            Exposure warp = warpExposure(calexp, patchWcs, box, wcfg);
+            WarpInfo winfo;
+            Exposure warp = warpExposure(calexp, patchWcs, box, wcfg, &winfo);
             const MaskedImageF full = embedInGrid(warp.maskedImage(), patchBox);
             if (pass > 0) {  // no cache: the same warp again
                 assembler.add(full, metas[i]);
                 continue;
             }
+            contributes[i] = winfo.numGoodPixels > 0;
             WarpMetadata& meta = metas[i];
             meta.id = packCcdVisitId(cid.getInt(Dimension::Visit), cid.getInt(Dimension::Detector));
             meta.band = band;
@@ -340,6 +367,19 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
                                                      << " MB in " << cache->path().string());
     }
     cache.reset();  // remove the scratch file now, not after the outputs are written
+    // Provenance: the inputs that contribute a pixel (calexp, then its background), in data-ID order;
+    // calexps of the quantum that miss the patch, that the flavour drops or whose warp has no valid pixel
+    // are not listed. The best-seeing coadd also lists the selection it used.
+    if (selectionRecord)
+        prov.inputs.push_back({selectionRecord->datasetType, selectionRecord->run, selectionRecord->dataId.toString(),
+                               selectionRecord->checksum});
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+        if (!contributes[i]) continue;
+        prov.inputs.push_back({records[i].datasetType, records[i].run, records[i].dataId.toString(), records[i].checksum});
+        if (backgrounds[i])
+            prov.inputs.push_back({backgrounds[i]->datasetType, backgrounds[i]->run, backgrounds[i]->dataId.toString(),
+                                   backgrounds[i]->checksum});
+    }
     MaskedImageF coadd = assembler.finish();
     if (psfInputs.empty()) psfInputs = std::move(fallbackPsfInputs);
     if (psfInputs.empty()) {
@@ -357,9 +397,10 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
     if (flavour.kind != CoaddFlavorConfig::Kind::Deep) {
         const bool seeing = flavour.kind == CoaddFlavorConfig::Kind::BestSeeing;
         out.metadata().set("FLAVOR", std::string(seeing ? "bestSeeing" : "shortPeriod"), "coadd flavour (input selection)");
-        if (seeing)
-            out.metadata().set("SEEINGQ", flavour.seeingQuantile, "inputs with PSF sigma <= this quantile");
-        else {
+        if (seeing) {
+            out.metadata().set("SEEINGQ", flavour.seeingQuantile, "visits with seeing <= this quantile of the band's");
+            out.metadata().set("SEEINGLM", seeingThreshold, "that quantile: the band's survey-wide seeing limit (arcsec)");
+        } else {
             out.metadata().set("MJDBEGIN", flavour.mjdBegin, "first MJD included");
             out.metadata().set("MJDEND", flavour.mjdEnd, "first MJD excluded");
         }

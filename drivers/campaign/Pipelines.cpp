@@ -96,11 +96,19 @@ const char* quantumLevelName(QuantumLevel level) {
     return "unknown";
 }
 
+TaskDef bestSeeingSelectionTask() {
+    return task("selectBestSeeingVisits", "choose, per band, the visits under the survey-wide seeing quantile",
+                QuantumLevel::Global, {"calexp"}, {"bestSeeingVisits"}, true, 0.2);
+}
+
 std::vector<TaskDef> coaddFlavourTasks(bool bestSeeing, bool shortPeriod) {
     std::vector<TaskDef> p;
-    if (bestSeeing)
-        p.push_back(task("assembleGoodSeeingCoadd", "coadd the best-seeing calexps of one band on a patch",
-                         QuantumLevel::PatchBand, {"calexp", "calexpBackground"}, {"goodSeeingCoadd"}, true, 1.0));
+    if (bestSeeing) {
+        p.push_back(bestSeeingSelectionTask());
+        p.push_back(task("assembleGoodSeeingCoadd", "coadd the calexps of the best-seeing visits of one band on a patch",
+                         QuantumLevel::PatchBand, {"calexp", "calexpBackground", "bestSeeingVisits"}, {"goodSeeingCoadd"},
+                         true, 1.0));
+    }
     if (shortPeriod)
         p.push_back(task("assembleShortPeriodCoadd", "coadd the calexps of one band and one date range on a patch",
                          QuantumLevel::PatchBand, {"calexp", "calexpBackground"}, {"shortPeriodCoadd"}, true, 1.0));

@@ -66,9 +66,15 @@ struct TaskDef {
 std::vector<TaskDef> pipelineByName(const std::string& name);
 std::vector<std::string> pipelineNames();
 /// The optional coadd flavour tasks (appended to a pipeline that has assembleCoadd when the campaign's
-/// coadd config enables them): assembleGoodSeeingCoadd -> goodSeeingCoadd, assembleShortPeriodCoadd ->
-/// shortPeriodCoadd (patch-band tasks with the inputs of assembleCoadd).
+/// coadd config enables them): with bestSeeing, selectBestSeeingVisits (global: every calexp ->
+/// bestSeeingVisits, the survey-wide per-band choice of visits) and assembleGoodSeeingCoadd (calexp,
+/// calexpBackground, bestSeeingVisits -> goodSeeingCoadd); with shortPeriod, assembleShortPeriodCoadd
+/// (calexp, calexpBackground -> shortPeriodCoadd).
 std::vector<TaskDef> coaddFlavourTasks(bool bestSeeing, bool shortPeriod);
+/// selectBestSeeingVisits alone: appended to a pipeline without coadds that makes calexps when the
+/// best-seeing coadd is enabled, so that a Slurm campaign's global job records the selection its coadd
+/// stage (a later job) reads.
+TaskDef bestSeeingSelectionTask();
 
 /// A dataset a quantum reads or writes.
 struct DatasetRef {

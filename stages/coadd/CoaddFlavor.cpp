@@ -28,16 +28,39 @@ std::vector<std::size_t> selectCoaddInputs(const std::vector<WarpMetadata>& inpu
             if (inputs.empty()) break;
             std::vector<double> s;
             for (const auto& m : inputs) s.push_back(m.psfSigmaPx);
-            std::sort(s.begin(), s.end());
-            const double pos = config.seeingQuantile * double(s.size() - 1);
-            const std::size_t lo = std::size_t(std::floor(pos));
-            const std::size_t hi = std::min(lo + 1, s.size() - 1);
-            const double q = s[lo] + (pos - double(lo)) * (s[hi] - s[lo]);
+            const double q = quantileLinear(std::move(s), config.seeingQuantile);
             for (std::size_t i = 0; i < inputs.size(); ++i)
                 if (inputs[i].psfSigmaPx <= q) out.push_back(i);
             break;
         }
     }
+    return out;
+}
+
+double quantileLinear(std::vector<double> s, double q) {
+    if (s.empty()) return std::numeric_limits<double>::quiet_NaN();
+    std::sort(s.begin(), s.end());
+    const double pos = std::clamp(q, 0.0, 1.0) * double(s.size() - 1);
+    const std::size_t lo = std::size_t(std::floor(pos));
+    const std::size_t hi = std::min(lo + 1, s.size() - 1);
+    return s[lo] + (pos - double(lo)) * (s[hi] - s[lo]);
+}
+
+double bestSeeingThreshold(const std::vector<VisitSeeing>& visits, double quantile) {
+    std::vector<double> s;
+    for (const auto& v : visits)
+        if (std::isfinite(v.seeing)) s.push_back(v.seeing);
+    return quantileLinear(std::move(s), quantile);
+}
+
+std::vector<std::int64_t> selectBestSeeingVisits(const std::vector<VisitSeeing>& visits, double quantile) {
+    if (!(quantile > 0 && quantile <= 1)) throw ConfigError("selectBestSeeingVisits: quantile must be in (0, 1]");
+    const double q = bestSeeingThreshold(visits, quantile);
+    std::vector<std::int64_t> out;
+    for (const auto& v : visits)
+        if (std::isfinite(v.seeing) && v.seeing <= q) out.push_back(v.visit);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
 }
 

@@ -4,12 +4,19 @@
 // Selection (selectCoaddInputs), over the inputs' WarpMetadata:
 //   * Deep: every input.
 //   * BestSeeing: inputs whose psfSigmaPx <= the seeingQuantile quantile of the inputs' psfSigmaPx
-//     (quantile with linear interpolation between order statistics, numpy's default: position
-//     q (n - 1) in the sorted list), e.g. 0.25 = the first quartile of the realised seeing. At least
-//     one input (the best) is always selected.
+//     (quantileLinear), e.g. 0.25 = the first quartile of the realised seeing. At least one input (the
+//     best) is always selected. This is the per-patch rule; a campaign selects survey-wide instead
+//     (selectBestSeeingVisits below, as Rubin's best-seeing visit selection does), so that every
+//     patch of a band uses the same visits.
 //   * ShortPeriod: inputs with mjdBegin <= mjd < mjdEnd (e.g. one year of the survey).
 // The result lists the selected indices in increasing order; a driver streams only those to a
 // CoaddAssembler.
+//
+// Survey-wide best seeing (selectBestSeeingVisits): given every visit of one band with its seeing (the
+// driver uses the median over the visit's detectors of the PSF determinant radius in arcsec), the visits
+// whose seeing is <= the quantile of all those visits' seeing. Visits with a non-finite seeing are
+// neither counted nor selected. Deterministic: the result depends only on the set of (visit, seeing)
+// pairs, not on their order.
 //
 // Detection coadd (makeDetectionCoadd) from per-band coadds on the same grid:
 //   * WeightedSum: I = sum_b I_b / V_b / sum_b 1 / V_b, V = 1 / sum_b 1 / V_b: the inverse-variance
@@ -22,6 +29,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/MaskedImage.h"
@@ -52,6 +60,23 @@ struct CoaddFlavorConfig {
 
 /// Indices (increasing) of the inputs the flavour selects.
 std::vector<std::size_t> selectCoaddInputs(const std::vector<WarpMetadata>& inputs, const CoaddFlavorConfig& config);
+
+/// The q quantile (q in [0, 1]) of `values` with linear interpolation between order statistics
+/// (numpy's default: position q (n - 1) in the sorted list). NaN if `values` is empty.
+double quantileLinear(std::vector<double> values, double q);
+
+/// One visit of a band and its seeing (any unit, the same for every visit).
+struct VisitSeeing {
+    std::int64_t visit = 0;
+    double seeing = 0.0;
+};
+
+/// The survey-wide best-seeing threshold of one band: quantileLinear of the finite seeings (NaN if none).
+double bestSeeingThreshold(const std::vector<VisitSeeing>& visits, double quantile);
+
+/// The visits (increasing visit id, each once) whose finite seeing is <= bestSeeingThreshold(visits,
+/// quantile). quantile in (0, 1] (ConfigError otherwise).
+std::vector<std::int64_t> selectBestSeeingVisits(const std::vector<VisitSeeing>& visits, double quantile);
 
 enum class DetectionCoaddKind {
     WeightedSum,  ///< inverse-variance weighted mean of the bands

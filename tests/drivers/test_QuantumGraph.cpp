@@ -6,7 +6,7 @@
 // depend on the order of the listing (several shuffles); visit-patch quanta against a brute-force
 // polygon-box overlap over every patch of every nearby tract (SkyMap::patchPolygon); QuantumSpec bytes
 // round trip and reject truncated or garbage bytes; shardTracts is a balanced partition for many random
-// cost lists.
+// cost lists; the best-seeing flavour's global selection quantum feeds every goodSeeingCoadd quantum.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -361,6 +361,68 @@ TEST(QuantumGraph, DrpFullWarpsMatchBruteForceOverlaps) {
     auto ri = quantaOf(g, "releaseIndex");
     ASSERT_EQ(ri.size(), 1u);
     EXPECT_EQ(g.spec(ri[0]).inputs.size(), 6 + patches.size());
+}
+
+// The coadd pipeline with the flavours: one global selectBestSeeingVisits quantum reading every calexp (both
+// bands, every visit and detector) and writing the one bestSeeingVisits; every assembleGoodSeeingCoadd reads
+// it (so depends on that quantum) besides the same calexps and backgrounds as the deep coadd of its patch
+// and band; assembleShortPeriodCoadd does not. Without best seeing neither task exists; the selection task
+// alone joins a pipeline without coadds (a Slurm campaign's first stage).
+TEST(QuantumGraph, BestSeeingSelectionIsGlobalAndFeedsEveryPatch) {
+    const auto exposures = makeExposures(6, 31);
+    std::vector<TaskDef> tasks = pipelineByName("coadd");
+    for (auto& t : coaddFlavourTasks(true, true)) tasks.push_back(std::move(t));
+    const QuantumGraph g = buildQuantumGraph(tasks, exposures, smallMap(), testRuns());
+    checkStructure(g);
+    const auto sel = quantaOf(g, "selectBestSeeingVisits");
+    ASSERT_EQ(sel.size(), 1u);
+    const QuantumSpec ss = g.spec(sel[0]);
+    EXPECT_TRUE(ss.dataId.empty());
+    EXPECT_EQ(g.quanta()[sel[0]].tract, -1);
+    EXPECT_EQ(ss.inputs.size(), exposures.size());
+    for (const auto& r : ss.inputs) EXPECT_EQ(r.datasetType, "calexp");
+    ASSERT_EQ(ss.outputs.size(), 1u);
+    EXPECT_EQ(ss.outputs[0].datasetType, "bestSeeingVisits");
+    EXPECT_TRUE(ss.outputs[0].dataId.empty());
+    // Every singleVisit quantum is upstream of the selection.
+    EXPECT_EQ(g.quanta()[sel[0]].upstream.size(), exposures.size());
+
+    std::map<DataId, QuantumSpec> deep;
+    for (auto q : quantaOf(g, "assembleCoadd")) deep.emplace(g.dataId(q), g.spec(q));
+    const auto good = quantaOf(g, "assembleGoodSeeingCoadd");
+    EXPECT_EQ(good.size(), deep.size());
+    EXPECT_GE(deep.size(), 10u);
+    for (auto q : good) {
+        const QuantumSpec s = g.spec(q);
+        auto it = deep.find(s.dataId);
+        ASSERT_NE(it, deep.end()) << g.label(q);
+        std::vector<DatasetRef> others;
+        int selections = 0;
+        for (const auto& r : s.inputs) {
+            if (r.datasetType == "bestSeeingVisits") {
+                ++selections;
+                EXPECT_EQ(r, ss.outputs[0]);
+            } else {
+                others.push_back(r);
+            }
+        }
+        EXPECT_EQ(selections, 1) << g.label(q);
+        EXPECT_EQ(others, it->second.inputs) << g.label(q);
+        const auto& up = g.quanta()[q].upstream;
+        EXPECT_TRUE(std::binary_search(up.begin(), up.end(), sel[0])) << g.label(q);
+        EXPECT_GE(g.quanta()[q].tract, 0);
+    }
+    for (auto q : quantaOf(g, "assembleShortPeriodCoadd")) {
+        const auto& up = g.quanta()[q].upstream;
+        EXPECT_FALSE(std::binary_search(up.begin(), up.end(), sel[0])) << g.label(q);
+    }
+    for (const auto& t : coaddFlavourTasks(false, true))
+        EXPECT_TRUE(t.name != "selectBestSeeingVisits" && t.name != "assembleGoodSeeingCoadd") << t.name;
+    std::vector<TaskDef> sv = pipelineByName("single-visit");
+    sv.push_back(bestSeeingSelectionTask());
+    const QuantumGraph g2 = buildQuantumGraph(sv, exposures, smallMap(), testRuns());
+    checkStructure(g2);
+    EXPECT_EQ(quantaOf(g2, "selectBestSeeingVisits").size(), 1u);
 }
 
 TEST(QuantumGraph, WarpsFromCentresWithoutCorners) {

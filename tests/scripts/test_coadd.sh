@@ -11,8 +11,13 @@
 #    the header has BAND and WARPCOVF; the skyBackground map comes from calexpBackground (finite, > 0);
 #  - the depth map PNG starts with the PNG signature; unknown coadd.* keys are refused;
 #  - one assembleDetectionCoadd per patch with a coadd (deepCoadd_detection: DETBANDS, unit-variance
-#    noise); the optional flavours on --resume: goodSeeingCoadd (coadd.best_seeing_quantile=0.5) with
-#    at most the deep coadd's inputs, shortPeriodCoadd over all dates pixel-identical to the deep coadd;
+#    noise); the optional flavours on --resume: goodSeeingCoadd (coadd.best_seeing_quantile=0.5) from the
+#    survey-wide selection bestSeeingVisits (selected = seeing <= numpy's quantile over the band's visits;
+#    every patch coadds the selected visits that reach it, >= 2 patches all of them), shortPeriodCoadd over
+#    all dates pixel-identical to the deep coadd, the same bytes at 2 ranks and in the Slurm order at 4
+#    ranks (a --global-only job records the selection, then a coadd array task finds it);
+#  - provenance lists only the contributing inputs (calexps with a pixel in the patch, = NINPUTS, and their
+#    backgrounds);
 #  - with artifact rejection (4 passes) the warp cache gives byte-identical outputs to re-warping
 #    (DRP_COADD_WARP_CACHE=0), and leaves no scratch file in TMPDIR.
 set -u
@@ -134,10 +139,22 @@ flav=(--set coadd.best_seeing_quantile=0.5 --set coadd.short_period_begin=0 --se
 out="$(mpi 2 "$drp" campaign --repo "$tmp/p1" --pipeline coadd "${sky[@]}" "${flav[@]}" --resume 2>&1)" || bad "flavours: exit $?"$'\n'"$out"
 grep -q " 0 failed, 0 blocked" <<<"$out" || bad "flavours summary"$'\n'"$out"
 fs="$(sums "$tmp/p1")"
-for t in goodSeeingCoadd shortPeriodCoadd; do
-  c="$(grep -c "^$t"$'\t' <<<"$fs")"
-  [ "$c" -eq "${npatch:-0}" ] || bad "expected $npatch $t datasets, got $c"
-done
+c="$(grep -c "^shortPeriodCoadd"$'\t' <<<"$fs")"
+[ "$c" -eq "${npatch:-0}" ] || bad "expected $npatch shortPeriodCoadd datasets, got $c"
+# Best seeing is survey-wide: one bestSeeingVisits selection; a patch none of whose overlapping calexps
+# belongs to a selected visit writes no goodSeeingCoadd.
+c="$(grep -c "^goodSeeingCoadd"$'\t' <<<"$fs")"
+[ "$c" -ge 2 ] && [ "$c" -le "${npatch:-0}" ] || bad "expected 2..$npatch goodSeeingCoadd datasets, got $c"
+[ "$(grep -c "^bestSeeingVisits"$'\t' <<<"$fs")" -eq 1 ] || bad "expected one bestSeeingVisits dataset"
+# The same flavours the way a Slurm campaign makes them, at 4 ranks: the global job (default pipeline, no
+# coadds) records the selection, then the coadd stage's array task (which runs no global quantum) finds it
+# in the repository; the bytes are those of the 2-rank run above.
+out="$(mpi 2 "$drp" campaign --repo "$tmp/p2" "${sky[@]}" "${flav[@]}" --global-only --resume 2>&1)" || bad "global job: exit $?"$'\n'"$out"
+grep -Eq "^ *selectBestSeeingVisits +1 +1 +0 +0 +0" <<<"$out" || bad "the global job did not make the selection"$'\n'"$out"
+out="$(mpi 4 "$drp" campaign --repo "$tmp/p2" --pipeline coadd "${sky[@]}" "${flav[@]}" --array-index 0 --array-count 1 --resume 2>&1)" \
+  || bad "coadd stage np 4: exit $?"$'\n'"$out"
+grep -q " 0 failed, 0 blocked" <<<"$out" || bad "coadd stage summary"$'\n'"$out"
+[ "$(sums "$tmp/p2")" = "$fs" ] || bad "flavour outputs differ between the 2-rank run and the Slurm-like 4-rank stages"
 if /usr/bin/python3 -c "import astropy, numpy" 2>/dev/null; then
   /usr/bin/python3 - "$tmp/p1" <<'PY' || bad "flavour / detection coadd checks"
 import glob, os, sys
@@ -149,10 +166,51 @@ for f in sorted(glob.glob(os.path.join(repo, "processed/shortPeriodCoadd/*/*/*/*
     d = f.replace("shortPeriodCoadd", "deepCoadd")
     if not np.array_equal(fits.getdata(f, "IMAGE"), fits.getdata(d, "IMAGE"), equal_nan=True):
         print("short period over all dates differs from the deep coadd:", f); ok = False
+def prov(h):
+    return [h["PRVIN%d" % i] for i in range(1, h["PRVNIN"] + 1)]
+def visits(h):  # visits of the calexps in the provenance ("calexp run band=r detector=0 ... visit=N checksum")
+    return {int(w.split("=")[1]) for s in prov(h) if s.startswith("calexp ") for w in s.split() if w.startswith("visit=")}
+# Provenance lists the contributing inputs only: each calexp with a pixel in the patch (NINPUTS of them),
+# each followed by its calexpBackground; with the old behaviour (every joined calexp) 2 of 36 deep coadds
+# here listed calexps that contribute nothing.
+nprov = 0
+for f in sorted(glob.glob(os.path.join(repo, "processed/*Coadd/*/*/*/*Coadd_*.fits"))):
+    h = fits.getheader(f, 0)
+    p = prov(h)
+    nc = sum(s.startswith("calexp ") for s in p)
+    nb = sum(s.startswith("calexpBackground ") for s in p)
+    if nc != h["NINPUTS"] or nb != nc or any(len(s.split()[-1]) != 32 for s in p):
+        print("provenance", os.path.relpath(f, repo), "NINPUTS", h["NINPUTS"], "calexps", nc, "backgrounds", nb); ok = False
+    nprov += 1
+print("provenance checked on %d coadds" % nprov)
+# Survey-wide best seeing: the selection holds every visit of the band with its seeing; the selected ones
+# are exactly those at or under the band's quantile (numpy's linear quantile of the visits' seeing).
+import h5py
+with h5py.File(os.path.join(repo, "processed/bestSeeingVisits.h5"), "r") as hf:
+    g = hf["visits"]
+    col = lambda k: np.asarray(g[k])
+    band, visit, seeing, sel, thr = col("band"), col("visit"), col("seeing"), col("selected"), col("threshold")
+    ndet = col("nDetectors")
+    q = float(g.attrs["SEEINGQ"])
+band = np.array([b.decode() if isinstance(b, bytes) else b for b in band])
+print("bestSeeingVisits: seeing", np.round(seeing, 3), "selected", sel, "threshold %.4f" % thr[0])
+want = np.quantile(seeing[band == "r"], q)
+if not (len(visit) == 4 and np.all(ndet == 4) and np.allclose(thr, want, rtol=1e-12) and
+        np.array_equal(sel.astype(bool), seeing <= want) and 1 <= sel.sum() < len(visit)):
+    print("selection differs from the band quantile", want); ok = False
+chosen = set(int(v) for v in visit[sel == 1])
+full = 0
 for f in sorted(glob.glob(os.path.join(repo, "processed/goodSeeingCoadd/*/*/*/*.fits"))):
     h, hd = fits.getheader(f, 0), fits.getheader(f.replace("goodSeeingCoadd", "deepCoadd"), 0)
-    if not (1 <= h["NINPUTS"] <= hd["NINPUTS"] and h["FLAVOR"] == "bestSeeing"):
+    if not (1 <= h["NINPUTS"] <= hd["NINPUTS"] and h["FLAVOR"] == "bestSeeing" and abs(h["SEEINGLM"] - want) < 1e-9):
         print("best seeing", f, h["NINPUTS"], hd["NINPUTS"]); ok = False
+    # Every patch uses the same visit subset: the selected visits that reach it.
+    if visits(h) != visits(hd) & chosen or not any(s.startswith("bestSeeingVisits ") for s in prov(h)):
+        print("best seeing visits", os.path.relpath(f, repo), sorted(visits(h)), "deep", sorted(visits(hd)), "chosen", sorted(chosen)); ok = False
+    full += visits(h) == chosen
+print("goodSeeingCoadd patches with the whole selection: %d" % full)
+if full < 2:
+    print("fewer than two patches hold every selected visit"); ok = False
 best = None
 for f in sorted(glob.glob(os.path.join(repo, "processed/deepCoadd/detection/*/*/*.fits"))):
     with fits.open(f) as h:
