@@ -57,6 +57,8 @@ const std::vector<DatasetType>& standardDatasetTypes() {
         {"shortPeriodCoadd", StorageClass::Fits,
          "{run}/shortPeriodCoadd/{band}/{tract}/{patch}/shortPeriodCoadd_{band}_{tract}_{patch}.fits",
          {D::Band, D::Skymap, D::Tract, D::Patch}},
+        // The survey-wide best-seeing visit selection (global quantum selectBestSeeingVisits).
+        {"bestSeeingVisits", StorageClass::Hdf5, "{run}/bestSeeingVisits.h5", {}},
         {"deepCoadd_detection", StorageClass::Fits, "{run}/deepCoadd/detection/{tract}/{patch}/detection_{tract}_{patch}.fits",
          {D::Skymap, D::Tract, D::Patch}},
         // Reference catalog shards (one HTM trixel each).

@@ -183,7 +183,6 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
     if (comm.isRoot()) {
         try {
             Repository repo = openOrCreateRepository(options.repo);
-            registerCampaignDatasetTypes(repo);
             std::vector<TaskDef> tasks = pipelineByName(options.pipeline);
             // Optional coadd flavours, when the coadd config asks for them and the pipeline coadds.
             // The survey-wide best-seeing selection is a global quantum; a pipeline that makes calexps but

@@ -119,14 +119,8 @@ std::map<std::string, std::string> effectiveProcessingConfig(const std::vector<s
     return binder.values();
 }
 
-void registerCampaignDatasetTypes(Repository& repo) {
-    const DatasetType selection{"bestSeeingVisits", StorageClass::Hdf5, "{run}/bestSeeingVisits.h5", {}};
-    if (!repo.hasDatasetType(selection.name)) repo.registerDatasetType(selection);
-}
-
 CampaignWorker::CampaignWorker(const CampaignWorkerSetup& setup)
     : setup_(setup), repo_(openOrCreateRepository(setup.repo)) {
-    registerCampaignDatasetTypes(repo_);
     camera_ = cameraOfRun(repo_, setup_.runs.raw, &instrument_);
     ConfigBinder binder;
     config_.bind(binder);

@@ -87,9 +87,6 @@ private:
     CalibrationCache calibs_;
 };
 
-/// Register the dataset types only the campaign writes (bestSeeingVisits: the survey-wide best-seeing
-/// visit selection, "{run}/bestSeeingVisits.h5", no dimensions); idempotent, safe from several processes.
-void registerCampaignDatasetTypes(Repository& repo);
 
 /// Split "coadd.*" settings from the rest and bind them to `coadd` (ConfigError for an unknown coadd key or a
 /// bad value); returns the other settings. `values` (optional) receives the effective coadd config.

@@ -284,23 +284,12 @@ Point2D fieldAngleToFocalPlane(Point2D field, const Camera& camera, const Observ
 
 std::shared_ptr<const Wcs> trueWcs(const VisitPlan& visit, const Camera& camera, const Detector& detector,
                                    const ObservingConfig& config) {
+    // TAN about the true boresight, with the optics' radial distortion as the camera model states it (exact
+    // order-3 SIP about the optical axis, core/Camera.h).
     const Point2D crpix = detector.focalPlaneToPixel({0.0, 0.0});
-    const Eigen::Matrix2d lin = pixelToFieldDeg(camera, detector);
-    const Eigen::Matrix2d cd = skyOrientation(visit.rotation) * lin;
-    // theta = A u (1 + k |A u|^2), |A u|^2 = a^2 |u|^2 (A is a scaled rotation): SIP f(u) = k a^2 |u|^2 u.
-    const double a2 = std::fabs(lin(0, 0) * lin(1, 1) - lin(0, 1) * lin(1, 0));
-    const double kappa = config.distortionCoeffPerDeg2 * a2;
-    if (kappa == 0.0) return std::make_shared<const Wcs>(crpix, visit.boresight, cd);
-    SipPolynomials sip;
-    sip.order = 3;
-    sip.a = Eigen::MatrixXd::Zero(4, 4);
-    sip.b = Eigen::MatrixXd::Zero(4, 4);
-    sip.a(3, 0) = kappa;
-    sip.a(1, 2) = kappa;
-    sip.b(2, 1) = kappa;
-    sip.b(0, 3) = kappa;
-    const Wcs forward(crpix, visit.boresight, cd, sip);
-    return forward.withInverseSip(detector.bbox(), 5);
+    const Eigen::Matrix2d cd = skyOrientation(visit.rotation) * pixelToFieldDeg(camera, detector);
+    const auto tan = std::make_shared<const Wcs>(crpix, visit.boresight, cd);
+    return camera.withRadialDistortion(config.distortionCoeffPerDeg2)->distortedWcs(tan, detector);
 }
 
 std::shared_ptr<const Wcs> headerWcs(const VisitPlan& visit, const Camera& camera, const Detector& detector,
