@@ -16,7 +16,10 @@
 //          unweighted moments of the full kernel, pixels^2), kernelSize (side of the full kernel)
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <limits>
 
 #include "core/Error.h"
 #include "core/Log.h"
@@ -63,18 +66,32 @@ Exposure loadImage(const po::variables_map& vm, double* pixelScaleArcsec) {
             for (int x = 0; x < sample.width(); ++x) sample(x, y) = im(x * k, y * k);
         Statistics st = makeStatistics(sample, ctrl);
         if (!(st.clippedStdev > 0)) throw InvalidInputError("cannot estimate the noise: the image is constant or empty", image);
-        float var = float(st.clippedStdev * st.clippedStdev);
-        MaskPixel noData = exp.mask().planeBitMask("NO_DATA");
-        for (int y = 0; y < exp.height(); ++y)
-            for (int x = 0; x < exp.width(); ++x) {
-                bool finite = std::isfinite(exp.image()(x, y));
-                exp.variance()(x, y) = finite ? var : std::numeric_limits<float>::infinity();
-                if (finite) exp.mask()(x, y) &= ~noData;
+        const float var = float(st.clippedStdev * st.clippedStdev);
+        const float inf = std::numeric_limits<float>::infinity();
+        const MaskPixel keep = MaskPixel(~exp.mask().planeBitMask("NO_DATA"));
+        constexpr float big = std::numeric_limits<float>::max();
+        std::int64_t finite = 0;
+        // Row by row, branch-free (|x| <= FLT_MAX is isfinite(x)), so the loop vectorises.
+        const int w = exp.width(), h = exp.height();
+        for (int y = 0; y < h; ++y) {
+            const float* __restrict ir = exp.image().row(y);
+            float* __restrict vr = exp.variance().row(y);
+            MaskPixel* __restrict mr = exp.mask().row(y);
+            int n = 0;
+            for (int x = 0; x < w; ++x) {
+                const bool ok = std::fabs(ir[x]) <= big;
+                vr[x] = ok ? var : inf;
+                mr[x] &= ok ? keep : MaskPixel(~0);
+                n += ok;
             }
+            finite += n;
+        }
         DRP_LOG_VERBOSE("measure-image", "no weight map: noise estimated as " << st.clippedStdev << " per pixel");
-    }
-    if (exp.mask().countBits(exp.mask().planeBitMask("NO_DATA")) == exp.bbox().area())
+        // Without a weight map NO_DATA marks exactly the non-finite pixels (readImageAsExposure).
+        if (finite == 0) throw InvalidInputError("no usable pixels (all NaN or zero weight)", image);
+    } else if (exp.mask().countBits(exp.mask().planeBitMask("NO_DATA")) == exp.bbox().area()) {
         throw InvalidInputError("no usable pixels (all NaN or zero weight)", image);
+    }
     if (vm.count("pixel-scale")) {
         *pixelScaleArcsec = vm["pixel-scale"].as<double>();
     } else if (exp.hasWcs()) {

@@ -344,12 +344,23 @@ Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHd
     }
     Mask mask(in.image.bbox());
     const MaskPixel noData = mask.planeBitMask("NO_DATA");
-    for (int y = 0; y < mask.height(); ++y)
-        for (int x = 0; x < mask.width(); ++x) {
-            const float var = variance(x, y);
-            const bool badVariance = !weightPath.empty() && !(var > 0.0f && std::isfinite(var));
-            if (!std::isfinite(in.image(x, y)) || badVariance) mask(x, y) |= noData;
+    // Row by row, branch-free (|x| <= FLT_MAX is isfinite(x), false for NaN), so the loops vectorise.
+    constexpr float big = std::numeric_limits<float>::max();
+    const bool haveWeight = !weightPath.empty();
+    for (int y = 0; y < mask.height(); ++y) {
+        const float* ir = in.image.row(y);
+        const float* vr = variance.row(y);
+        MaskPixel* mr = mask.row(y);
+        const int w = mask.width();
+        if (haveWeight) {
+            for (int x = 0; x < w; ++x) {
+                const bool good = (std::fabs(ir[x]) <= big) & (vr[x] > 0.0f) & (vr[x] <= big);
+                mr[x] |= good ? MaskPixel(0) : noData;
+            }
+        } else {
+            for (int x = 0; x < w; ++x) mr[x] |= std::fabs(ir[x]) <= big ? MaskPixel(0) : noData;
         }
+    }
     Exposure exposure(MaskedImageF(in.image, mask, variance), in.wcs);
     try {
         exposure.setVisitInfo(VisitInfo::fromMetadata(in.metadata));

@@ -48,6 +48,7 @@ const char* toString(AstrometryFitModel model) {
     switch (model) {
         case AstrometryFitModel::TanSip: return "tan-sip";
         case AstrometryFitModel::Tan: return "tan";
+        case AstrometryFitModel::TanRadial: return "tan-radial";
         case AstrometryFitModel::HeaderAffine: return "header-affine";
         case AstrometryFitModel::HeaderSimilarity: return "header-similarity";
     }
@@ -80,6 +81,7 @@ void AstrometryConfig::validate() const {
     checkRange("fewStarMaxRefs", fewStarMaxRefs, 3, 5000);
     checkRange("fewStarMaxFalseSolutions", fewStarMaxFalseSolutions, 0.0, 0.1, true);
     checkRange("affineMinMatches", affineMinMatches, 3, 1000000);
+    checkRange("radialMinF", radialMinF, 0.0, 1e6);
 }
 
 PatternMatchConfig AstrometryConfig::patternConfig() const {
@@ -259,8 +261,29 @@ AstrometryResult fitAstrometry(const std::vector<AstrometrySource>& sources, con
                 return fitTanSip(pix, sky, w, centre, crvalGuess, usedOrder);
             }
             if (pix.size() >= std::size_t(config.affineMinMatches) && !initialWcs.hasSip()) {
+                auto tan = fitTanSip(pix, sky, w, centre, crvalGuess, 0);
                 usedModel = AstrometryFitModel::Tan;
-                return fitTanSip(pix, sky, w, centre, crvalGuess, 0);
+                if (!config.radialDistortion || config.sipOrder < 3) return tan;
+                std::shared_ptr<const Wcs> radial;
+                try {
+                    radial = fitTanRadial(pix, sky, w, initialWcs.crpix(), crvalGuess);
+                } catch (const NumericalError&) {
+                    return tan;  // degenerate for the radial term
+                }
+                // F test of the one extra parameter: chi^2 (weighted, arcsec^2) of both fits.
+                auto chi2 = [&](const Wcs& candidate) {
+                    double c = 0.0;
+                    for (std::size_t i = 0; i < pix.size(); ++i)
+                        c += w[i] * TangentPlane(sky[i]).projectArcsec(candidate.pixelToSky(pix[i])).squaredNorm();
+                    return c;
+                };
+                const double cTan = chi2(*tan), cRadial = chi2(*radial);
+                const double dof = 2.0 * double(pix.size()) - 7.0;
+                if (cTan - cRadial > config.radialMinF * cRadial / dof) {
+                    usedModel = AstrometryFitModel::TanRadial;
+                    return radial;
+                }
+                return tan;
             }
             if (pix.size() >= std::size_t(config.affineMinMatches)) {
                 usedModel = AstrometryFitModel::HeaderAffine;

@@ -15,9 +15,13 @@
 //     of a model chosen from the number n of matches (AstrometryFitModel):
 //       n >= 3 x (SIP terms of order 2) = 18 and sipOrder >= 2: TAN-SIP (TanSipFitter.h; CRPIX at the detector
 //                                centre, SIP order lowered while there are fewer than 3 matches per coefficient);
-//       n >= affineMinMatches:   TAN (CRVAL + general CD, CRPIX at the detector centre) — or, when the header
-//                                WCS has SIP, the header with its CRPIX and SIP kept and CRVAL and an affine
-//                                correction of CD fitted (TanSipFitter.h, fitWcsCorrection);
+//       n >= affineMinMatches:   when the header WCS has no SIP: plain TAN (CRVAL + general CD, CRPIX at the
+//                                detector centre), or TAN + one radial distortion coefficient about the header's
+//                                CRPIX (the optical axis in a mosaic camera's header; TanSipFitter.h, fitTanRadial;
+//                                radialDistortion, sipOrder >= 3) when an F test says the extra term lowers the
+//                                chi^2 enough (radialMinF); when the header WCS has SIP, the header with its CRPIX
+//                                and SIP kept and CRVAL and an affine correction of CD fitted (TanSipFitter.h,
+//                                fitWcsCorrection);
 //       otherwise (>= fewStarMinMatches): the header with CRVAL and a rotation + scale of CD fitted (its SIP,
 //                                i.e. its distortion, and the shape of its CD kept).
 //     Sigma clipping (a match is rejected when |residual| / sigma exceeds rejectSigma times max(1, robust
@@ -72,6 +76,8 @@ struct AstrometryConfig {
     int fewStarMaxRefs = 200;            ///< brightest references (in the searched area) it uses, [3, 5000]
     double fewStarMaxFalseSolutions = 1e-4;  ///< largest expected number of false few-star solutions accepted, (0, 0.1]
     int affineMinMatches = 6;            ///< matches for a general linear (affine) fit; below: shift + rotation + scale of the header WCS, [3, 1000000]
+    bool radialDistortion = true;        ///< below the TAN-SIP match count, with a header WCS without SIP and sipOrder >= 3: try TAN + a radial distortion about the header's CRPIX besides plain TAN
+    double radialMinF = 9.0;             ///< the radial term is kept if it lowers chi^2 by more than this x (chi^2 / dof of the radial fit): an F test with 1 dof, [0, 1e6]
 
     /// Throws ConfigError for values outside the bounds above.
     void validate() const;
@@ -104,8 +110,9 @@ enum class AstrometryFitModel {
     Tan,               ///< TAN (CRVAL + general CD) fitted, CRPIX at the detector centre
     HeaderAffine,      ///< the header WCS (CRPIX and SIP kept) with CRVAL and an affine correction of CD
     HeaderSimilarity,  ///< the header WCS (CRPIX, SIP and CD shape kept) with CRVAL and a rotation + scale of CD
+    TanRadial,         ///< TAN + one radial distortion coefficient (SIP order 3) fitted, CRPIX the header's
 };
-/// "tan-sip", "tan", "header-affine", "header-similarity".
+/// "tan-sip", "tan", "header-affine", "header-similarity", "tan-radial".
 const char* toString(AstrometryFitModel model);
 
 struct AstrometryMatch {
@@ -115,7 +122,7 @@ struct AstrometryMatch {
 };
 
 struct AstrometryResult {
-    std::shared_ptr<const Wcs> wcs;          ///< fitted TAN-SIP (CRPIX at the detector centre), with AP/BP
+    std::shared_ptr<const Wcs> wcs;          ///< fitted TAN-SIP (CRPIX at the detector centre; the header's for tan-radial and header-*), with AP/BP
     std::vector<AstrometryMatch> matches;    ///< matches kept by the final fit
     double rmsResidualMas = 0.0;             ///< sqrt(mean |residual|^2) (2-d) of the kept matches
     double medianResidualMas = 0.0;          ///< median |residual| of the kept matches

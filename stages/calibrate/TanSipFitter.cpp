@@ -99,6 +99,89 @@ std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const s
     return std::make_shared<const Wcs>(crpix, crval, cd, sip);
 }
 
+std::shared_ptr<const Wcs> fitTanRadial(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
+                                        const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess) {
+    if (pixels.size() != sky.size() || (!weights.empty() && weights.size() != pixels.size()))
+        throw LogicError("fitTanRadial: pixels, sky and weights differ in size");
+    std::vector<std::size_t> use;
+    double scale = 1.0;
+    for (std::size_t i = 0; i < pixels.size(); ++i) {
+        const double w = weights.empty() ? 1.0 : weights[i];
+        if (!(w > 0.0) || !std::isfinite(w) || !std::isfinite(pixels[i].x) || !std::isfinite(pixels[i].y)) continue;
+        use.push_back(i);
+        scale = std::max(scale, std::hypot(pixels[i].x - crpix.x, pixels[i].y - crpix.y));
+    }
+    if (use.size() < 4) {
+        std::ostringstream os;
+        os << "fitTanRadial: " << use.size() << " usable points for 7 parameters (at least 4 are needed)";
+        throw NumericalError(os.str());
+    }
+    // Start from the plain TAN fit; work with d / scale (so kappa' = kappa scale^2 and CD' = CD scale are O(1)).
+    std::vector<Point2D> usedPix;
+    std::vector<SpherePoint> usedSky;
+    std::vector<double> usedW;
+    for (std::size_t i : use) {
+        usedPix.push_back(pixels[i]);
+        usedSky.push_back(sky[i]);
+        usedW.push_back(weights.empty() ? 1.0 : weights[i]);
+    }
+    const auto tan = fitTanSip(usedPix, usedSky, usedW, crpix, crvalGuess, 1);
+    SpherePoint crval = tan->crval();
+    Eigen::Matrix2d cdn = tan->cd() * scale;
+    double kn = 0.0;
+    const Eigen::Index n = Eigen::Index(use.size());
+    constexpr double kConvergedDeg = 1e-10 / 3600.0;
+    for (int pass = 0;; ++pass) {
+        const TangentPlane tp(crval);
+        Eigen::MatrixXd jac(2 * n, 7);
+        Eigen::VectorXd res(2 * n);
+        for (Eigen::Index r = 0; r < n; ++r) {
+            const double sw = std::sqrt(usedW[std::size_t(r)]);
+            const Eigen::Vector2d d((usedPix[std::size_t(r)].x - crpix.x) / scale, (usedPix[std::size_t(r)].y - crpix.y) / scale);
+            const double r2 = d.squaredNorm();
+            const Eigen::Vector2d g = d * (1.0 + kn * r2);
+            const Eigen::Vector2d y = tp.projectDegrees(usedSky[std::size_t(r)]);
+            if (!y.allFinite()) throw NumericalError("fitTanRadial: a sky point is 90 deg or more from the tangent point");
+            const Eigen::Vector2d dk = cdn * d * r2;
+            const Eigen::Vector2d e = y - cdn * g;
+            for (int a = 0; a < 2; ++a) {
+                const Eigen::Index row = 2 * r + a;
+                jac.row(row).setZero();
+                jac(row, a) = sw;              // origin shift t
+                jac(row, 2 + 2 * a) = sw * g.x();  // CD'(a, 0)
+                jac(row, 3 + 2 * a) = sw * g.y();  // CD'(a, 1)
+                jac(row, 6) = sw * dk(a);      // kappa'
+                res(row) = sw * e(a);
+            }
+        }
+        const Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(jac);
+        if (qr.rank() < 7) throw NumericalError("fitTanRadial: the points do not constrain CD and the radial term");
+        const Eigen::VectorXd delta = qr.solve(res);
+        if (!delta.allFinite()) throw NumericalError("fitTanRadial: the least-squares solution is not finite");
+        const Eigen::Vector2d t(delta(0), delta(1));
+        cdn(0, 0) += delta(2);
+        cdn(0, 1) += delta(3);
+        cdn(1, 0) += delta(4);
+        cdn(1, 1) += delta(5);
+        kn += delta(6);
+        crval = tp.deprojectDegrees(t);
+        if (t.norm() < kConvergedDeg && std::fabs(delta(6)) < 1e-12) break;
+        if (pass == 29) throw NumericalError("fitTanRadial: did not converge");
+    }
+    const Eigen::Matrix2d cd = cdn / scale;
+    if (!(std::fabs(cd.determinant()) > 0.0)) throw NumericalError("fitTanRadial: the fitted CD matrix is singular");
+    const double kappa = kn / (scale * scale);
+    SipPolynomials sip;
+    sip.order = 3;
+    sip.a = Eigen::MatrixXd::Zero(4, 4);
+    sip.b = Eigen::MatrixXd::Zero(4, 4);
+    sip.a(3, 0) = kappa;
+    sip.a(1, 2) = kappa;
+    sip.b(2, 1) = kappa;
+    sip.b(0, 3) = kappa;
+    return std::make_shared<const Wcs>(crpix, crval, cd, sip);
+}
+
 std::shared_ptr<const Wcs> fitWcsCorrection(const Wcs& base, const std::vector<Point2D>& pixels,
                                             const std::vector<SpherePoint>& sky, const std::vector<double>& weights,
                                             WcsCorrection kind) {

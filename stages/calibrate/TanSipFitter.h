@@ -9,6 +9,14 @@
 // passes). Then CD = the linear terms and (A_pq, B_pq) = CD^-1 (P_xi,pq, P_eta,pq) for p + q >= 2.
 // Order 0 or 1 fits a plain TAN Wcs (CRVAL and CD).
 //
+// fitTanRadial: TAN plus one radial distortion coefficient about a given CRPIX (the optical axis, where the
+// header WCS of a mosaic camera puts it): (xi, eta) = CD (d + kappa |d|^2 d), d = pixel - CRPIX, i.e. SIP
+// A = kappa (u^3 + u v^2), B = kappa (u^2 v + v^3). 7 parameters (CRVAL, CD, kappa), fitted by Gauss-Newton
+// from a plain TAN fit, moving CRVAL to the fitted origin each pass (the exact weighted least-squares
+// solution, 3-6 passes). The third-order optical distortion of a wide field is mostly this; on a detector
+// off the axis a plain TAN leaves its quadratic part (~0.1-0.2" over an LSST-like detector at 0.1-0.3 deg),
+// which a full SIP fit needs many more matches to remove.
+//
 // fitWcsCorrection: the low-order alternative for few matches. The model is a given (header) Wcs whose CRPIX
 // and SIP (the optical distortion it carries, if any) are kept, with CRVAL moved and CD multiplied on the left
 // by a 2x2 matrix M: a similarity (shift + rotation + scale: 4 parameters, >= 2 points) or a general linear
@@ -37,6 +45,13 @@ int polynomialTermCount(int order);
 std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
                                      const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess,
                                      int order);
+
+/// Fit TAN + radial distortion about `crpix` (see the header comment) to pixels[i] -> sky[i] with weights
+/// (empty: all 1). The result has SIP order 3 (no inverse AP/BP). Throws LogicError for mismatched sizes;
+/// NumericalError with fewer than 4 usable points, a degenerate design (e.g. all points at one radius from
+/// crpix) or no convergence.
+std::shared_ptr<const Wcs> fitTanRadial(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
+                                        const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess);
 
 /// The parameters fitWcsCorrection adjusts.
 enum class WcsCorrection {

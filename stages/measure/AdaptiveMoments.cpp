@@ -88,6 +88,8 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
     }
     SecondMoments w = initial.isPositiveDefinite() ? initial : SecondMoments::circle(1.0);
     const double maxVar = control.maxSigma * control.maxSigma;
+    double lastStep[3] = {0.0, 0.0, 0.0};  // the previous step of W (dampOscillation)
+    double lastStepNorm = std::numeric_limits<double>::quiet_NaN();  // extrapolateConvergence
     for (int iter = 1; iter <= std::max(1, control.maxIter); ++iter) {
         result.iterations = iter;
         const WeightedSums s = accumulate(image, result.centre, w, control.windowSigmas, control.region, mask, badBits);
@@ -123,9 +125,24 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
             result.amplitude = std::numeric_limits<double>::quiet_NaN();
             return result;
         }
+        if (control.dampOscillation) {
+            const double step[3] = {next.xx - w.xx, next.yy - w.yy, next.xy - w.xy};
+            if (step[0] * lastStep[0] + step[1] * lastStep[1] + step[2] * lastStep[2] < 0.0) {
+                // A convex combination of two positive-definite matrices stays positive definite.
+                next = SecondMoments{w.xx + 0.5 * step[0], w.yy + 0.5 * step[1], w.xy + 0.5 * step[2]};
+            }
+            lastStep[0] = next.xx - w.xx, lastStep[1] = next.yy - w.yy, lastStep[2] = next.xy - w.xy;
+        }
         const double scale = control.tolerance * 0.5 * (w.xx + w.yy);
         bool done = std::fabs(next.xx - w.xx) < scale && std::fabs(next.yy - w.yy) < scale &&
                     std::fabs(next.xy - w.xy) < scale;
+        if (control.extrapolateConvergence) {
+            const double stepNorm =
+                std::max({std::fabs(next.xx - w.xx), std::fabs(next.yy - w.yy), std::fabs(next.xy - w.xy)});
+            const double rho = stepNorm / lastStepNorm;  // NaN on the first iteration: not done
+            done = rho < 1.0 && stepNorm / (1.0 - rho) < scale;
+            lastStepNorm = stepNorm;
+        }
         if (control.recentre) {
             // Weighted-centroid step (exact, with the factor 2, for a Gaussian at W = its covariance),
             // at most one pixel.

@@ -13,6 +13,9 @@
 // x^T W^-1 x <= windowSigmas^2, clipped to the image (and to control.region); unusable pixels (non-finite, or with any of
 // `badBits` in `mask` when a mask is given) are skipped and reported.
 //
+// Damping (control.dampOscillation, off by default): a step that reverses the previous one is halved;
+// the fixed point is the same, and convergence is then judged on the step taken.
+//
 // Re-centring (control.recentre, off by default). The centre then moves too: each iteration it steps by
 // twice the weighted first moment sum w I (x - c) / sum w I (exact for a Gaussian once W matches it),
 // limited to one pixel per step, and convergence also needs the step to be below
@@ -64,6 +67,15 @@ struct AdaptiveMomentsControl {
     Box2I region;
     /// Also iterate the centre (see header); off: the centre is held fixed.
     bool recentre = false;
+    /// Halve a step of W that reverses the previous one (their element-wise dot product is negative): a
+    /// 2-cycle of the Newton update (a faint, non-Gaussian source; eigenvalue near -1) then converges to
+    /// the same fixed point instead of oscillating to maxIter. Off by default (the plain iteration).
+    bool dampOscillation = false;
+    /// Judge convergence on the distance to the fixed point extrapolated from the last two steps of W
+    /// (a geometric series: |step| / (1 - rho), rho = |step| / |previous step|, max-abs norms; never
+    /// converged while rho >= 1) instead of on the last step alone: a loose tolerance (a fraction of the
+    /// moments' noise) then cannot stop a slow drift far from the fixed point. Off by default.
+    bool extrapolateConvergence = false;
     /// Throws ConfigError naming the first field out of bounds.
     void validate() const;
     friend bool operator==(const AdaptiveMomentsControl&, const AdaptiveMomentsControl&) = default;

@@ -72,6 +72,10 @@ ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF
         const float* vrow = var.row(y - img.minY());
         const MaskPixel* mrow = mask.row(y - img.minY());
         const int ox = img.minX();
+        // Apertures [kmin, k0) cross the pixel; from k0 on they hold all of it: kmin is the first k with
+        // r2[k] > dmin2, k0 the first with r2[k] >= dmax2 (r2 increases). Both change by a step or two
+        // from one pixel to the next, so they are tracked from the previous pixel's values.
+        std::size_t kmin = 0, k0 = 0;
         for (int x = xa; x <= xb; ++x) {
             const double dx = x - c.x, adx = std::fabs(dx);
             const double nx = std::max(adx - 0.5, 0.0);
@@ -79,10 +83,9 @@ ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF
             if (dmin2 >= rmax2) continue;
             const double fx = adx + 0.5;
             const double dmax2 = fx * fx + fy * fy;
-            // Apertures [kmin, k0) cross the pixel; from k0 on they hold all of it.
-            std::size_t kmin = 0;
+            while (kmin > 0 && r2[kmin - 1] > dmin2) --kmin;
             while (r2[kmin] <= dmin2) ++kmin;  // terminates: r2[nr - 1] > dmin2
-            std::size_t k0 = kmin;
+            while (k0 > 0 && r2[k0 - 1] >= dmax2) --k0;
             while (k0 < nr && r2[k0] < dmax2) ++k0;
             const float d = drow[x - ox], v = vrow[x - ox];
             const bool good = std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(mrow[x - ox] & badBits);

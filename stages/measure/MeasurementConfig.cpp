@@ -68,6 +68,8 @@ void MeasurementConfig::validate() const {
 
     require(shapeMaxIter >= 1 && shapeMaxIter <= 10000, "shapeMaxIter must be in [1, 10000]");
     require(shapeTolerance > 0.0 && shapeTolerance <= 0.01, "shapeTolerance must be in (0, 0.01]");
+    require(shapeNoiseCheckIter >= 1 && shapeNoiseCheckIter <= 10000, "shapeNoiseCheckIter must be in [1, 10000]");
+    require(shapeNoiseTolerance >= 0.0 && shapeNoiseTolerance <= 0.1, "shapeNoiseTolerance must be in [0, 0.1]");
     require(shapeWindowSigmas >= 3.0 && shapeWindowSigmas <= 10.0, "shapeWindowSigmas must be in [3, 10]");
     require(shapeMaxSigma >= 1.0 && shapeMaxSigma <= 1000.0, "shapeMaxSigma must be in [1, 1000] pixels");
 

@@ -54,6 +54,15 @@ struct MeasurementConfig {
     /// Convergence: relative change of every moment (in units of the weight's trace) below this.
     /// Bounds: (0, 0.01].
     double shapeTolerance = 1e-5;
+    /// A source not converged after this many iterations continues with damped steps
+    /// (AdaptiveMomentsControl::dampOscillation) and stops once every moment is within shapeNoiseTolerance
+    /// of its standard error of the fixed point extrapolated from the last two steps
+    /// (AdaptiveMomentsControl::extrapolateConvergence; shape_flag_noiseStop), if that is before shapeTolerance.
+    /// Bounds: [1, 10000].
+    int shapeNoiseCheckIter = 20;
+    /// That fraction of the moments' standard error (computeAdaptiveMomentsCovariance at the iterate).
+    /// Bounds: [0, 0.1]; 0 turns the noise stop off (damping still applies).
+    double shapeNoiseTolerance = 0.01;
     /// Half-width of the moment window in weight sigmas (along each axis). Bounds: [3, 10].
     double shapeWindowSigmas = 5.0;
     /// Largest weight sigma (pixels, sqrt of the largest eigenvalue) before the iteration gives up

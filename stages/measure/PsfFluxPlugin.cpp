@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 namespace drp {
@@ -80,6 +81,9 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
     // normalisation of the likelihood and the Fisher matrix of (flux, x, y): the model's derivatives are
     // P, -f dP/dx, -f dP/dy (central differences of the PSF image; one-sided at its edge).
     double chi2 = 0, sumLnV = 0;
+    // log(2 pi v) of the previous pixel: a flat or smooth variance plane repeats values, so most pixels
+    // reuse it (the same bits as calling log again).
+    double lastV = std::numeric_limits<double>::quiet_NaN(), lastLn = 0.0;
     double F[3][3] = {};
     const int pw = psf->width(), ph = psf->height();
     auto psfAt = [&](int ix, int iy) { return (*psf)(std::clamp(ix, 0, pw - 1), std::clamp(iy, 0, ph - 1)); };
@@ -93,7 +97,11 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
             if (!std::isfinite(d) || !std::isfinite(v) || !(v > 0) || (mrow[x] & ctx.badBits)) continue;
             const double r = d - flux * prow[x];
             chi2 += r * r / v;
-            sumLnV += std::log(2.0 * std::numbers::pi * v);
+            if (!(v == lastV)) {
+                lastV = v;
+                lastLn = std::log(2.0 * std::numbers::pi * v);
+            }
+            sumLnV += lastLn;
             const int ix = box.minX() + x - psf->xy0().x, iy = y - psf->xy0().y;
             const int xl = std::max(ix - 1, 0), xh = std::min(ix + 1, pw - 1);
             const int yl = std::max(iy - 1, 0), yh = std::min(iy + 1, ph - 1);

@@ -23,6 +23,9 @@ ShapePlugin::ShapePlugin(Schema& schema, const MeasurementConfig&) {
     singular_ = schema.addField<bool>("shape_flag_singular", "weighted moments not positive definite");
     maxSize_ = schema.addField<bool>("shape_flag_maxSize", "the adaptive weight grew beyond shapeMaxSigma");
     notConverged_ = schema.addField<bool>("shape_flag_notConverged", "adaptive-moment iteration hit shapeMaxIter");
+    noiseStop_ = schema.addField<bool>("shape_flag_noiseStop",
+                                       "damped iteration stopped within shapeNoiseTolerance of the moments' standard "
+                                       "error of the extrapolated fixed point, before reaching shapeTolerance");
     edge_ = schema.addField<bool>("shape_flag_edge", "the moment window crossed the image edge or unusable pixels");
     psf_ = schema.addField<bool>("shape_flag_psf", "adaptive moments of the PSF failed or there is no PSF");
 }
@@ -65,8 +68,39 @@ void ShapePlugin::measure(const MeasurementContext& ctx, Table& table, std::size
 
     // Sums over the footprint's box grown by 2 PSF sigmas + 2 pixels (all pixels for an empty footprint).
     if (!fb.empty()) control.region = fb.grow(int(std::ceil(2.0 * ctx.psfSigma())) + 2);
-    const AdaptiveMomentsResult r = computeAdaptiveMoments(ctx.exposure.image(), ctx.centroid, start, control,
-                                                           &ctx.exposure.mask(), ctx.badBits);
+    const MeasurementConfig& cfg = ctx.config;
+    const int firstIter = std::min(cfg.shapeMaxIter, cfg.shapeNoiseCheckIter);
+    AdaptiveMomentsControl first = control;
+    first.maxIter = firstIter;
+    AdaptiveMomentsResult r = computeAdaptiveMoments(ctx.exposure.image(), ctx.centroid, start, first,
+                                                     &ctx.exposure.mask(), ctx.badBits);
+    bool noiseStop = false;
+    if (!r.failed() && !r.converged && cfg.shapeMaxIter > firstIter) {
+        // Not converged yet (a faint source; usually a 2-cycle of the Newton update): go on with damped
+        // steps, and stop once every moment is within shapeNoiseTolerance of its standard error (at this
+        // iterate) of the fixed point extrapolated from the last two steps, when that is looser than
+        // shapeTolerance.
+        AdaptiveMomentsControl second = control;
+        second.maxIter = cfg.shapeMaxIter - firstIter;
+        second.dampOscillation = true;
+        double noiseTolerance = 0.0;
+        if (cfg.shapeNoiseTolerance > 0) {
+            const MomentsCovariance c0 = computeAdaptiveMomentsCovariance(
+                ctx.exposure.image(), ctx.exposure.variance(), ctx.centroid, r.moments, control, &ctx.exposure.mask(),
+                ctx.badBits);
+            const double sigmaMin = std::sqrt(std::min({c0.xx_xx, c0.yy_yy, c0.xy_xy}));
+            const double halfTrace = 0.5 * r.moments.trace();
+            if (std::isfinite(sigmaMin) && sigmaMin > 0 && halfTrace > 0)
+                noiseTolerance = cfg.shapeNoiseTolerance * sigmaMin / halfTrace;
+        }
+        second.tolerance = std::max(cfg.shapeTolerance, noiseTolerance);
+        second.extrapolateConvergence = second.tolerance > cfg.shapeTolerance;
+        const int done = r.iterations;
+        r = computeAdaptiveMoments(ctx.exposure.image(), ctx.centroid, r.moments, second, &ctx.exposure.mask(),
+                                   ctx.badBits);
+        r.iterations += done;
+        noiseStop = r.converged && second.tolerance > cfg.shapeTolerance;
+    }
     const bool failed = r.failed();
     table.column(ixx_)[row] = failed ? kNaN : r.moments.xx;
     table.column(iyy_)[row] = failed ? kNaN : r.moments.yy;
@@ -86,6 +120,7 @@ void ShapePlugin::measure(const MeasurementContext& ctx, Table& table, std::size
     table.column(singular_)[row] = r.singular;
     table.column(maxSize_)[row] = r.maxSize;
     table.column(notConverged_)[row] = !failed && !r.converged;
+    table.column(noiseStop_)[row] = !failed && noiseStop;
     table.column(edge_)[row] = r.truncated;
     if (failed) ctx.shape.reset();
     else ctx.shape = r.moments;

@@ -15,6 +15,10 @@
 //                              box's longer side and 4 PSF sigmas, at most config.shapeMaxSigma (a faint
 //                              peak on a bright neighbour's wing; keeps the cost bounded)
 //   shape_flag_notConverged    config.shapeMaxIter reached (last values kept, not a failure)
+//   shape_flag_noiseStop       not converged after config.shapeNoiseCheckIter iterations; the damped
+//                              iteration that followed stopped once every moment was within
+//                              config.shapeNoiseTolerance of its standard error of the fixed point
+//                              extrapolated from the last two steps (values kept, not a failure)
 //   shape_flag_edge            the final window crossed the image edge or unusable pixels (kept)
 //   shape_flag_psf             the PSF moments failed or there is no PSF (PSF values NaN)
 #pragma once
@@ -32,7 +36,7 @@ public:
 
 private:
     Key<double> ixx_, iyy_, ixy_, ixxErr_, iyyErr_, ixyErr_, ixxIyyCov_, ixxIxyCov_, iyyIxyCov_, ixxPsf_, iyyPsf_, ixyPsf_;
-    Key<bool> flag_, noPixels_, singular_, maxSize_, notConverged_, edge_, psf_;
+    Key<bool> flag_, noPixels_, singular_, maxSize_, notConverged_, noiseStop_, edge_, psf_;
 };
 
 }  // namespace drp

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numbers>
 #include <random>
@@ -231,6 +232,67 @@ TEST(SourceDetection, ReEstimatesTheBackground) {
     const DetectionResult r = detectSources(mi, matchedSigma(psf), cfg);
     ASSERT_TRUE(r.background.has_value());
     for (double v : r.background->values()) EXPECT_NEAR(v, 2.0, 1.0);  // bin noise 30/128 = 0.23 e-
+}
+
+TEST(SourceDetection, PruningByTheBoundGivesTheSameFootprintsAndPeaks) {
+    // Sparse fields (the bright-pass case): a few point sources from just below to far above the
+    // threshold, some negative, a noise level varying over the image, a BAD patch, NaN pixels and a few
+    // usable pixels of zero variance. Filtering only where the Cauchy-Schwarz bound allows a detection
+    // must give the very footprints, peaks and masks of filtering everything, at every seed.
+    const MoffatPsf psf(3.5, 3.5);
+    const double sigma = matchedSigma(psf);
+    int pruned = 0;
+    for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+        MaskedImageF base = blank(seed, 900, 700);
+        std::mt19937_64 rng(seed + 1000);
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        for (int y = 0; y < base.height(); ++y)
+            for (int x = 0; x < base.width(); ++x) {
+                const float scale = float(1.0 + 0.5 * x / base.width());
+                base.image()(x, y) *= scale;
+                base.variance()(x, y) *= scale * scale * float(1.0 + 0.01 * u(rng));  // continuous values
+            }
+        const std::vector<double> sns{35.0, 45.0, 48.0, 50.0, 52.0, 60.0, 85.0, 100.0, 400.0};
+        for (std::size_t k = 0; k < 12; ++k) {
+            const Point2D p{30 + u(rng) * 840, 30 + u(rng) * 640};
+            const double sn = sns[k % sns.size()] * (k % 5 == 4 ? -1.0 : 1.0);
+            addPointSource(base.image(), p, sn * 30.0 * 1.5 * std::sqrt(4.0 * std::numbers::pi) * sigma, psf);
+        }
+        const MaskPixel badBit = base.mask().planeBitMask("BAD");
+        for (int y = 300; y < 320; ++y)
+            for (int x = 400; x < 430; ++x) base.mask()(x, y) |= badBit;
+        base.image()(100, 100) = std::numeric_limits<float>::quiet_NaN();
+        base.variance()(500, 200) = 0.0f;
+        base.variance()(501, 200) = 0.0f;
+        // (With negative detection the noise's chi^2 doubles, so the bound prunes from a higher threshold.)
+        for (const auto& [negative, thr] : std::vector<std::pair<bool, double>>{{false, 50.0}, {true, 80.0}, {false, 20.0}, {true, 20.0}}) {
+                SourceDetectionConfig cfg;
+                cfg.thresholdSigma = thr;
+                cfg.includeNegative = negative;
+                MaskedImageF a = base.clone(), b = base.clone();
+                cfg.pruneByBound = true;
+                const DetectionResult ra = detectSources(a, sigma, cfg);
+                cfg.pruneByBound = false;
+                const DetectionResult rb = detectSources(b, sigma, cfg);
+                ASSERT_EQ(ra.positive.size(), rb.positive.size()) << "seed " << seed << " threshold " << thr;
+                ASSERT_EQ(ra.negative.size(), rb.negative.size()) << "seed " << seed << " threshold " << thr;
+                for (std::size_t i = 0; i < ra.positive.size(); ++i) EXPECT_TRUE(ra.positive[i] == rb.positive[i]);
+                for (std::size_t i = 0; i < ra.negative.size(); ++i) EXPECT_TRUE(ra.negative[i] == rb.negative[i]);
+                bool masksEqual = true;
+                for (int y = 0; y < a.height() && masksEqual; ++y) {
+                    for (int x = 0; x < a.width(); ++x) {
+                        if (a.mask()(x, y) != b.mask()(x, y)) masksEqual = false;
+                    }
+                }
+                EXPECT_TRUE(masksEqual) << "seed " << seed;
+                EXPECT_NEAR(ra.noiseSigma, rb.noiseSigma, 0.03 * rb.noiseSigma);
+                if (thr > 20.0) {
+                    EXPECT_GT(ra.positive.size(), 0u);
+                    pruned += ra.noiseSigma != rb.noiseSigma;  // a different (sparser) noise sample: pruned
+                }
+        }
+    }
+    EXPECT_GE(pruned, 12);  // most high-threshold cases took the pruned path
 }
 
 TEST(SourceDetection, ConfigValidation) {
