@@ -2,7 +2,9 @@
 
 #include <mpi.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/Error.h"
 #include "core/MpiNative.h"
@@ -34,6 +36,17 @@ MpiSession::~MpiSession() {
     int fin = 0;
     MPI_Finalized(&fin);
     if (g_sessionOwnsMpi && !fin) MPI_Finalize();
+}
+
+bool MpiSession::launchedByMpi() {
+    if (const char* force = std::getenv("DRP_MPI")) {
+        if (std::string(force) == "1") return true;
+        if (std::string(force) == "0") return false;
+    }
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS",
+                            "HYDRA_CONTROL_FD", "MV2_COMM_WORLD_SIZE"})
+        if (std::getenv(var)) return true;
+    return false;
 }
 
 bool MpiSession::initialized() {

@@ -19,6 +19,11 @@ public:
     MpiSession(const MpiSession&) = delete;
     MpiSession& operator=(const MpiSession&) = delete;
     static bool initialized();
+    /// True when this process was started by an MPI launcher (mpirun/mpiexec of Open MPI, MPICH or Intel MPI,
+    /// or srun with PMI/PMIx), or when DRP_MPI=1 asks for MPI anyway; DRP_MPI=0 says no. A process started
+    /// on its own is one rank: the CLI then skips MPI_Init (0.5-3 s of start-up for a singleton) and runs
+    /// with a serial communicator.
+    static bool launchedByMpi();
 };
 
 class Communicator {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "core/Error.h"
 #include "core/Log.h"
@@ -110,7 +111,9 @@ int runCli(int argc, char** argv) {
         }
         po::notify(vm);
 
-        MpiSession mpi(&argc, &argv);
+        // MPI only under a launcher: a serial command (measure-image on one file) starts in milliseconds.
+        std::optional<MpiSession> mpi;
+        if (MpiSession::launchedByMpi()) mpi.emplace(&argc, &argv);
         Communicator comm = Communicator::world();
         Log::setRank(comm.rank());
         return cmd.run(vm, comm);

@@ -141,6 +141,9 @@ void SingleVisitConfig::bind(ConfigBinder& b) {
     b.bind("astrometry.few_star_min_matches", astrometry.fewStarMinMatches, "matches a few-star solution needs");
     b.bind("astrometry.affine_min_matches", astrometry.affineMinMatches,
            "matches for an affine correction of the header WCS (fewer: shift + rotation + scale)");
+    b.bind("astrometry.radial_distortion", astrometry.radialDistortion,
+           "below the TAN-SIP match count, with a header without SIP: try TAN + a radial distortion about CRPIX");
+    b.bind("astrometry.radial_min_f", astrometry.radialMinF, "F-test threshold for keeping the radial term");
     b.bind("astrometry.few_star_max_false_solutions", astrometry.fewStarMaxFalseSolutions,
            "expected number of false few-star solutions accepted");
     b.bind("photometry.enabled", doPhotometry, "fit the zero point against the reference catalog");
