@@ -16,7 +16,10 @@
 //    (the epoch's variance through G^2, times 1 - leverage, times an empirical excess-scatter factor for
 //    pixels where the template does not describe the epochs to within their noise), rescaled by the
 //    robust (MAD) width of the significance map: seeds above detectionSigma, extended (hysteresis) over
-//    the 8-connected pixels above extendSigma.
+//    the 8-connected pixels above extendSigma. Near pixels of the epoch that are not comparable (its NO_DATA
+//    edge, masked pixels) G * R and its variance are normalised by G's weight on comparable pixels, used
+//    where that weight is >= 1/2: an artifact at a detector edge is found whole (issue 6: an asteroid there
+//    kept 8.9 sigma when those pixels were skipped).
 //    Footprints found in a first comparison are taken out of the template's sums (robust template).
 // 3. Decision per footprint (isTransientFootprint): transient when, over at least spatialFraction of
 //    its pixels, at most maxEpochFraction of the inputs have a footprint there when compared with the
@@ -129,6 +132,28 @@ private:
 /// out[k] = halfWidth^-k sum_{j <= k} C(k, j) (-centre)^(k - j) in[j], k = 0 .. n - 1 (n <= 7).
 void shiftPowerMoments(const double* in, int n, double centre, double halfWidth, double* out);
 
+/// shiftPowerMoments as a precomputed lower-triangular matrix, for one centre and halfWidth applied to many
+/// pixels' moments.
+class PowerMomentShift {
+public:
+    PowerMomentShift() = default;
+    /// n <= 7 moments; halfWidth > 0 (LogicError otherwise).
+    PowerMomentShift(int n, double centre, double halfWidth);
+    /// out[k] = sum_{j <= k} T[k][j] in[j] for k < count (count <= n; -1: n).
+    void apply(const double* in, double* out, int count = -1) const {
+        const int c = count < 0 ? n_ : count;
+        for (int k = 0; k < c; ++k) {
+            double s = 0;
+            for (int j = 0; j <= k; ++j) s += t_[k][j] * in[j];
+            out[k] = s;
+        }
+    }
+
+private:
+    int n_ = 0;
+    double t_[7][7]{};
+};
+
 /// Largest template degree usable with n inputs: min(maxDegree, (n - 2) / 3), -1 for n <= 0.
 int psfRegressionDegree(int nInputs, int maxDegree);
 
@@ -142,9 +167,10 @@ struct ArtifactSearchResult {
 /// Footprints of G*R where G*R > seedSigma * c * sqrt(V) (seeds), extended over the 8-connected pixels
 /// above config.extendSigma * c * sqrt(V). `smoothedResidual` = G*R, `noiseVariance` = V its noise
 /// variance (0 marks pixels that are not comparable); one bbox (LogicError otherwise). c >= 1 is the
-/// MAD-based width of the significance map over a subsample of the patch.
+/// MAD-based width of the significance map over a subsample of the patch. `markScratch` (optional) holds the
+/// per-pixel marks, reused when it already has the bbox (saves a patch-size allocation per call).
 ArtifactSearchResult findArtifacts(const ImageF& smoothedResidual, const ImageF& noiseVariance, double seedSigma,
-                                   const ArtifactRejectionConfig& config);
+                                   const ArtifactRejectionConfig& config, Image<std::int32_t>* markScratch = nullptr);
 
 /// Temporal decision for one footprint (parent frame, inside `box`): true when at least
 /// config.spatialFraction of its pixels have nFlagged <= max(1, floor(maxEpochFraction * nInputs)) (arrays

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/Error.h"
+#include "stages/coadd/RejectionKernels.h"
 
 namespace drp {
 
@@ -215,23 +216,12 @@ bool CoaddAssembler::scaledPlanes(const MaskedImageF& warp, const WarpMetadata& 
     const MaskPixel excluded = excludedBits(mask) |
                                (mask.planeDict()->has("NO_DATA") ? mask.planeBitMask("NO_DATA") : 0);
     const double s = meta.photoScale, s2c = s * s * meta.covarianceFactor;
-    resetImage(image, bbox_, 0.0f);
-    resetImage(variance, bbox_, 0.0f);
+    if (image.bbox() != bbox_ || image.empty()) image = ImageF(bbox_, 0.0f);  // every pixel is written below
+    if (variance.bbox() != bbox_ || variance.empty()) variance = ImageF(bbox_, 0.0f);
     bool anyBad = false;
-    for (int y = 0; y < bbox_.height(); ++y) {
-        const float* im = warp.image().row(y);
-        const float* var = warp.variance().row(y);
-        const MaskPixel* m = mask.row(y);
-        float *o = image.row(y), *ov = variance.row(y);
-        for (int x = 0; x < bbox_.width(); ++x) {
-            if ((m[x] & excluded) || !std::isfinite(im[x]) || !std::isfinite(var[x]) || var[x] < 0) {
-                anyBad = true;
-                continue;
-            }
-            o[x] = float(s * double(im[x]));
-            ov[x] = float(double(var[x]) * s2c);
-        }
-    }
+    for (int y = 0; y < bbox_.height(); ++y)
+        anyBad |= rejection::scaledRow(image.row(y), variance.row(y), warp.image().row(y), warp.variance().row(y),
+                                       mask.row(y), excluded, s, s2c, bbox_.width()) > 0;
     if (!anyBad) {
         valid = ImageF();
         return false;
@@ -272,6 +262,7 @@ void CoaddAssembler::beginComparison(int pass) {
             fitDegree_ = 0;
             vHalf_ = 1;
         }
+        momentShift_ = PowerMomentShift(nMom_, vCentre_, vHalf_);
         // Leverage of each input in the all-inputs template (the in-sample residual's variance is (1 - h) v).
         double m[2 * PsfSizeFit::kMaxDegree + 1], b[PsfSizeFit::kMaxDegree + 1] = {};
         shiftPowerMoments(globalMom_.data(), nMom_, vCentre_, vHalf_, m);
@@ -319,7 +310,6 @@ void CoaddAssembler::beginComparison(int pass) {
                     ++nFlag1_[k];
                 }
             }
-            std::vector<float>().swap(flagValues1_[i]);
         }
     }
     if (active_ && pass <= 2) solveTemplates();
@@ -341,8 +331,8 @@ void CoaddAssembler::solveTemplates() {
         }
         for (std::size_t q = 0; q < nm; ++q) mu[q] = globalMom_[q] - double(missMom_[k * nm + q]);
         for (std::size_t q = 0; q < nc; ++q) bu[q] = double(rhs_[k * nc + q]);
-        shiftPowerMoments(mu, nMom_, vCentre_, vHalf_, m);
-        shiftPowerMoments(bu, nCoef_, vCentre_, vHalf_, b);
+        momentShift_.apply(mu, m);
+        momentShift_.apply(bu, b, nCoef_);
         if (!fit.solve(m, b, psfRegressionDegree(n, fitDegree_))) {
             c[0] = nan;
             continue;
@@ -373,70 +363,67 @@ void CoaddAssembler::addCompare(const MaskedImageF& warp, const WarpMetadata& me
     double m[2 * PsfSizeFit::kMaxDegree + 1], b[PsfSizeFit::kMaxDegree + 1];
     // Residual against the template's prediction for this epoch, its variance, and where it is defined.
     ImageF &resid = sc.resid, &rvar = sc.rvar, &ok = sc.ok;
-    resetImage(resid, bbox_, 0.0f);
-    resetImage(rvar, bbox_, 0.0f);
-    resetImage(ok, bbox_, 0.0f);
-    for (int y = 0; y < ht; ++y) {
-        const float *im = image.row(y), *var = variance.row(y);
-        const float* va = masked ? valid.row(y) : nullptr;
-        float *r = resid.row(y), *rv = rvar.row(y), *o = ok.row(y);
-        const std::size_t base = std::size_t(y) * std::size_t(wd);
-        for (int x = 0; x < wd; ++x) {
-            if ((va && !(va[x] > 0)) || (perPixel && !(var[x] > 0))) continue;
-            const std::size_t k = base + std::size_t(x);
-            const float* c = &coef_[k * nc];
-            if (!std::isfinite(c[0])) continue;
-            double p = 0;
-            if (degree < fitDegree_) {  // a lower-degree template for this input, solved here
+    std::int64_t nOk = 0;
+    if (degree == fitDegree_) {  // the all-inputs template's degree: its coefficients, row-vectorised
+        for (ImageF* im : {&resid, &rvar, &ok})
+            if (im->bbox() != bbox_ || im->empty()) *im = ImageF(bbox_, 0.0f);  // every pixel is written below
+        if (!masked) sc.ones.assign(std::size_t(wd), 1.0f);  // every pixel valid
+        for (int y = 0; y < ht; ++y)
+            nOk += rejection::residualRow(resid.row(y), rvar.row(y), ok.row(y), image.row(y), variance.row(y),
+                                          masked ? valid.row(y) : sc.ones.data(),
+                                          &coef_[std::size_t(y) * std::size_t(wd) * nc], int(nc), v, resFactor,
+                                          perPixel, wd);
+    } else {  // a lower-degree template for this input, solved per pixel
+        resetImage(resid, bbox_, 0.0f);
+        resetImage(rvar, bbox_, 0.0f);
+        resetImage(ok, bbox_, 0.0f);
+        for (int y = 0; y < ht; ++y) {
+            const float *im = image.row(y), *var = variance.row(y);
+            const float* va = masked ? valid.row(y) : nullptr;
+            float *r = resid.row(y), *rv = rvar.row(y), *o = ok.row(y);
+            const std::size_t base = std::size_t(y) * std::size_t(wd);
+            for (int x = 0; x < wd; ++x) {
+                if ((va && !(va[x] > 0)) || (perPixel && !(var[x] > 0))) continue;
+                const std::size_t k = base + std::size_t(x);
+                if (!std::isfinite(coef_[k * nc])) continue;
                 for (std::size_t q = 0; q < nm; ++q) mu[q] = globalMom_[q] - double(missMom_[k * nm + q]);
                 for (std::size_t q = 0; q < nc; ++q) bu[q] = double(rhs_[k * nc + q]);
-                shiftPowerMoments(mu, nMom_, vCentre_, vHalf_, m);
-                shiftPowerMoments(bu, nCoef_, vCentre_, vHalf_, b);
+                momentShift_.apply(mu, m);
+                momentShift_.apply(bu, b, nCoef_);
                 const int n = int(nUsed_[k]) - int(nFlag1_[k]);
                 if (!fit.solve(m, b, std::min(degree, psfRegressionDegree(n, fitDegree_)))) continue;
-                p = fit.predict(v);
-            } else {
-                for (int q = int(nc) - 1; q >= 0; --q) p = p * v + double(c[q]);
+                r[x] = float(double(im[x]) - fit.predict(v));
+                rv[x] = var[x] * resFactor;
+                o[x] = 1.0f;
+                ++nOk;
             }
-            r[x] = float(double(im[x]) - p);
-            rv[x] = var[x] * resFactor;
-            o[x] = 1.0f;
         }
     }
     const double g = rc.smoothingSigmaPx > 0 ? rc.smoothingSigmaPx : std::max(0.5, meta.psfSigmaPx);
     ImageF &sR = sc.sR, &sV = sc.sV, &sOk = sc.sOk;
     gaussianSmoothNormalized(resid, sR, g, false, &sc.smoothTmp);
     gaussianSmoothNormalized(rvar, sV, g, true, &sc.smoothTmp);
-    std::int64_t nOk = 0;
-    for (int y = 0; y < ht; ++y)
-        for (int x = 0; x < wd; ++x) nOk += ok.row(y)[x] > 0 ? 1 : 0;
     const bool allOk = nOk == std::int64_t(wd) * ht;  // every pixel comparable: the smoothed validity is 1
     if (!allOk) gaussianSmoothNormalized(ok, sOk, g, false, &sc.smoothTmp);
     const float clip2 = float(rc.scatterClipSigma * rc.scatterClipSigma);
     Image<std::int32_t>& flag = sc.flag;
     resetImage(flag, bbox_, std::int32_t(0));
     if (pass_ >= 2) flags1_[index].setMask(flag, 2);  // pixels already out of the template
+    // Near pixels that are not comparable (the epoch's NO_DATA edge, masked pixels) the smoothed residual is
+    // the filter's mean over the comparable pixels only: sR / sOk, variance sV / sOk^2 (the same separable
+    // weights enter both), used where the pixel itself is comparable and at least kMinFilterCover of the
+    // filter's weight falls on comparable pixels (an artifact at a detector edge is then still found whole).
+    constexpr float kMinFilterCover = 0.5f;
     for (int y = 0; y < ht; ++y) {
-        const float *r = sR.row(y), *o = allOk ? nullptr : sOk.row(y);
-        float* sv = sV.row(y);
+        float *r = sR.row(y), *sv = sV.row(y);
         const std::size_t base = std::size_t(y) * std::size_t(wd);
-        for (int x = 0; x < wd; ++x) {
-            if ((o && o[x] < 0.999f) || !(sv[x] > 0)) {
-                sv[x] = 0;
-                continue;
-            }
-            const std::size_t k = base + std::size_t(x);
-            if (pass_ == 2) {
-                const float chi2 = std::min(r[x] * r[x] / sv[x], clip2);
-                chiSum_[k] += chi2;
-                chiMax_[k] = std::max(chiMax_[k], chi2);
-                ++chiN_[k];
-            } else if (pass_ == 3 && chiN_[k] >= 3) {
-                sv[x] *= std::max(1.0f, (chiSum_[k] - chiMax_[k]) / float(chiN_[k] - 1));
-            }
-        }
+        if (!allOk) rejection::coverRow(r, sv, sOk.row(y), ok.row(y), kMinFilterCover, wd);
+        if (pass_ == 2)
+            rejection::scatterRow(&chiSum_[base], &chiMax_[base], &chiN_[base], r, sv, clip2, wd);
+        else if (pass_ == 3)
+            rejection::inflateRow(sv, &chiSum_[base], &chiMax_[base], &chiN_[base], wd);
     }
-    const ArtifactSearchResult found = findArtifacts(sR, sV, rc.detectionSigma, rc);
+    const ArtifactSearchResult found = findArtifacts(sR, sV, rc.detectionSigma, rc, &sc.mark);
     const SpanSet sharp = findSharpPixels(image, resid, variance, ok, rc, std::min(1.0, double(resFactor)));
     const int grow = rc.growRadiusPx > 0 ? rc.growRadiusPx : int(std::ceil(1.5 * meta.psfSigmaPx));
     int kept = 0, rejectedRegions = 0;
@@ -539,7 +526,23 @@ void CoaddAssembler::replaceRejected() {
         double up[2 * PsfSizeFit::kMaxDegree + 1] = {1};
         for (std::size_t q = 1; q < nm; ++q) up[q] = up[q - 1] * u_[i];
         const double ws = inputs_[i].weight;
+        // Pass 1's footprints that pass 3 did not reject (a template pulled by an artifact of another epoch
+        // makes an epoch differ from it there) go back into the template: the replacement is then fitted to
+        // every epoch that stays in the coadd.
         std::size_t j = 0;
+        for (const Span& sp : flags1_[i]) {
+            const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
+            for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
+                if (rejected_[i].contains(Point2I{x, sp.y})) continue;
+                const std::size_t k = base + std::size_t(x - bbox_.minX());
+                for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] -= float(ws * up[q]);
+                for (std::size_t q = 0; q < nc; ++q) rhs_[k * nc + q] += float(ws * up[q] * flagValues1_[i][j]);
+                --nFlag1_[k];
+            }
+        }
+        flags1_[i] = SpanSet();
+        std::vector<float>().swap(flagValues1_[i]);
+        j = 0;
         for (const Span& sp : rejected_[i]) {
             const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
             for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
@@ -585,8 +588,8 @@ void CoaddAssembler::replaceRejected() {
                 if (n < 2) continue;
                 for (std::size_t q = 0; q < nm; ++q) mu[q] = globalMom_[q] - double(missMom_[k * nm + q]);
                 for (std::size_t q = 0; q < nc; ++q) bu[q] = double(rhs_[k * nc + q]);
-                shiftPowerMoments(mu, nMom_, vCentre_, vHalf_, m);
-                shiftPowerMoments(bu, nCoef_, vCentre_, vHalf_, b);
+                momentShift_.apply(mu, m);
+                momentShift_.apply(bu, b, nCoef_);
                 Prediction& pr = pred[j];
                 const int maxD = std::min(degree, psfRegressionDegree(n, fitDegree_));
                 for (int d = 0; d <= maxD; ++d) {
@@ -635,8 +638,11 @@ void CoaddAssembler::replaceRejected() {
                 const double p = replaced ? pr.p[chosen] : 0.0, lev = replaced ? std::min(pr.l[chosen], 4.0) : 0.0;
                 const double w = perPixel ? 1.0 / vv : ws;
                 if (replaced) {  // the epoch's value becomes the prediction (weight unchanged)
+                    // Variance: the epoch's w^2 v out, w^2 Var(p) = w^2 v lev in, and the covariance of p = sum_j c_j
+                    // I_j with the template's epochs, all in the coadd: 2 w sum_j w_j c_j v_j = 2 w^2 v (sum_j c_j = 1,
+                    // w_j v_j ~ w v): the coadd's variance grows by w^2 v (1 + lev).
                     rejWI_[k] += float(w * (val - p));
-                    rejW2V_[k] += float(w * w * vv * (1.0 - lev));
+                    rejW2V_[k] -= float(w * w * vv * (1.0 + lev));
                 } else {  // removed
                     rejWI_[k] += float(w * val);
                     rejW_[k] += float(w);
