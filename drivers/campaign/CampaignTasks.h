@@ -40,7 +40,7 @@ struct CampaignWorkerSetup {
 struct CampaignCoaddConfig {
     std::string warpKernel = "lanczos3";  ///< coadd.warp_kernel (stages/coadd/Lanczos.h names)
     int interpLength = 10;                ///< coadd.interp_length (WarpConfig::interpLength)
-    bool rejectArtifacts = false;         ///< coadd.reject_artifacts (off: artifact rejection is not yet reliable)
+    bool rejectArtifacts = true;          ///< coadd.reject_artifacts: remove transients, trails, cosmic rays and streaks seen in a minority of epochs
     int mapBinSize = 10;                  ///< coadd.map_bin_size: survey property map bin, coadd pixels
     std::string detectionKind = "weighted";  ///< coadd.detection_kind: weighted | chi2 (deepCoadd_detection)
     /// coadd.best_seeing_quantile: > 0 adds the best-seeing coadd (goodSeeingCoadd) of the visits whose
