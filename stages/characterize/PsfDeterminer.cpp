@@ -106,6 +106,10 @@ void PsfDeterminerConfig::validate() const {
     if (!(reserveFraction >= 0.0 && reserveFraction <= 0.9)) fail("reserveFraction must be in [0, 0.9]");
     if (!(minSnr >= 0.0) || !std::isfinite(minSnr)) fail("minSnr must be >= 0");
     if (!(sizeWindow > 0.0 && sizeWindow <= 2.0)) fail("sizeWindow must be in (0, 2]");
+    if (!(compactLocusFraction > 0.0 && compactLocusFraction <= 1.0)) fail("compactLocusFraction must be in (0, 1]");
+    if (!(sizeNoise > 0.0 && sizeNoise <= 10.0)) fail("sizeNoise must be in (0, 10]");
+    if (sizeCheckMaxStars < 0) fail("sizeCheckMaxStars must be >= 0");
+    if (!(sizeCheckSigma > 0.0) || !std::isfinite(sizeCheckSigma)) fail("sizeCheckSigma must be > 0");
     if (!(sizeClipSigma > 0.0) || !std::isfinite(sizeClipSigma)) fail("sizeClipSigma must be > 0");
     if (!(minSizeTolerance > 0.0 && minSizeTolerance <= maxSizeTolerance && maxSizeTolerance <= 1.0)) {
         fail("size tolerances must satisfy 0 < minSizeTolerance <= maxSizeTolerance <= 1");
@@ -156,35 +160,82 @@ Image<double> sincShift(const Image<double>& in, double dx, double dy) {
     return out;
 }
 
-std::vector<std::size_t> selectPsfStars(const std::vector<PsfCandidate>& candidates, const PsfDeterminerConfig& config) {
-    config.validate();
-    // 1. Flags, flux, size, S/N.
+namespace {
+
+/// Steps 1 and 2 of the selection: the candidates passing the flag, flux, size and S/N cuts (`pool`), their extent,
+/// and the stellar locus in ln T (`locus`, its members; `centre`, its ln T).
+struct SizeLocus {
     std::vector<std::size_t> pool;
     Box2D extent;
+    std::vector<std::size_t> locus;
+    double centre = std::numeric_limits<double>::quiet_NaN();
+    double compactSize = std::numeric_limits<double>::quiet_NaN();  ///< median T of the most compact window's members
+};
+
+SizeLocus findSizeLocus(const std::vector<PsfCandidate>& candidates, const PsfDeterminerConfig& config) {
+    SizeLocus out;
     for (std::size_t i = 0; i < candidates.size(); ++i) {
         const PsfCandidate& c = candidates[i];
         const double t = c.ixx + c.iyy;
         if (!c.isCandidate() || !(c.flux > 0.0) || !std::isfinite(t) || !(t > 0.0) || !(c.ixx * c.iyy - c.ixy * c.ixy > 0.0)) continue;
         if (!std::isfinite(c.position.x) || !std::isfinite(c.position.y)) continue;
         if (c.fluxErr > 0.0 && c.flux / c.fluxErr < config.minSnr) continue;
-        pool.push_back(i);
-        extent = extent.include(c.position);
+        out.pool.push_back(i);
+        out.extent = out.extent.include(c.position);
     }
-    if (pool.empty()) return {};
-    auto lnT = [&](std::size_t i) { return std::log(candidates[i].ixx + candidates[i].iyy); };
-    // 2. Mode of ln T: the densest window.
+    if (out.pool.empty()) return out;
     std::vector<double> sizes;
-    for (std::size_t i : pool) sizes.push_back(lnT(i));
+    for (std::size_t i : out.pool) sizes.push_back(std::log(candidates[i].ixx + candidates[i].iyy));
     std::sort(sizes.begin(), sizes.end());
-    std::size_t best = 0, bestCount = 0;
+    // Windows [s_a, s_a + sizeWindow] from each candidate; count[a] candidates in each.
+    std::vector<std::size_t> count(sizes.size());
+    std::size_t bestCount = 0;
     for (std::size_t a = 0, b = 0; a < sizes.size(); ++a) {
         while (b < sizes.size() && sizes[b] - sizes[a] <= config.sizeWindow) ++b;
-        if (b - a > bestCount) bestCount = b - a, best = a;
+        count[a] = b - a;
+        bestCount = std::max(bestCount, count[a]);
     }
-    const double mode = sizes[best + bestCount / 2];
-    std::vector<std::size_t> locus;
-    for (std::size_t i : pool)
-        if (std::fabs(lnT(i) - mode) <= 0.5 * config.sizeWindow) locus.push_back(i);
+    // The most compact populated window: the first (smallest ln T) holding at least compactLocusFraction of the
+    // densest one's count, and at least 2 candidates when the densest has 2 or more. Stars are the smallest objects
+    // that pass the cuts (cosmic rays are flagged); with few stars among many galaxies, the galaxies can crowd a
+    // window at larger sizes more densely than the stars.
+    const std::size_t need = std::min(bestCount, std::max<std::size_t>(2, std::size_t(std::ceil(config.compactLocusFraction * double(bestCount)))));
+    std::size_t first = 0;
+    while (count[first] < need) ++first;
+    // Its densest overlapping window (the local mode: in a dense field the global one), centred on its middle member.
+    std::size_t best = first;
+    for (std::size_t a = first; a < sizes.size() && sizes[a] - sizes[first] <= config.sizeWindow; ++a)
+        if (count[a] > count[best]) best = a;
+    out.centre = sizes[best + count[best] / 2];
+    out.compactSize = std::exp(median(std::vector<double>(sizes.begin() + std::ptrdiff_t(first), sizes.begin() + std::ptrdiff_t(first + count[first]))));
+    for (std::size_t i : out.pool)
+        if (std::fabs(std::log(candidates[i].ixx + candidates[i].iyy) - out.centre) <= 0.5 * config.sizeWindow) out.locus.push_back(i);
+    return out;
+}
+
+}  // namespace
+
+double psfLocusSize(const std::vector<PsfCandidate>& candidates, const PsfDeterminerConfig& config) {
+    config.validate();
+    SizeLocus l = findSizeLocus(candidates, config);
+    if (l.pool.size() < 2) {
+        PsfDeterminerConfig fainter = config;
+        fainter.minSnr = 0.5 * config.minSnr;
+        SizeLocus f = findSizeLocus(candidates, fainter);
+        if (f.pool.size() >= 2) l = std::move(f);
+    }
+    return l.compactSize;
+}
+
+std::vector<std::size_t> selectPsfStars(const std::vector<PsfCandidate>& candidates, const PsfDeterminerConfig& config) {
+    config.validate();
+    // 1, 2. Flags, flux, size, S/N; the most compact populated size locus.
+    const SizeLocus sl = findSizeLocus(candidates, config);
+    const std::vector<std::size_t>& pool = sl.pool;
+    const Box2D extent = sl.extent;
+    if (pool.empty()) return {};
+    auto lnT = [&](std::size_t i) { return std::log(candidates[i].ixx + candidates[i].iyy); };
+    const std::vector<std::size_t>& locus = sl.locus;
     // 3. Spatial fit of the size locus, clip, twice.
     const Box2I box = extent.empty() ? Box2I({0, 0}, 1, 1)
                                      : Box2I::fromCorners({int(std::floor(extent.minX())), int(std::floor(extent.minY()))},
@@ -475,12 +526,21 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
     // which cancels the even-order terms, so the (always positive) second-order noise bias of T(I) is absent.
     constexpr double eps = 0.1;
     std::vector<double> usedRes, resRes, resDe, resDirect;
+    double sizeChi2 = 0.0;
+    int sizeTerms = 0;
     for (const Star& s : stars) {
         if (s.rejected) continue;
         const Image<double> pimg = psf->computeImage(s.centre);
         const double sigma0 = std::sqrt(0.5 * s.moments.trace());
         const AdaptiveMomentsResult pr = computeAdaptiveMoments(pimg, s.centre, SecondMoments::circle(sigma0), config.moments);
         const SecondMoments& pm = pr.moments;
+        if (pr.converged && pm.trace() > 0.0 && s.flux > 0.0) {
+            // Size consistency: the star's ln T against the model's, with the star's size noise.
+            const double snr = s.flux / std::sqrt(2.0 * std::numbers::pi * s.moments.trace() * s.skyVariance + s.gain * s.flux);
+            const double var = std::pow(config.sizeNoise / snr, 2) + config.minSizeTolerance * config.minSizeTolerance;
+            sizeChi2 += std::pow(std::log(s.moments.trace() / pm.trace()), 2) / var;
+            ++sizeTerms;
+        }
         const double nan = std::numeric_limits<double>::quiet_NaN();
         double dt = nan, de = nan, direct = nan;
         const std::size_t nKept = std::size_t(std::count(s.keep.begin(), s.keep.end(), 1));
@@ -521,6 +581,18 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
             if (std::isfinite(dt)) usedRes.push_back(dt);
         }
     }
+    result.nUsed = int(result.used.size());
+    if (result.nUsed < config.sizeCheckMaxStars && sizeTerms > 0) {
+        // chi^2 quantile at sizeCheckSigma normal deviates for sizeTerms degrees of freedom (Wilson-Hilferty).
+        const double k = double(sizeTerms), h = 2.0 / (9.0 * k);
+        const double limit = k * std::pow(1.0 - h + config.sizeCheckSigma * std::sqrt(h), 3);
+        if (sizeChi2 > limit) {
+            throw NumericalError("determinePsf: the " + std::to_string(sizeTerms) + " PSF stars disagree in size (chi^2 " +
+                                 std::to_string(sizeChi2) + " > " + std::to_string(limit) + "): galaxies among them");
+        }
+    }
+    result.sizeChi2 = sizeChi2;
+    result.sizeChi2Terms = sizeTerms;
     const double nan = std::numeric_limits<double>::quiet_NaN();
     result.reservedMeanSizeResidual = resRes.empty() ? nan : std::accumulate(resRes.begin(), resRes.end(), 0.0) / double(resRes.size());
     result.reservedDirectMedianSizeResidual = resDirect.empty() ? nan : median(resDirect);

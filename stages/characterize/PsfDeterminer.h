@@ -5,8 +5,12 @@
 // Star selection (selectPsfStars), from the candidates' own measurements:
 //  1. drop flagged, saturated, blended, masked or edge candidates, non-positive flux or size, and S/N
 //     (flux / fluxErr, when fluxErr > 0) below minSnr;
-//  2. size T = ixx + iyy: find the mode of ln T (the densest window of width sizeWindow; stars pile up
-//     at the PSF size, galaxies spread to larger sizes), keep candidates within that window;
+//  2. size T = ixx + iyy: the stellar locus in ln T. Stars pile up at the PSF size, galaxies spread to larger
+//     sizes (cosmic rays, smaller, are flagged); with few stars among many galaxies the galaxies can crowd a
+//     window more densely than the stars, so the locus is the most compact populated window of width sizeWindow:
+//     the smallest-ln T one holding at least compactLocusFraction of the densest window's count (and 2
+//     candidates when possible), then the densest window starting within sizeWindow of it (the local mode; in a
+//     dense field the global one); keep candidates within sizeWindow / 2 of that window's middle member;
 //  3. fit ln T as a polynomial of order min(spatialOrder, 2) over the detector to them (the PSF size varies
 //     over the detector) and keep all candidates whose residual is within sizeClipSigma robust sigmas
 //     (1.4826 MAD), the tolerance clamped to [minSizeTolerance, maxSizeTolerance]; iterate twice;
@@ -33,7 +37,11 @@
 //    minStars). Pixel variances in the flux fit, the clipping and chi^2 are v0 + g x model + (modelAccuracy x
 //    model)^2, from the variance plane's sky level v0 and slope g (not the noisy pixel's own variance), so a
 //    bright star is not rejected for the model's own percent-level errors (PSFEx's PROF_ACCURACY);
-//  * the spatial order is lowered while fewer than minStarsPerTerm x numTerms stars remain.
+//  * the spatial order is lowered while fewer than minStarsPerTerm x numTerms stars remain;
+//  * size consistency (a model from fewer than sizeCheckMaxStars stars): the used and reserved stars' adaptive
+//    ln T against the model's at each star, sigma^2 = (sizeNoise / S/N)^2 + minSizeTolerance^2; chi^2 above its
+//    sizeCheckSigma quantile means the stars disagree in size beyond their noise (galaxies taken for stars): a
+//    NumericalError, so the caller falls back (to psfLocusSize, the compact locus, not a galaxy size).
 // Residuals: for each reserved star, with P the model's computeImage at the star's centre (same pixel grid),
 // I the image over P's box and F the star's fitted flux:
 //   direct: dT/T = (T(I) - T(P)) / T(P), T = Ixx + Iyy of re-centring adaptive moments (same algorithm). Its
@@ -90,8 +98,11 @@ struct PsfDeterminerConfig {
     std::uint64_t seed = 0;
     /// Minimum S/N of a candidate (flux / fluxErr). Bounds: >= 0. Default 20 (PSFEx's SAMPLE_MINSN).
     double minSnr = 20.0;
-    /// Width of the mode-finding window in ln T. Bounds: (0, 2]. Default 0.2.
+    /// Width of the size-locus window in ln T. Bounds: (0, 2]. Default 0.2.
     double sizeWindow = 0.2;
+    /// The size locus is the smallest-ln T window holding at least this fraction of the densest window's count (and
+    /// 2 candidates when the densest holds 2 or more); 1 takes the densest. Bounds: (0, 1]. Default 0.1.
+    double compactLocusFraction = 0.1;
     /// Size-locus clip in robust sigmas. Bounds: > 0. Default 3.
     double sizeClipSigma = 3.0;
     /// Bounds of the size tolerance in ln T. Bounds: 0 < min <= max <= 1. Defaults 0.02, 0.15.
@@ -113,6 +124,16 @@ struct PsfDeterminerConfig {
     /// flux fit, the pixel clipping and chi^2 (as PSFEx's PROF_ACCURACY), so bright stars are not rejected for
     /// the model's own small errors. Bounds: [0, 0.5]. Default 0.01.
     double modelAccuracy = 0.01;
+    /// Size noise of a star: sigma(ln T) of its adaptive moments is sizeNoise / S/N (S/N of the star's flux in its
+    /// stamp: F / sqrt(2 pi T v0 + g F)). Bounds: (0, 10]. Default 3 (2.6 measured on Moffat stars at S/N 17-50 with
+    /// the S/N of their adaptive amplitude; see the stage test).
+    double sizeNoise = 3.0;
+    /// Size consistency check of a model from fewer than sizeCheckMaxStars stars (used and reserved): the stars' ln T
+    /// against the model's, each with variance (sizeNoise / S/N)^2 + minSizeTolerance^2; a chi^2 above its quantile
+    /// at sizeCheckSigma (Wilson-Hilferty) is a NumericalError. 0 disables. Bounds: >= 0. Default 20.
+    int sizeCheckMaxStars = 20;
+    /// Normal-deviate level of that chi^2 quantile. Bounds: > 0. Default 3.09 (0.1% false failures).
+    double sizeCheckSigma = 3.09;
     /// Stamp pixels more than this many sigmas above the current model (neighbours, defects) are left out of the
     /// next fit round, with their 8 neighbours (from the second round on). Bounds: >= 3. Default 5.
     double pixelClipSigma = 5.0;
@@ -148,16 +169,24 @@ struct PsfDeterminationResult {
     double reservedDirectMedianSizeResidual = 0.0;  ///< median direct dT/T on the reserved stars
     double reservedEllipticityResidual = 0.0;   ///< median |e_star - e_psf| on the reserved stars
     double usedMedianSizeResidual = 0.0;        ///< median dT/T on the used stars (training residual)
+    double sizeChi2 = 0.0;  ///< chi^2 of the stars' ln T against the model's (used and reserved; see header)
+    int sizeChi2Terms = 0;  ///< stars in sizeChi2
     int nUsed = 0;
     int stampSize = 0;     ///< the model's stamp side
     int spatialOrder = 0;  ///< the order actually fit
 };
 
+/// T = Ixx + Iyy of the stellar size locus of the candidates (selection steps 1-2: the median of the most compact
+/// populated window's members), NaN without any candidate passing the cuts. When fewer than 2 candidates pass minSnr,
+/// those down to minSnr / 2 are admitted (one object is no locus). A fallback PSF size that galaxies do not inflate.
+double psfLocusSize(const std::vector<PsfCandidate>& candidates, const PsfDeterminerConfig& config);
+
 /// Indices of the candidates that look like isolated, unsaturated stars (see header comment), brightest first.
 std::vector<std::size_t> selectPsfStars(const std::vector<PsfCandidate>& candidates, const PsfDeterminerConfig& config);
 
 /// Fit a PsfexPsf to the selected stars of `image` (background-subtracted, with variance). Throws
-/// ConfigError, or NumericalError when fewer than minStars stars are usable.
+/// ConfigError, or NumericalError when fewer than minStars stars are usable, or when a model from fewer than
+/// sizeCheckMaxStars stars fails the size consistency check (stars that disagree in size: galaxies in the sample).
 PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector<PsfCandidate>& candidates,
                                     const PsfDeterminerConfig& config);
 

@@ -405,3 +405,220 @@ TEST(PsfDeterminer, SelectorRejectsGalaxiesAndSaturatedStars) {
     EXPECT_EQ(saturatedSelected, 0);
     EXPECT_EQ(saturatedUsed, 0);
 }
+
+namespace {
+
+/// A sparse field like the demo survey's u band: a 1024^2 detector, Moffat PSF (beta 3.5) of FWHM `fwhm` pixels, sky
+/// variance 250, `nStars` stars with S/N starSnr to 3 starSnr and `nGalaxies` galaxies (elliptical Gaussians of
+/// adaptive size T from galMinRatio to galMaxRatio times the PSF's, S/N galSnr to 5 galSnr) at random positions. Returns the candidates (adaptive moments) and the
+/// truth (galaxy or not) per candidate.
+struct SparseField {
+    MaskedImageF image;
+    std::shared_ptr<const MoffatPsf> psf;
+    std::vector<PsfCandidate> candidates;
+    std::vector<bool> galaxy;
+    double trueT = 0.0;  ///< adaptive T of the PSF at the centre
+};
+
+SparseField makeSparseField(std::uint64_t seed, int nStars, int nGalaxies, double fwhm, double starSnr = 20.0, double galMinRatio = 1.3,
+                            double galMaxRatio = 8.0, double galSnr = 20.0) {
+    SparseField f;
+    const Box2I box({0, 0}, 1024, 1024);
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    f.psf = MoffatPsf::make(box, 3.5, {fwhm, 0.01 * fwhm, -0.01 * fwhm, 0.0, 0.0, 0.0}, {0.02, 0.0, 0.0, 0.0, 0.0, 0.0},
+                            {-0.01, 0.0, 0.0, 0.0, 0.0, 0.0});
+    f.image = MaskedImageF(box);
+    const double skyVar = 250.0;
+    const Image<double> k = f.psf->computeImage({512.0, 512.0});
+    f.trueT = recentredMoments(k, {512.0, 512.0}).moments.trace();
+    std::vector<Point2D> pos;
+    std::vector<bool> gal;
+    auto place = [&]() {
+        for (;;) {
+            const Point2D p{40.0 + u(rng) * 944.0, 40.0 + u(rng) * 944.0};
+            bool ok = true;
+            for (const Point2D& q : pos) ok = ok && std::hypot(p.x - q.x, p.y - q.y) > 30.0;
+            if (ok) return p;
+        }
+    };
+    const double nea = 2.0 * 3.14159 * f.trueT;  // 4 pi sigma^2
+    auto fluxAt = [&](double sn, double area) { return 0.5 * (sn * sn + sn * std::sqrt(sn * sn + 4.0 * area * skyVar)); };
+    for (int s = 0; s < nStars; ++s) {
+        const Point2D p = place();
+        addPointSource(f.image.image(), p, fluxAt(starSnr * std::pow(3.0, u(rng)), nea), *f.psf);
+        pos.push_back(p);
+        gal.push_back(false);
+    }
+    for (int g = 0; g < nGalaxies; ++g) {
+        const Point2D p = place();
+        const double ratio = galMinRatio * std::pow(galMaxRatio / galMinRatio, u(rng));  // T_gal / T_psf
+        const double sigma = std::sqrt(0.5 * ratio * f.trueT);
+        const GaussianPsf shape(sigma, 2 * int(std::ceil(6.0 * sigma)) + 1, 0.3 * (u(rng) - 0.5), 0.3 * (u(rng) - 0.5));
+        addPointSource(f.image.image(), p, fluxAt(galSnr * std::pow(5.0, u(rng)), nea * ratio), shape);
+        pos.push_back(p);
+        gal.push_back(true);
+    }
+    addNoise(f.image, skyVar, seed * 7919 + 3);
+    for (std::size_t i = 0; i < pos.size(); ++i) {
+        f.candidates.push_back(candidateAt(f.image, pos[i], skyVar));
+        f.galaxy.push_back(gal[i]);
+    }
+    return f;
+}
+
+/// The determiner as the single-visit driver runs it in a sparse field (constant model from >= 3 stars).
+PsfDeterminerConfig sparseConfig(std::uint64_t seed) {
+    PsfDeterminerConfig cfg;
+    cfg.seed = seed;
+    cfg.spatialOrder = 0;
+    cfg.minStars = 3;
+    cfg.minStarsPerTerm = 3;
+    return cfg;
+}
+
+}  // namespace
+
+// The size noise of the consistency check: sigma(ln T) x S/N of isolated Moffat stars at S/N 20-60 must be below
+// sizeNoise (the check would otherwise reject fields of pure stars), and not far below (it would not see galaxies).
+TEST(PsfDeterminer, StarSizeNoiseMatchesTheConsistencyCheck) {
+    std::vector<double> z;
+    for (std::uint64_t seed = 300; seed < 310; ++seed) {
+        SparseField f = makeSparseField(seed, 40, 0, 3.0);
+        for (std::size_t i = 0; i < f.candidates.size(); ++i) {
+            const PsfCandidate& c = f.candidates[i];
+            if (c.flagged) continue;
+            const double snr = c.flux / c.fluxErr;
+            z.push_back(std::log((c.ixx + c.iyy) / f.trueT) * snr);
+        }
+    }
+    std::vector<double> a;
+    for (double x : z) a.push_back(std::fabs(x - medianOf(z)));
+    const double scatter = 1.4826 * medianOf(a);
+    std::cout << z.size() << " stars: sigma(ln T) x S/N = " << scatter << " (sizeNoise " << PsfDeterminerConfig{}.sizeNoise << ")\n";
+    EXPECT_LT(scatter, PsfDeterminerConfig{}.sizeNoise);
+    EXPECT_GT(scatter, 0.4 * PsfDeterminerConfig{}.sizeNoise);
+}
+
+// The sparse fields (demo u band): 3-6 stars among 10-30 galaxies of many sizes, 60 seeds. The determiner
+// must give a model whose size matches the true PSF within its noise (3 sigma, sigma = 2.6 / sqrt(sum S/N^2) of the
+// used stars, at least 2%), or report failure (NumericalError) - and then psfLocusSize, the caller's fallback size,
+// must be the PSF's within 20% (one or two stars of S/N 10-20: sigma(ln T) ~ 0.1-0.2). Printed: the same fields
+// with the old selection (densest window, no consistency check), whose models were off by up to 130% (galaxies).
+TEST(PsfDeterminer, SparseFieldsGiveTheStellarSizeOrFail) {
+    int models = 0, failures = 0, sizeFailures = 0, badModels = 0, badFallbacks = 0, oldModels = 0, oldBad = 0;
+    double worst = 0.0;
+    for (std::uint64_t seed = 400; seed < 460; ++seed) {
+        std::mt19937_64 rng(seed);
+        const int nStars = 3 + int(rng() % 4), nGal = 10 + int(rng() % 21);
+        const double fwhm = 2.6 + 0.1 * double(rng() % 10);
+        SparseField f = makeSparseField(seed, nStars, nGal, fwhm);
+        const PsfDeterminerConfig cfg = sparseConfig(seed);
+        const double locusT = psfLocusSize(f.candidates, cfg);
+        try {
+            const PsfDeterminationResult r = determinePsf(f.image, f.candidates, cfg);
+            ++models;
+            const Image<double> m = r.psf->computeImage({512.0, 512.0});
+            const double dt = recentredMoments(m, {512.0, 512.0}).moments.trace() / f.trueT - 1.0;
+            double sumSnr2 = 0.0;
+            for (std::size_t i : r.used) sumSnr2 += std::pow(f.candidates[i].flux / f.candidates[i].fluxErr, 2);
+            const double tol = 3.0 * std::hypot(2.6 / std::sqrt(sumSnr2), 0.02);
+            worst = std::max(worst, std::fabs(dt) / tol);
+            for (std::size_t i : r.used) EXPECT_FALSE(f.galaxy[i]) << "seed " << seed;
+            if (std::fabs(dt) > tol) {
+                ++badModels;
+                std::cout << "seed " << seed << ": " << nStars << " stars, " << nGal << " galaxies: model dT/T " << dt << "\n";
+            }
+        } catch (const NumericalError& e) {
+            ++failures;
+            sizeFailures += std::string(e.what()).find("disagree in size") != std::string::npos;
+            if (!(std::fabs(std::log(locusT / f.trueT)) < 0.2)) {
+                ++badFallbacks;
+                std::cout << "seed " << seed << ": " << e.what() << "; locus T / true T " << locusT / f.trueT << "\n";
+            }
+        }
+        PsfDeterminerConfig old = cfg;
+        old.compactLocusFraction = 1.0;
+        old.sizeCheckMaxStars = 0;
+        try {
+            const PsfDeterminationResult r = determinePsf(f.image, f.candidates, old);
+            ++oldModels;
+            const double dt = recentredMoments(r.psf->computeImage({512.0, 512.0}), {512.0, 512.0}).moments.trace() / f.trueT - 1.0;
+            double sumSnr2 = 0.0;
+            for (std::size_t i : r.used) sumSnr2 += std::pow(f.candidates[i].flux / f.candidates[i].fluxErr, 2);
+            if (std::fabs(dt) > 3.0 * std::hypot(2.6 / std::sqrt(sumSnr2), 0.02)) ++oldBad;
+        } catch (const NumericalError&) {
+        }
+    }
+    std::cout << "60 sparse fields: " << models << " models (" << badModels << " off by > 3 sigma, worst |dT/T| / 3 sigma " << worst << "), "
+              << failures << " failures (" << sizeFailures << " by the size check; " << badFallbacks << " with the locus size off by > 20%); old selection: "
+              << oldModels << " models, " << oldBad << " off by > 3 sigma\n";
+    EXPECT_EQ(badModels, 0);
+    EXPECT_EQ(badFallbacks, 0);
+    EXPECT_GE(models, 12);  // most failures: fewer than 3 stars above S/N 20
+}
+
+// psfLocusSize takes the compact locus even when galaxies outnumber the stars in a denser window, and one star
+// against one galaxy.
+TEST(PsfDeterminer, LocusSizeIsTheMostCompactPopulatedWindow) {
+    auto cand = [](double t, double x) {
+        PsfCandidate c;
+        c.position = {x, 100.0};
+        c.ixx = c.iyy = 0.5 * t;
+        c.flux = 1000.0;
+        c.fluxErr = 20.0;
+        return c;
+    };
+    std::vector<PsfCandidate> cs{cand(5.0, 1), cand(5.1, 2), cand(5.05, 3), cand(9.0, 4), cand(9.2, 5), cand(9.4, 6), cand(9.3, 7), cand(20, 8)};
+    PsfDeterminerConfig cfg;
+    EXPECT_NEAR(psfLocusSize(cs, cfg), 5.05, 1e-9);
+    cfg.compactLocusFraction = 1.0;  // the densest window: the galaxies
+    EXPECT_GT(psfLocusSize(cs, cfg), 9.0);
+    EXPECT_NEAR(psfLocusSize({cand(5.0, 1), cand(19.0, 2)}, PsfDeterminerConfig{}), 5.0, 1e-9);
+    EXPECT_TRUE(std::isnan(psfLocusSize({}, PsfDeterminerConfig{})));
+    const auto sel = selectPsfStars(cs, PsfDeterminerConfig{});
+    EXPECT_EQ(sel.size(), 3u);
+    for (std::size_t i : sel) EXPECT_LT(i, 3u);
+}
+
+// The size consistency check: bright compact galaxies (T 1.12-1.2 x the PSF's, inside the stellar locus window) among
+// as many bright stars, 20 seeds. Without the check, models that mix stars and galaxies (|dT/T| > 3%) pass; with it,
+// most of them are reported as failures. Stars alone pass (no false failures).
+TEST(PsfDeterminer, SizeCheckRejectsCompactGalaxiesAndPassesStars) {
+    int sizeFailures = 0, badModels = 0, oldBadModels = 0, starFailures = 0;
+    for (std::uint64_t seed = 500; seed < 520; ++seed) {
+        SparseField f = makeSparseField(seed, 4, 4, 3.0, 100.0, 1.12, 1.2, 60.0);
+        auto modelError = [&](const PsfDeterminerConfig& cfg) {
+            const PsfDeterminationResult r = determinePsf(f.image, f.candidates, cfg);
+            return recentredMoments(r.psf->computeImage({512.0, 512.0}), {512.0, 512.0}).moments.trace() / f.trueT - 1.0;
+        };
+        try {
+            const double dt = modelError(sparseConfig(seed));
+            if (std::fabs(dt) > 0.03) {
+                ++badModels;
+                std::cout << "seed " << seed << ": a model of dT/T " << dt << " passed the size check\n";
+            }
+        } catch (const NumericalError& e) {
+            sizeFailures += std::string(e.what()).find("disagree in size") != std::string::npos;
+        }
+        PsfDeterminerConfig old = sparseConfig(seed);
+        old.sizeCheckMaxStars = 0;
+        try {
+            oldBadModels += std::fabs(modelError(old)) > 0.03;
+        } catch (const NumericalError&) {
+        }
+        SparseField s = makeSparseField(seed + 1000, 8, 0, 3.0, 30.0);
+        try {
+            (void)determinePsf(s.image, s.candidates, sparseConfig(seed));
+        } catch (const NumericalError& e) {
+            ++starFailures;
+            std::cout << "stars only, seed " << seed + 1000 << ": " << e.what() << "\n";
+        }
+    }
+    std::cout << "20 fields of 4 stars + 4 compact galaxies: models off by > 3% " << badModels << " (" << oldBadModels
+              << " without the size check), " << sizeFailures << " size-check failures; 20 star-only fields: " << starFailures
+              << " failures\n";
+    EXPECT_LT(badModels, oldBadModels);
+    EXPECT_LE(badModels, 2);
+    EXPECT_LE(starFailures, 1);
+}
