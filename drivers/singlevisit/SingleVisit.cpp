@@ -313,20 +313,12 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
             DRP_LOG_VERBOSE("characterize", "PSF of spatial order " << order << " not possible: " << lastError);
         }
     }
-    // The usable candidates' (S/N > 20) median adaptive size T = ixx + iyy (NaN without any): the width of
-    // the Gaussian of last resort, and the check of a lower-order model.
-    std::size_t nSized = 0;
-    const double starT = [&] {
-        std::vector<double> t;
-        for (const PsfCandidate& c : candidates)
-            if (c.isCandidate() && c.ixx > 0 && c.iyy > 0 && c.fluxErr > 0 && c.flux / c.fluxErr > 20)
-                t.push_back(c.ixx + c.iyy);
-        nSized = t.size();
-        if (t.empty()) return std::numeric_limits<double>::quiet_NaN();
-        std::nth_element(t.begin(), t.begin() + std::ptrdiff_t(t.size() / 2), t.end());
-        return t[t.size() / 2];
-    }();
-    // The Gaussian of last resort: the stars' median size, or the seeing guess.
+    // The stellar locus size T = Ixx + Iyy of the candidates (psfLocusSize: the most compact populated ln T window,
+    // which galaxies do not inflate; NaN without any): the width of the Gaussian of last resort, and the check of a
+    // lower-order model.
+    const double starT = psfLocusSize(candidates, cfg.psf);
+    const std::size_t nSized = std::isfinite(starT) ? std::size_t(usable(candidates)) : 0;
+    // The Gaussian of last resort: the stellar locus size, or the seeing guess.
     auto gaussianFallback = [&](const std::string& why) {
         const double sigmaFallback = nSized > 0 ? std::sqrt(0.5 * starT) : sigma0;
         DRP_LOG_WARN("characterize", "no pixel PSF model (" << why << "): Gaussian of sigma " << sigmaFallback << " px from "
