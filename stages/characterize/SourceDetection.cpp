@@ -286,6 +286,31 @@ private:
 
 /// The filtered variance at one output pixel (local, inside the valid box) with RegionFilter's
 /// arithmetic, for a sparse noise sample.
+/// The significance at (x, y) with the filter truncated at the image boundary: pixels beyond it count as
+/// unusable, like masked ones, so the value and the variance are sums over the same pixels and the result
+/// is still N(0, 1) on pure noise (NaN where no usable pixel is reached). For the band along the edges where
+/// the whole kernel does not fit (a few PSF widths), so that a source there is detected too.
+float truncatedSignificanceAt(const MaskedImageF& image, MaskPixel bad, const FilterTaps& t, int x, int y) {
+    constexpr float big = std::numeric_limits<float>::max();
+    const int w = image.width(), h = image.height();
+    double d = 0.0, v = 0.0;
+    for (int j = 0; j < t.kh; ++j) {
+        const int yy = y - j + t.c.y;
+        if (yy < 0 || yy >= h) continue;
+        const float* iv = image.image().row(yy);
+        const float* vv = image.variance().row(yy);
+        const MaskPixel* mv = image.mask().row(yy);
+        for (int i = 0; i < t.kw; ++i) {
+            const int xx = x - i + t.c.x;
+            if (xx < 0 || xx >= w) continue;
+            if ((mv[xx] & bad) != 0 || !(std::fabs(iv[xx]) <= big) || !(vv[xx] >= 0.0f) || !(vv[xx] <= big)) continue;
+            d += double(t.ky[std::size_t(j)]) * t.kx[std::size_t(i)] * iv[xx];
+            v += double(t.ky2[std::size_t(j)]) * t.kx2[std::size_t(i)] * vv[xx];
+        }
+    }
+    return v > 0.0 ? float(d / std::sqrt(v)) : std::numeric_limits<float>::quiet_NaN();
+}
+
 float filteredVarianceAt(const MaskedImageF& image, MaskPixel bad, const FilterTaps& t, int x, int y) {
     constexpr float big = std::numeric_limits<float>::max();
     auto usable = [&](int xx, int yy) {
@@ -489,17 +514,17 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
     const Box2I valid = validConvolutionBox(w, h, kernel);  // local indices
     ImageF sn(image.bbox(), std::numeric_limits<float>::quiet_NaN());
     std::vector<double> sigmas;
+    FilterTaps taps;
+    taps.kw = kn.width();
+    taps.kh = kn.height();
+    taps.c = kn.centre();
+    taps.kx.assign(kn.xVector().begin(), kn.xVector().end());
+    taps.ky.assign(kn.yVector().begin(), kn.yVector().end());
+    taps.kx2.assign(kernel2.xVector().begin(), kernel2.xVector().end());
+    taps.ky2.assign(kernel2.yVector().begin(), kernel2.yVector().end());
+    taps.symmetric = isSymmetric(taps.kx, taps.c.x) && isSymmetric(taps.kx2, taps.c.x) &&
+                     isSymmetric(taps.ky, taps.c.y) && isSymmetric(taps.ky2, taps.c.y);
     if (!valid.empty()) {
-        FilterTaps taps;
-        taps.kw = kn.width();
-        taps.kh = kn.height();
-        taps.c = kn.centre();
-        taps.kx.assign(kn.xVector().begin(), kn.xVector().end());
-        taps.ky.assign(kn.yVector().begin(), kn.yVector().end());
-        taps.kx2.assign(kernel2.xVector().begin(), kernel2.xVector().end());
-        taps.ky2.assign(kernel2.yVector().begin(), kernel2.yVector().end());
-        taps.symmetric = isSymmetric(taps.kx, taps.c.x) && isSymmetric(taps.kx2, taps.c.x) &&
-                         isSymmetric(taps.ky, taps.c.y) && isSymmetric(taps.ky2, taps.c.y);
         RegionFilter filter(image, bad, taps);
         std::optional<std::vector<Box2I>> regions;
         if (config.pruneByBound)
@@ -518,6 +543,19 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
                     const float v = filteredVarianceAt(image, bad, taps, x, y);
                     if (v > 0.0f) sigmas.push_back(std::sqrt(v));
                 }
+        }
+    }
+    // The band along the edges (all of a tiny image) where the whole kernel does not fit: the filter
+    // truncated at the boundary, so a source there is detected too (its pixels keep the EDGE bit below).
+    if (config.detectAtEdges) {
+        for (int y = 0; y < h; ++y) {
+            float* out = sn.row(y);
+            const bool rowValid = !valid.empty() && y >= valid.minY() && y <= valid.maxY();
+            for (int x = 0; x < w; ++x) {
+                if (rowValid && x == valid.minX()) x = valid.maxX() + 1;
+                if (x >= w) break;
+                out[x] = truncatedSignificanceAt(image, bad, taps, x, y);
+            }
         }
     }
     for (int y = 0; y < h; ++y) {

@@ -15,8 +15,9 @@
 // is grown by round(growFactor x sigma) pixels and touching footprints merged (FootprintSet::dilated).
 // The grown footprints set DETECTED (DETECTED_NEGATIVE) in the image's mask, after clearing those planes.
 //
-// Edges: the pixels within the kernel half-width of the border (where the filter is not defined) get the
-// EDGE plane and are never detected. Pixels with any of badMaskPlanes set, or with a non-finite value
+// Edges: the pixels within the kernel half-width of the border (where the whole filter does not fit) get the
+// EDGE plane; with detectAtEdges (default) they are filtered with the kernel truncated at the border (the
+// significance stays exact), so sources there are detected, otherwise never. Pixels with any of badMaskPlanes set, or with a non-finite value
 // or variance, get value 0 and variance 0 before filtering (they add neither signal nor noise, so the
 // significance stays exact).
 //
@@ -69,6 +70,11 @@ struct SourceDetectionConfig {
     /// sparser sample (every 31st row and column). Pays off for high thresholds (the bright pass for PSF
     /// stars); below ~35 sigma the bound admits everything and the whole image is filtered. Default true.
     bool pruneByBound = true;
+    /// Detect in the band along the image edges where the whole kernel does not fit too, with the filter
+    /// truncated at the boundary (pixels beyond it weigh nothing, as masked ones do; the significance stays
+    /// N(0, 1) on noise). Those pixels keep the EDGE mask bit. Default true (Rubin leaves this band out;
+    /// SExtractor detects there).
+    bool detectAtEdges = true;
 
     /// Throws ConfigError naming the first field out of bounds.
     void validate() const;

@@ -194,6 +194,58 @@ TEST(SourceDetection, MasksEdgesAndNegativeDetections) {
     EXPECT_EQ(again.mask().countBits(det), detArea);
 }
 
+// Sources in the band along the edges where the whole kernel does not fit (centres 0.5-5 px from the border)
+// are detected by the truncated filter, and with detectAtEdges off they are not; on pure noise the band
+// gives no more false detections than its area allows (the truncated significance is still N(0, 1)).
+TEST(SourceDetection, SourcesAtTheEdgesAreDetected) {
+    const MoffatPsf psf(4.0, 3.0);
+    const double sigma = matchedSigma(psf);
+    int found = 0, foundOff = 0, total = 0, falseInBand = 0;
+    std::int64_t bandPixels = 0;
+    for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+        MaskedImageF mi = blank(100 + seed, 300, 240);
+        std::mt19937_64 rng(seed);
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        std::vector<Point2D> pos;
+        for (int k = 0; k < 8; ++k) {
+            const double d = 0.5 + 4.5 * u(rng);  // distance of the centre from the border
+            const double along = 30 + 200 * u(rng) * (k % 2 ? 0.8 : 1.0);
+            switch (k % 4) {
+                case 0: pos.push_back({d, along}); break;
+                case 1: pos.push_back({299 - d, along}); break;
+                case 2: pos.push_back({along, d}); break;
+                default: pos.push_back({along, 239 - d}); break;
+            }
+        }
+        // S/N 25 for the whole PSF: a little over half of it lands on the image at the border.
+        for (const Point2D& p : pos) addPointSource(mi.image(), p, 25.0 * std::sqrt(kSkyVar * 4 * std::numbers::pi) * sigma, psf);
+        MaskedImageF off = mi.clone();
+        SourceDetectionConfig cfg;
+        const DetectionResult r = detectSources(mi, sigma, cfg);
+        cfg.detectAtEdges = false;
+        const DetectionResult rOff = detectSources(off, sigma, cfg);
+        for (const Point2D& p : pos) {
+            ++total;
+            found += foundNear(r.positive, p, 2.5);
+            foundOff += foundNear(rOff.positive, p, 2.5);
+        }
+        // Pure noise: detections whose peak lies in the EDGE band.
+        MaskedImageF noise = blank(500 + seed, 300, 240);
+        const DetectionResult rn = detectSources(noise, sigma, SourceDetectionConfig{});
+        const int hw = rn.kernelHalfWidth;
+        bandPixels += std::int64_t(300) * 240 - std::int64_t(300 - 2 * hw) * (240 - 2 * hw);
+        for (const auto& fp : rn.positive.footprints())
+            for (const auto& pk : fp->peaks())
+                falseInBand += (pk.x < hw || pk.x >= 300 - hw || pk.y < hw || pk.y >= 240 - hw);
+        // EDGE still marks the band.
+        EXPECT_EQ(noise.mask().countBits(noise.mask().planeBitMask("EDGE")), std::int64_t(300) * 240 - std::int64_t(300 - 2 * hw) * (240 - 2 * hw));
+    }
+    EXPECT_GE(found, total - 2) << found << " of " << total;
+    EXPECT_LE(foundOff, total / 4) << foundOff << " of " << total << " without edge detection";
+    // 5 sigma on ~1e5 correlated band pixels: the Gaussian tail gives < 0.03 expected.
+    EXPECT_LE(falseInBand, 1) << "false detections in " << bandPixels << " band pixels";
+}
+
 TEST(SourceDetection, SpatiallyVaryingVarianceUsesTheLocalNoise) {
     // Left half noise sigma 30, right half sigma 90 (variance plane says so): false detections per area
     // must be the same on both sides.
