@@ -222,15 +222,7 @@ std::shared_ptr<const Wcs> Camera::distortedWcs(const std::shared_ptr<const Wcs>
     // theta = CD u (1 + k |CD u|^2) with |CD u|^2 = a^2 |u|^2 for a conformal CD: SIP f(u) = k a^2 |u|^2 u.
     const Eigen::Matrix2d& cd = pointing->cd();
     const double kappa = distortion_ * std::fabs(cd(0, 0) * cd(1, 1) - cd(0, 1) * cd(1, 0));
-    SipPolynomials sip;
-    sip.order = 3;
-    sip.a = Eigen::MatrixXd::Zero(4, 4);
-    sip.b = Eigen::MatrixXd::Zero(4, 4);
-    sip.a(3, 0) = kappa;
-    sip.a(1, 2) = kappa;
-    sip.b(2, 1) = kappa;
-    sip.b(0, 3) = kappa;
-    const Wcs forward(crpix, crval, cd, sip);
+    const Wcs forward(crpix, crval, cd, SipPolynomials::radialCubic(kappa));
     return forward.withInverseSip(detector.bbox(), 5);
 }
 

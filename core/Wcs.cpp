@@ -24,6 +24,18 @@
 
 namespace drp {
 
+SipPolynomials SipPolynomials::radialCubic(double kappa) {
+    SipPolynomials sip;
+    sip.order = 3;
+    sip.a = Eigen::MatrixXd::Zero(4, 4);
+    sip.b = Eigen::MatrixXd::Zero(4, 4);
+    sip.a(3, 0) = kappa;
+    sip.a(1, 2) = kappa;
+    sip.b(2, 1) = kappa;
+    sip.b(0, 3) = kappa;
+    return sip;
+}
+
 namespace {
 
 constexpr double kDegPerRad = 180.0 / std::numbers::pi;

@@ -21,6 +21,9 @@ struct SipPolynomials {
     int inverseOrder = 0;     ///< AP/BP order (0: no inverse given; skyToPixel iterates)
     Eigen::MatrixXd ap, bp;   ///< (inverseOrder+1) x (inverseOrder+1)
     friend bool operator==(const SipPolynomials&, const SipPolynomials&) = default;
+    /// The exact order-3 SIP of a radial cubic distortion about CRPIX, f(u) = kappa |u|^2 u (u in pixels):
+    /// A = kappa (u^3 + u v^2), B = kappa (u^2 v + v^3); no inverse.
+    static SipPolynomials radialCubic(double kappa);
 };
 
 class Wcs {

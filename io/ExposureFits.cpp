@@ -22,16 +22,6 @@ constexpr const char* kPsfExt = "PSF";
 constexpr std::int64_t kFormatVersion = 1;
 
 
-/// Keys the writer derives from the Exposure's typed members; the reader removes them from metadata.
-bool isOwnedPrimaryKey(const std::string& key) {
-    if (key == "DRPVERS" || key == "DRPFMT") return true;
-    for (const auto& k : VisitInfo::metadataKeys())
-        if (k == key) return true;
-    for (const auto& k : PhotoCalib::metadataKeys())
-        if (k == key) return true;
-    return false;
-}
-
 /// Header cards shared by the three image planes: WCS, exact WCS companions, xy0.
 PropertyList planeHeader(const Exposure& exposure) {
     const Point2I xy0 = exposure.xy0();
@@ -53,22 +43,6 @@ PropertyList planeHeader(const Exposure& exposure) {
     md.set("CUNIT1A", "PIXEL", "");
     md.set("CUNIT2A", "PIXEL", "");
     return md;
-}
-
-/// xy0 = -LTV (IRAF convention); (0,0) without LTV keys.
-Point2I readXy0(const PropertyList& md) {
-    Point2I xy0{0, 0};
-    const char* keys[2] = {"LTV1", "LTV2"};
-    int* out[2] = {&xy0.x, &xy0.y};
-    for (int i = 0; i < 2; ++i) {
-        if (!md.has(keys[i])) continue;
-        const double v = md.getDouble(keys[i]);
-        if (!(std::fabs(v) < 1e9) || v != std::floor(v)) {
-            throw InvalidInputError(std::string(keys[i]) + " is not an integer pixel offset");
-        }
-        *out[i] = -int(v);
-    }
-    return xy0;
 }
 
 std::shared_ptr<const Wcs> parseWcs(const PropertyList& md, Point2I xy0, std::string* problem) {
@@ -162,6 +136,33 @@ void writeExposureTo(const std::filesystem::path& tempPath, const Exposure& expo
 
 }  // namespace
 
+// Keys the writer derives from the Exposure's typed members; the reader removes them from metadata.
+bool isOwnedPrimaryKey(const std::string& key) {
+    if (key == "DRPVERS" || key == "DRPFMT") return true;
+    for (const auto& k : VisitInfo::metadataKeys())
+        if (k == key) return true;
+    for (const auto& k : PhotoCalib::metadataKeys())
+        if (k == key) return true;
+    return false;
+}
+
+// xy0 = -LTV (IRAF convention); (0,0) without LTV keys.
+Point2I readXy0(const PropertyList& md) {
+    Point2I xy0{0, 0};
+    const char* keys[2] = {"LTV1", "LTV2"};
+    int* out[2] = {&xy0.x, &xy0.y};
+    for (int i = 0; i < 2; ++i) {
+        if (!md.has(keys[i])) continue;
+        const double v = md.getDouble(keys[i]);
+        if (!(std::fabs(v) < 1e9) || v != std::floor(v)) {
+            throw InvalidInputError(std::string(keys[i]) + " is not an integer pixel offset");
+        }
+        *out[i] = -int(v);
+    }
+    return xy0;
+}
+
+
 ExposureWriteOptions ExposureWriteOptions::compressed() {
     ExposureWriteOptions o;
     o.image = FitsCompression::Gzip2;
@@ -254,21 +255,25 @@ Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptio
     exposure.setWcs(std::move(wcs));
 
     // PSF (optional).
-    if (f.hasHdu(kPsfExt)) {
-        f.moveToHdu(kPsfExt);
-        const std::string psfWhere = f.describeHdu() + ": ";
-        exposure.setPsf(withFileContext(file, psfWhere, [&] {
-            const PropertyList header = f.readHeader();
-            PsfRecord record;
-            record.typeName = header.getString("PSFTYPE");
-            if (f.numRows() != 1) throw InvalidInputError("the PSF table must have exactly one row");
-            for (const auto& column : f.columns()) record.set(column.name, f.readColumn<double>(column.name));
-            return Psf::fromRecord(record);
-        }));
-    } else if (options.requirePsf) {
-        throw NotFoundError("no HDU with EXTNAME='PSF', and a PSF is required", file);
-    }
+    if (auto psf = readExposurePsf(f, file, options.requirePsf)) exposure.setPsf(std::move(psf));
     return exposure;
+}
+
+std::shared_ptr<const Psf> readExposurePsf(FitsFile& f, const std::string& file, bool required) {
+    if (!f.hasHdu(kPsfExt)) {
+        if (required) throw NotFoundError("no HDU with EXTNAME='PSF', and a PSF is required", file);
+        return nullptr;
+    }
+    f.moveToHdu(kPsfExt);
+    const std::string psfWhere = f.describeHdu() + ": ";
+    return withFileContext(file, psfWhere, [&] {
+        const PropertyList header = f.readHeader();
+        PsfRecord record;
+        record.typeName = header.getString("PSFTYPE");
+        if (f.numRows() != 1) throw InvalidInputError("the PSF table must have exactly one row");
+        for (const auto& column : f.columns()) record.set(column.name, f.readColumn<double>(column.name));
+        return Psf::fromRecord(record);
+    });
 }
 
 // ---------------------------------------------------------------- single images

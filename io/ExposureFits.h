@@ -67,6 +67,16 @@ void writeExposure(const std::filesystem::path& path, const Exposure& exposure, 
 /// the wrong type (e.g. MASK stored as float), mismatched plane sizes, a malformed WCS or PSF record.
 Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptions& options = {});
 
+/// Conventions of the exposure file shared with io/ExposureHeader: the primary-header keys that the writer
+/// derives from the Exposure's typed members (the reader removes them from metadata), and xy0 = -LTV (IRAF;
+/// (0, 0) without LTV keys; InvalidInputError for a non-integer offset).
+bool isOwnedPrimaryKey(const std::string& key);
+Point2I readXy0(const PropertyList& md);
+
+/// The PSF of an exposure file from its "PSF" table HDU (f is left there): nullptr when there is none, unless
+/// `required` (NotFoundError). Errors name `file` and the HDU. Shared by readExposure and readExposureHeader.
+std::shared_ptr<const Psf> readExposurePsf(FitsFile& f, const std::string& file, bool required);
+
 /// How a weight image encodes the per-pixel noise.
 enum class WeightKind { Variance, InverseVariance, Sigma };
 

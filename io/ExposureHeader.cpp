@@ -5,40 +5,12 @@
 #include <variant>
 
 #include "core/Error.h"
+#include "io/ExposureFits.h"
 #include "io/FileContext.h"
 #include "io/FitsFile.h"
 #include "io/WcsFits.h"
 
 namespace drp {
-
-namespace {
-
-// The same conventions as io/ExposureFits.cpp (whose helpers are private to it): primary keys the
-// typed members own, and xy0 = -LTV.
-bool isOwnedPrimaryKey(const std::string& key) {
-    if (key == "DRPVERS" || key == "DRPFMT") return true;
-    for (const auto& k : VisitInfo::metadataKeys())
-        if (k == key) return true;
-    for (const auto& k : PhotoCalib::metadataKeys())
-        if (k == key) return true;
-    return false;
-}
-
-Point2I readXy0(const PropertyList& md) {
-    Point2I xy0{0, 0};
-    const char* keys[2] = {"LTV1", "LTV2"};
-    int* out[2] = {&xy0.x, &xy0.y};
-    for (int i = 0; i < 2; ++i) {
-        if (!md.has(keys[i])) continue;
-        const double v = md.getDouble(keys[i]);
-        if (!(std::fabs(v) < 1e9) || v != std::floor(v))
-            throw InvalidInputError(std::string(keys[i]) + " is not an integer pixel offset");
-        *out[i] = -int(v);
-    }
-    return xy0;
-}
-
-}  // namespace
 
 ExposureHeader readExposureHeader(const std::filesystem::path& path, const ExposureReadOptions& options) {
     const std::string file = path.string();
@@ -72,20 +44,7 @@ ExposureHeader readExposureHeader(const std::filesystem::path& path, const Expos
     if (!out.wcs && options.requireWcs)
         throw NotFoundError(imageWhere + "no celestial WCS, and one is required (" + wcsProblem + ")", file);
 
-    if (f.hasHdu("PSF")) {
-        f.moveToHdu("PSF");
-        const std::string psfWhere = f.describeHdu() + ": ";
-        out.psf = withFileContext(file, psfWhere, [&] {
-            const PropertyList header = f.readHeader();
-            PsfRecord record;
-            record.typeName = header.getString("PSFTYPE");
-            if (f.numRows() != 1) throw InvalidInputError("the PSF table must have exactly one row");
-            for (const auto& column : f.columns()) record.set(column.name, f.readColumn<double>(column.name));
-            return Psf::fromRecord(record);
-        });
-    } else if (options.requirePsf) {
-        throw NotFoundError("no HDU with EXTNAME='PSF', and a PSF is required", file);
-    }
+    out.psf = readExposurePsf(f, file, options.requirePsf);
     return out;
 }
 

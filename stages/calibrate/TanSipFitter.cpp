@@ -171,15 +171,7 @@ std::shared_ptr<const Wcs> fitTanRadial(const std::vector<Point2D>& pixels, cons
     const Eigen::Matrix2d cd = cdn / scale;
     if (!(std::fabs(cd.determinant()) > 0.0)) throw NumericalError("fitTanRadial: the fitted CD matrix is singular");
     const double kappa = kn / (scale * scale);
-    SipPolynomials sip;
-    sip.order = 3;
-    sip.a = Eigen::MatrixXd::Zero(4, 4);
-    sip.b = Eigen::MatrixXd::Zero(4, 4);
-    sip.a(3, 0) = kappa;
-    sip.a(1, 2) = kappa;
-    sip.b(2, 1) = kappa;
-    sip.b(0, 3) = kappa;
-    return std::make_shared<const Wcs>(crpix, crval, cd, sip);
+    return std::make_shared<const Wcs>(crpix, crval, cd, SipPolynomials::radialCubic(kappa));
 }
 
 std::shared_ptr<const Wcs> fitWcsCorrection(const Wcs& base, const std::vector<Point2D>& pixels,
