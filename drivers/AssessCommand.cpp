@@ -15,7 +15,6 @@
 // variance plane; "S/N m/t" is the median measured PSF-flux S/N over the true S/N (matched isolated
 // point sources, true S/N 5-30): the fraction of the optimal S/N the pipeline reaches. Completeness counts
 // the isolated point sources centred on the calexp (the truth also lists sources just off the detector).
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -23,9 +22,9 @@
 #include <vector>
 
 #include "core/Error.h"
-#include "core/MoffatPsf.h"
 #include "core/Statistics.h"
 #include "drivers/Cli.h"
+#include "drivers/sim/Simulator.h"
 #include "io/ExposureFits.h"
 #include "io/Hdf5Catalog.h"
 #include "io/Repository.h"
@@ -91,15 +90,8 @@ private:
 /// Noise area 1 / sum(p^2) (pixels) of the simulator's true PSF at the centre of `bbox`, from the truth
 /// metadata (drivers/sim/Simulator.cpp: PSFTYPE, PSFBETA, PSFFWHMn, PSFE1_n, PSFE2_n); NaN without one.
 double trueNoiseArea(const PropertyList& md, const Box2I& bbox) {
-    if (md.getString("PSFTYPE", "") != MoffatPsf::kTypeName || !md.has("PSFBETA")) return NAN;
-    std::array<double, 6> f{}, e1{}, e2{};
-    for (std::size_t c = 0; c < 6; ++c) {
-        const std::string k = std::to_string(c);
-        f[c] = md.getDouble("PSFFWHM" + k);
-        e1[c] = md.getDouble("PSFE1_" + k);
-        e2[c] = md.getDouble("PSFE2_" + k);
-    }
-    auto psf = MoffatPsf::make(bbox, md.getDouble("PSFBETA"), f, e1, e2);
+    const auto psf = truePsfFromMetadata(md, bbox);
+    if (!psf) return NAN;
     const Image<double> k = psf->computeKernelImage(
         {bbox.minX() + 0.5 * (bbox.width() - 1), bbox.minY() + 0.5 * (bbox.height() - 1)});
     double s2 = 0.0;

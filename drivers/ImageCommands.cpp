@@ -23,7 +23,7 @@
 
 #include "core/Error.h"
 #include "core/Log.h"
-#include "core/MoffatPsf.h"
+#include "drivers/sim/Simulator.h"
 #include "core/Statistics.h"
 #include "drivers/Cli.h"
 #include "drivers/singlevisit/SingleVisit.h"
@@ -168,18 +168,11 @@ void writePsfGrid(const Psf& psf, const Box2I& bbox, int n, int stamp, const std
 /// over `bbox` (the detector box).
 std::shared_ptr<const Psf> truthPsf(const std::string& truthPath, const Box2I& bbox) {
     Table truth = readCatalog(truthPath, "sources");
-    const PropertyList& md = truth.metadata();
-    if (md.getString("PSFTYPE", "") != MoffatPsf::kTypeName || !md.has("PSFBETA"))
+    auto psf = truePsfFromMetadata(truth.metadata(), bbox);
+    if (!psf)
         throw InvalidInputError("no true Moffat PSF (PSFTYPE, PSFBETA, PSFFWHMn, PSFE1_n, PSFE2_n) in the metadata",
                                 truthPath);
-    std::array<double, 6> f{}, e1{}, e2{};
-    for (std::size_t c = 0; c < 6; ++c) {
-        const std::string k = std::to_string(c);
-        f[c] = md.getDouble("PSFFWHM" + k);
-        e1[c] = md.getDouble("PSFE1_" + k);
-        e2[c] = md.getDouble("PSFE2_" + k);
-    }
-    return MoffatPsf::make(bbox, md.getDouble("PSFBETA"), f, e1, e2);
+    return psf;
 }
 
 int runExportPsf(const po::variables_map& vm, const Communicator& comm) {

@@ -7,6 +7,9 @@ namespace drp {
 
 std::uint64_t SimConfig::skySeed() const { return mixSeed(seed, 1); }
 std::uint64_t SimConfig::planSeed() const { return mixSeed(seed, 2); }
+std::shared_ptr<const Camera> SimConfig::makeCamera() const {
+    return makeLsstLikeCamera(camera)->withRadialDistortion(observing.distortionCoeffPerDeg2);
+}
 std::uint64_t SimConfig::instrumentSeed() const { return mixSeed(seed, 3); }
 
 void SimConfig::validate() const {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct SimConfig {
     /// Seeds of the sub-models derived from the master seed.
     std::uint64_t skySeed() const;
     std::uint64_t planSeed() const;
+    /// The camera: the geometry of `camera` with the optics' radial distortion (observing.distortion_coeff_per_deg2)
+    /// as its camera model. The simulator and the processing of its raws share it.
+    std::shared_ptr<const Camera> makeCamera() const;
     std::uint64_t instrumentSeed() const;
 };
 

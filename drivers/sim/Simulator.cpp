@@ -1,6 +1,7 @@
 #include "drivers/sim/Simulator.h"
 #include "drivers/sim/SimRandom.h"
 
+#include <array>
 #include <Eigen/Dense>
 #include <chrono>
 #include <cmath>
@@ -66,7 +67,7 @@ const TruthKeys& truthKeys() {
 // ---------------------------------------------------------------------------------------------------------
 SimContext::SimContext(SimConfig config) : config_(std::move(config)) {
     registerMoffatPsf();
-    camera_ = makeLsstLikeCamera(config_.camera);
+    camera_ = config_.makeCamera();
     SkyModelConfig sky = config_.sky;
     sky.seed = config_.skySeed();
     objects_ = makeSkyCatalog(sky);
@@ -123,6 +124,18 @@ std::shared_ptr<const Psf> truePsf(const SimContext& ctx, const VisitPlan& visit
         e2[std::size_t(k)] = coeffs(k, 2);
     }
     return MoffatPsf::make(box, ctx.config().psfBeta, f, e1, e2);
+}
+
+std::shared_ptr<const Psf> truePsfFromMetadata(const PropertyList& md, const Box2I& bbox) {
+    if (md.getString("PSFTYPE", "") != MoffatPsf::kTypeName || !md.has("PSFBETA")) return nullptr;
+    std::array<double, 6> f{}, e1{}, e2{};
+    for (std::size_t c = 0; c < 6; ++c) {
+        const std::string k = std::to_string(c);
+        f[c] = md.getDouble("PSFFWHM" + k);
+        e1[c] = md.getDouble("PSFE1_" + k);
+        e2[c] = md.getDouble("PSFE2_" + k);
+    }
+    return MoffatPsf::make(bbox, md.getDouble("PSFBETA"), f, e1, e2);
 }
 
 SimulatedExposure simulateScienceExposure(const SimContext& ctx, std::size_t visitIndex, int detectorId,

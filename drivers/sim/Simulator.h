@@ -60,6 +60,9 @@ SimulatedExposure simulateScienceExposure(const SimContext& ctx, std::size_t vis
 /// The true PSF of a detector in a visit: a MoffatPsf whose quadratic variation reproduces the
 /// focal-plane model of the observing plan.
 std::shared_ptr<const Psf> truePsf(const SimContext& ctx, const VisitPlan& visit, const Detector& detector);
+/// The true PSF that simulateScienceExposure records in a truthSources table's metadata (PSFTYPE, PSFBETA,
+/// PSFFWHMn, PSFE1_n, PSFE2_n: a MoffatPsf over the detector box `bbox`); nullptr when they hold none.
+std::shared_ptr<const Psf> truePsfFromMetadata(const PropertyList& md, const Box2I& bbox);
 
 struct SimSummary {
     std::int64_t scienceExposures = 0;

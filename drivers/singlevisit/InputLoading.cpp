@@ -19,7 +19,7 @@ std::shared_ptr<const Camera> cameraOfRun(const Repository& repo, const std::str
                             repo.root().string());
     SimConfig cfg = loadSimConfig("", {(repo.root() / records.front().relativePath).string()}, {});
     if (instrument) *instrument = cfg.instrument;
-    return makeLsstLikeCamera(cfg.camera)->withRadialDistortion(cfg.observing.distortionCoeffPerDeg2);
+    return cfg.makeCamera();
 }
 
 Table boxesTable(const std::vector<Box2I>& boxes) {

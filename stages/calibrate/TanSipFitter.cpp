@@ -11,6 +11,21 @@ namespace drp {
 
 int polynomialTermCount(int order) { return (order + 1) * (order + 2) / 2; }
 
+namespace {
+
+/// Indices of the points a fit can use: finite pixel position, finite positive weight (no weights: all).
+std::vector<std::size_t> usablePoints(const std::vector<Point2D>& pixels, const std::vector<double>& weights) {
+    std::vector<std::size_t> use;
+    for (std::size_t i = 0; i < pixels.size(); ++i) {
+        const double w = weights.empty() ? 1.0 : weights[i];
+        if (!(w > 0.0) || !std::isfinite(w) || !std::isfinite(pixels[i].x) || !std::isfinite(pixels[i].y)) continue;
+        use.push_back(i);
+    }
+    return use;
+}
+
+}  // namespace
+
 std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
                                      const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess,
                                      int order) {
@@ -28,14 +43,9 @@ std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const s
     for (int d = 0; d <= deg; ++d)
         for (int q = 0; q <= d; ++q) terms.emplace_back(d - q, q);
 
-    std::vector<std::size_t> use;
+    const std::vector<std::size_t> use = usablePoints(pixels, weights);
     double scale = 1.0;
-    for (std::size_t i = 0; i < pixels.size(); ++i) {
-        const double w = weights.empty() ? 1.0 : weights[i];
-        if (!(w > 0.0) || !std::isfinite(w) || !std::isfinite(pixels[i].x) || !std::isfinite(pixels[i].y)) continue;
-        use.push_back(i);
-        scale = std::max({scale, std::fabs(pixels[i].x - crpix.x), std::fabs(pixels[i].y - crpix.y)});
-    }
+    for (std::size_t i : use) scale = std::max({scale, std::fabs(pixels[i].x - crpix.x), std::fabs(pixels[i].y - crpix.y)});
     if (use.size() < std::size_t(nTerms)) {
         std::ostringstream os;
         os << "fitTanSip: " << use.size() << " usable points for an order-" << deg << " fit with " << nTerms
@@ -103,14 +113,9 @@ std::shared_ptr<const Wcs> fitTanRadial(const std::vector<Point2D>& pixels, cons
                                         const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess) {
     if (pixels.size() != sky.size() || (!weights.empty() && weights.size() != pixels.size()))
         throw LogicError("fitTanRadial: pixels, sky and weights differ in size");
-    std::vector<std::size_t> use;
+    const std::vector<std::size_t> use = usablePoints(pixels, weights);
     double scale = 1.0;
-    for (std::size_t i = 0; i < pixels.size(); ++i) {
-        const double w = weights.empty() ? 1.0 : weights[i];
-        if (!(w > 0.0) || !std::isfinite(w) || !std::isfinite(pixels[i].x) || !std::isfinite(pixels[i].y)) continue;
-        use.push_back(i);
-        scale = std::max(scale, std::hypot(pixels[i].x - crpix.x, pixels[i].y - crpix.y));
-    }
+    for (std::size_t i : use) scale = std::max(scale, std::hypot(pixels[i].x - crpix.x, pixels[i].y - crpix.y));
     if (use.size() < 4) {
         std::ostringstream os;
         os << "fitTanRadial: " << use.size() << " usable points for 7 parameters (at least 4 are needed)";
@@ -181,11 +186,7 @@ std::shared_ptr<const Wcs> fitWcsCorrection(const Wcs& base, const std::vector<P
         throw LogicError("fitWcsCorrection: pixels, sky and weights differ in size");
     const bool similarity = kind == WcsCorrection::Similarity;
     const std::size_t needed = similarity ? 2 : 3;
-    std::vector<std::size_t> use;
-    for (std::size_t i = 0; i < pixels.size(); ++i) {
-        const double w = weights.empty() ? 1.0 : weights[i];
-        if (w > 0.0 && std::isfinite(w) && std::isfinite(pixels[i].x) && std::isfinite(pixels[i].y)) use.push_back(i);
-    }
+    const std::vector<std::size_t> use = usablePoints(pixels, weights);
     const char* name = similarity ? "similarity" : "affine";
     if (use.size() < needed) {
         std::ostringstream os;

@@ -295,22 +295,8 @@ void CoaddAssembler::beginComparison(int pass) {
         rejInFit_.assign(inputs_.size(), std::vector<std::uint8_t>());
     }
     if (active_ && pass == 2) {  // take the footprints of pass 1 out of the template's sums
-        const std::size_t nm = std::size_t(nMom_), nc = std::size_t(nCoef_), wd = std::size_t(bbox_.width());
-        for (std::size_t i = 0; i < inputs_.size(); ++i) {
-            double up[2 * PsfSizeFit::kMaxDegree + 1] = {1};
-            for (std::size_t q = 1; q < nm; ++q) up[q] = up[q - 1] * u_[i];
-            const double ws = inputs_[i].weight;
-            std::size_t j = 0;
-            for (const Span& sp : flags1_[i]) {
-                const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
-                for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
-                    const std::size_t k = base + std::size_t(x - bbox_.minX());
-                    for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] += float(ws * up[q]);
-                    for (std::size_t q = 0; q < nc; ++q) rhs_[k * nc + q] -= float(ws * up[q] * flagValues1_[i][j]);
-                    ++nFlag1_[k];
-                }
-            }
-        }
+        for (std::size_t i = 0; i < inputs_.size(); ++i)
+            moveTemplateSums(i, flags1_[i], flagValues1_[i], true, [](int, int, std::size_t) { return false; });
     }
     if (active_ && pass <= 2) solveTemplates();
     if (active_ && pass == 2) nFlag2_.assign(npix, 0);
@@ -518,41 +504,40 @@ void boxSum(float* plane, int w, int h, int r) {
 // radius max(2, 2 sigma_PSF) of the epoch's rejected pixels (a PSF-size residual is coherent over a
 // source, noise is not), and the lowest degree that agrees with every higher one (pooled sum Z over N
 // pixels below N + kReplaceSigma sqrt(2N)) is used.
+template <class Skip>
+void CoaddAssembler::moveTemplateSums(std::size_t i, const SpanSet& spans, const std::vector<float>& values, bool out,
+                                      Skip skip) {
+    const std::size_t nm = std::size_t(nMom_), nc = std::size_t(nCoef_), wd = std::size_t(bbox_.width());
+    double up[2 * PsfSizeFit::kMaxDegree + 1] = {1};
+    for (std::size_t q = 1; q < nm; ++q) up[q] = up[q - 1] * u_[i];
+    const double ws = out ? inputs_[i].weight : -inputs_[i].weight;  // the sign is exact: same bits either way
+    std::size_t j = 0;
+    for (const Span& sp : spans) {
+        const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
+        for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
+            if (skip(x, sp.y, j)) continue;
+            const std::size_t k = base + std::size_t(x - bbox_.minX());
+            for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] += float(ws * up[q]);
+            for (std::size_t q = 0; q < nc; ++q) rhs_[k * nc + q] -= float(ws * up[q] * values[j]);
+            if (out) ++nFlag1_[k];
+            else --nFlag1_[k];
+        }
+    }
+}
+
 void CoaddAssembler::replaceRejected() {
     constexpr double kReplaceSigma = 3.0;
     const std::size_t nm = std::size_t(nMom_), nc = std::size_t(nCoef_), wd = std::size_t(bbox_.width());
     const bool perPixel = config_.weighting == CoaddConfig::Weighting::PerPixel;
     for (std::size_t i = 0; i < inputs_.size(); ++i) {
-        double up[2 * PsfSizeFit::kMaxDegree + 1] = {1};
-        for (std::size_t q = 1; q < nm; ++q) up[q] = up[q - 1] * u_[i];
-        const double ws = inputs_[i].weight;
         // Pass 1's footprints that pass 3 did not reject (a template pulled by an artifact of another epoch
         // makes an epoch differ from it there) go back into the template: the replacement is then fitted to
         // every epoch that stays in the coadd.
-        std::size_t j = 0;
-        for (const Span& sp : flags1_[i]) {
-            const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
-            for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
-                if (rejected_[i].contains(Point2I{x, sp.y})) continue;
-                const std::size_t k = base + std::size_t(x - bbox_.minX());
-                for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] -= float(ws * up[q]);
-                for (std::size_t q = 0; q < nc; ++q) rhs_[k * nc + q] += float(ws * up[q] * flagValues1_[i][j]);
-                --nFlag1_[k];
-            }
-        }
+        moveTemplateSums(i, flags1_[i], flagValues1_[i], false,
+                         [&](int x, int y, std::size_t) { return rejected_[i].contains(Point2I{x, y}); });
         flags1_[i] = SpanSet();
         std::vector<float>().swap(flagValues1_[i]);
-        j = 0;
-        for (const Span& sp : rejected_[i]) {
-            const std::size_t base = std::size_t(sp.y - bbox_.minY()) * wd;
-            for (int x = sp.x0; x <= sp.x1; ++x, ++j) {
-                if (!rejInFit_[i][j]) continue;
-                const std::size_t k = base + std::size_t(x - bbox_.minX());
-                for (std::size_t q = 0; q < nm; ++q) missMom_[k * nm + q] += float(ws * up[q]);
-                for (std::size_t q = 0; q < nc; ++q) rhs_[k * nc + q] -= float(ws * up[q] * rejValues_[i][j]);
-                ++nFlag1_[k];
-            }
-        }
+        moveTemplateSums(i, rejected_[i], rejValues_[i], true, [&](int, int, std::size_t j) { return !rejInFit_[i][j]; });
     }
     constexpr int kD = PsfSizeFit::kMaxDegree + 1, kPairs = kD * (kD - 1) / 2;
     struct Prediction {

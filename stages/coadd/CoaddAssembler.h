@@ -171,6 +171,11 @@ private:
     void solveTemplates();
     void addCompare(const MaskedImageF& warp, const WarpMetadata& meta, std::size_t index);
     void replaceRejected();
+    /// Take epoch i's pixels of `spans` (values in span order) out of the template's sums (out = true:
+    /// their moments become missing, their values leave the right-hand side, the flag count rises) or put
+    /// them back (out = false); pixels j with skip(x, y, j) are left alone.
+    template <class Skip>
+    void moveTemplateSums(std::size_t i, const SpanSet& spans, const std::vector<float>& values, bool out, Skip skip);
 
     Box2I bbox_;
     CoaddConfig config_;

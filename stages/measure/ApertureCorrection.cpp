@@ -78,7 +78,35 @@ ApertureCorrectionResult measureApertureCorrection(const Table& sources, const s
         terms((s.x - res.center.x) / res.halfSize.x, (s.y - res.center.y) / res.halfSize.y, ord, t);
     };
 
-    // Weighted least squares with clipping and intrinsic scatter at one order.
+    // Weighted least squares over the kept stars (weights 1 / (sigma^2 + s2)); *n counts them.
+    auto weight = [&](const Star& s, double s2) { return 1.0 / std::max(s.sigma * s.sigma + s2, 1e-30); };
+    auto solve = [&](int ord, const std::vector<char>& keep, double s2, std::size_t* n) {
+        const int nt = termCount(ord);
+        Eigen::MatrixXd a = Eigen::MatrixXd::Zero(nt, nt);
+        Eigen::VectorXd b = Eigen::VectorXd::Zero(nt);
+        *n = 0;
+        for (std::size_t i = 0; i < stars.size(); ++i) {
+            if (!keep[i]) continue;
+            double t[6] = {};
+            termsOf(stars[i], ord, t);
+            const double w = weight(stars[i], s2);
+            for (int j = 0; j < nt; ++j) {
+                b(j) += w * t[j] * stars[i].ratio;
+                for (int k = 0; k < nt; ++k) a(j, k) += w * t[j] * t[k];
+            }
+            ++*n;
+        }
+        return Eigen::VectorXd(a.ldlt().solve(b));
+    };
+    auto model = [&](int ord, const Eigen::VectorXd& coef, const Star& s) {
+        double t[6] = {};
+        termsOf(s, ord, t);
+        double m = 0;
+        for (int j = 0; j < termCount(ord); ++j) m += coef(j) * t[j];
+        return m;
+    };
+
+    // The fit at one order, with clipping and intrinsic scatter.
     struct Fit {
         Eigen::VectorXd coef;
         std::vector<char> keep;
@@ -88,32 +116,15 @@ ApertureCorrectionResult measureApertureCorrection(const Table& sources, const s
         const int nt = termCount(ord);
         Fit f{Eigen::VectorXd::Zero(nt), std::vector<char>(stars.size(), 1), 0.0};
         for (int pass = 0; pass < 5; ++pass) {
-            Eigen::MatrixXd a = Eigen::MatrixXd::Zero(nt, nt);
-            Eigen::VectorXd b = Eigen::VectorXd::Zero(nt);
             std::size_t n = 0;
-            for (std::size_t i = 0; i < stars.size(); ++i) {
-                if (!f.keep[i]) continue;
-                const Star& s = stars[i];
-                double t[6];
-                termsOf(s, ord, t);
-                const double w = 1.0 / std::max(s.sigma * s.sigma + f.s2, 1e-30);
-                for (int j = 0; j < nt; ++j) {
-                    b(j) += w * t[j] * s.ratio;
-                    for (int k = 0; k < nt; ++k) a(j, k) += w * t[j] * t[k];
-                }
-                ++n;
-            }
+            f.coef = solve(ord, f.keep, f.s2, &n);
             if (n == 0) throw InvalidInputError("measureApertureCorrection: every star was rejected");
-            f.coef = a.ldlt().solve(b);
             // Residuals, intrinsic scatter, clipping.
             double chi2 = 0, sumSigma2 = 0;
             std::vector<double> res2(stars.size());
             for (std::size_t i = 0; i < stars.size(); ++i) {
-                double t[6];
-                termsOf(stars[i], ord, t);
-                double m = 0;
-                for (int j = 0; j < nt; ++j) m += f.coef(j) * t[j];
-                res2[i] = (stars[i].ratio - m) * (stars[i].ratio - m);
+                const double d = stars[i].ratio - model(ord, f.coef, stars[i]);
+                res2[i] = d * d;
                 if (f.keep[i]) chi2 += res2[i], sumSigma2 += stars[i].sigma * stars[i].sigma;
             }
             const double dof = std::max<double>(1.0, double(n) - nt);
@@ -132,29 +143,12 @@ ApertureCorrectionResult measureApertureCorrection(const Table& sources, const s
 
     // Weighted residual sum of squares of an order, on the stars and with the weights of the constant fit.
     auto rss = [&](int ord, const Fit& base, std::size_t* count) {
-        const int nt = termCount(ord);
-        Eigen::MatrixXd a = Eigen::MatrixXd::Zero(nt, nt);
-        Eigen::VectorXd b = Eigen::VectorXd::Zero(nt);
-        for (std::size_t i = 0; i < stars.size(); ++i) {
-            if (!base.keep[i]) continue;
-            double t[6] = {};
-            termsOf(stars[i], ord, t);
-            const double w = 1.0 / std::max(stars[i].sigma * stars[i].sigma + base.s2, 1e-30);
-            for (int j = 0; j < nt; ++j) {
-                b(j) += w * t[j] * stars[i].ratio;
-                for (int k = 0; k < nt; ++k) a(j, k) += w * t[j] * t[k];
-            }
-        }
-        const Eigen::VectorXd coef = a.ldlt().solve(b);
+        const Eigen::VectorXd coef = solve(ord, base.keep, base.s2, count);
         double sum = 0;
-        *count = 0;
         for (std::size_t i = 0; i < stars.size(); ++i) {
             if (!base.keep[i]) continue;
-            double t[6] = {};
-            termsOf(stars[i], ord, t);
-            const double e = stars[i].ratio - Eigen::Map<const Eigen::VectorXd>(t, nt).dot(coef);
-            sum += e * e / std::max(stars[i].sigma * stars[i].sigma + base.s2, 1e-30);
-            ++*count;
+            const double e = stars[i].ratio - model(ord, coef, stars[i]);
+            sum += e * e * weight(stars[i], base.s2);
         }
         return sum;
     };
