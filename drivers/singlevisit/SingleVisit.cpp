@@ -270,6 +270,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     SourceDetectionConfig brightCfg = cfg.detection;
     brightCfg.thresholdSigma = cfg.psfStarThresholdSigma;
     brightCfg.includeNegative = false;
+    brightCfg.detectAtEdges = false;  // PSF stars must not touch the edge: no need to search the band there
     // (Detection clears and resets its mask planes, so the final pass below replaces these.)
     DetectionResult bright = detectSources(mi, sigma0, brightCfg);
     Table brightTable = sfm.measure(exposure, bright.positive, ccdVisitId);
