@@ -1,7 +1,6 @@
 // `drp assess`: single-visit quality against the simulator's truth, per band — detection
 // completeness of isolated point sources at S/N 5, spurious detections, PSF-flux bias and pulls,
-// astrometric residuals, zero-point error and PSF model size residuals. Prints a table and, with
-// --out, writes it as an HDF5 table.
+// astrometric residuals, zero-point error and PSF model size residuals. Prints a table.
 //
 // The true S/N of a point source is that of an optimal PSF fit in the calexp: S / sqrt(S + Neff var), with
 // S its true photo-electrons, Neff = 1 / sum(p^2) the noise area of the simulator's true PSF p (pixel-
@@ -15,6 +14,13 @@
 // variance plane; "S/N m/t" is the median measured PSF-flux S/N over the true S/N (matched isolated
 // point sources, true S/N 5-30): the fraction of the optimal S/N the pipeline reaches. Completeness counts
 // the isolated point sources centred on the calexp (the truth also lists sources just off the detector).
+//
+// PSF model size, two ways: "dT/T res" pools the reserved stars of every detector of the band (each
+// detector's mean dT/T on its reserved stars, PSFDTTMN, weighted by their number, PSFDTTN) and gives the
+// mean with its standard error — the "on reserved stars", free of the few-star noise of one
+// detector's median; "dT/T true" is the model against the simulator's true PSF, T = Ixx + Iyy of the
+// adaptive moments of both kernel images at 3 x 3 positions of each detector: the median over detectors
+// of each detector's mean |dT/T| (the model's own accuracy per detector, photon noise of its stars included).
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -26,9 +32,11 @@
 #include "drivers/Cli.h"
 #include "drivers/sim/Simulator.h"
 #include "io/ExposureFits.h"
+#include "io/ExposureHeader.h"
 #include "io/Hdf5Catalog.h"
 #include "io/Repository.h"
 #include "sky/SpherePoint.h"
+#include "stages/measure/AdaptiveMoments.h"
 
 namespace po = boost::program_options;
 
@@ -39,7 +47,10 @@ struct BandStats {
     std::int64_t truthPoint5 = 0, found5 = 0;   // isolated point sources with true S/N >= 5 (and found)
     std::int64_t truthPoint5to6 = 0, found5to6 = 0;
     std::int64_t detections5 = 0, spurious5 = 0;  // detections with S/N >= 5, and those with no truth object
-    std::vector<double> fluxRatioBright, pulls, astromMas, dTT, snrRatio;
+    std::vector<double> fluxRatioBright, pulls, astromMas, snrRatio;
+    double reservedSum = 0.0, reservedSum2 = 0.0;  // pooled reserved-star dT/T: sum of n mean, of n (scatter^2 + mean^2)
+    std::int64_t reservedN = 0;
+    std::vector<double> modelVsTruth, modelVsTruthSigned;  // per detector: mean |dT/T|, mean dT/T of the model against the true PSF
     int detectors = 0;
 };
 
@@ -87,6 +98,27 @@ private:
     std::vector<double> cells_;
 };
 
+/// Mean |dT/T| and mean dT/T of `model` against `truth` (T = Ixx + Iyy of the adaptive moments of their kernel
+/// images) at 3 x 3 positions of `bbox`; NaN if either fails everywhere.
+std::pair<double, double> modelSizeErrorAgainstTruth(const Psf& model, const Psf& truth, const Box2I& bbox) {
+    double sum = 0.0, sumSigned = 0.0;
+    int n = 0;
+    for (int j = 0; j < 3; ++j)
+        for (int i = 0; i < 3; ++i) {
+            const Point2D p{bbox.minX() + (i + 0.5) / 3.0 * bbox.width(), bbox.minY() + (j + 0.5) / 3.0 * bbox.height()};
+            const double s = truth.computeSigma(p);
+            if (!(s > 0)) continue;
+            const AdaptiveMomentsResult mt = computeAdaptiveMoments(truth.computeKernelImage(p), {0.0, 0.0}, SecondMoments::circle(s));
+            const AdaptiveMomentsResult mm = computeAdaptiveMoments(model.computeKernelImage(p), {0.0, 0.0}, SecondMoments::circle(s));
+            if (mt.failed() || mm.failed()) continue;
+            const double d = mm.moments.trace() / mt.moments.trace() - 1.0;
+            sum += std::fabs(d);
+            sumSigned += d;
+            ++n;
+        }
+    return n > 0 ? std::pair{sum / n, sumSigned / n} : std::pair{double(NAN), double(NAN)};
+}
+
 /// Noise area 1 / sum(p^2) (pixels) of the simulator's true PSF at the centre of `bbox`, from the truth
 /// metadata (drivers/sim/Simulator.cpp: PSFTYPE, PSFBETA, PSFFWHMn, PSFE1_n, PSFE2_n); NaN without one.
 double trueNoiseArea(const PropertyList& md, const Box2I& bbox) {
@@ -122,7 +154,17 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
         Table truth = readCatalog(repo.root() / truthRec->relativePath, "sources");
         BandStats& b = bands[rec.dataId.getString(Dimension::Band)];
         b.detectors += 1;
-        b.dTT.push_back(src.metadata().getDouble("PSFDTT", NAN));
+        {
+            const PropertyList& md = src.metadata();
+            const std::int64_t n = md.getInt("PSFDTTN", 0);
+            const double mean = md.getDouble("PSFDTTMN", NAN), scatter = md.getDouble("PSFDTTSC", NAN);
+            if (n > 0 && std::isfinite(mean)) {
+                b.reservedN += n;
+                b.reservedSum += double(n) * mean;
+                // one star: no scatter of its own; the spread between detectors still counts
+                b.reservedSum2 += double(n) * ((n > 1 && std::isfinite(scatter) ? scatter * scatter : 0.0) + mean * mean);
+            }
+        }
         const double sigma = src.metadata().getDouble("PSFSIGMA", 2.0);
         // Per-pixel noise variance in true electrons: the calexp's variance plane near the source (sky, read
         // noise and master-calibration noise) over the square of the calexp's units per true electron; without
@@ -133,6 +175,12 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
         std::optional<VarianceMap> varMap;
         double noiseArea = 4 * M_PI * sigma * sigma, unitsPerElectron = 1.0;
         if (auto calexpRec = repo.find("calexp", run, rec.dataId)) {
+            const ExposureHeader header = readExposureHeader(repo.root() / calexpRec->relativePath);
+            if (const auto truePsf = truePsfFromMetadata(tmd, header.bbox); truePsf && header.psf) {
+                const auto [absolute, signedMean] = modelSizeErrorAgainstTruth(*header.psf, *truePsf, header.bbox);
+                b.modelVsTruth.push_back(absolute);
+                b.modelVsTruthSigned.push_back(signedMean);
+            }
             FitsImage v = readImage(repo.root() / calexpRec->relativePath, 3);  // HDU 3 = VARIANCE (io/ExposureFits.h)
             if (v.metadata.getString("EXTNAME", "VARIANCE") != "VARIANCE")
                 throw InvalidInputError("assess: HDU 3 of " + calexpRec->relativePath + " is not VARIANCE");
@@ -202,17 +250,23 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
         }
     }
     if (bands.empty()) throw NotFoundError("no src datasets in run '" + run + "' with truth in run '" + truthRun + "'");
-    std::printf("%-4s %5s %12s %12s %10s %12s %10s %11s %11s %10s %8s\n", "band", "dets", "compl(S/N>5)", "compl(5-6)",
-                "spurious", "fluxbias(%)", "pull sig", "astrom(mas)", "ZP(mmag)", "PSF dT/T", "S/N m/t");
+    std::printf("%-4s %5s %12s %12s %10s %12s %10s %11s %11s %8s %19s %19s\n", "band", "dets", "compl(S/N>5)", "compl(5-6)",
+                "spurious", "fluxbias(%)", "pull sig", "astrom(mas)", "ZP(mmag)", "S/N m/t", "dT/T res (n)", "dT/T true (signed)");
     for (auto& [band, b] : bands) {
         Statistics p = makeStatistics(std::span<const double>(b.pulls));
         double ratio = median(b.fluxRatioBright);
-        std::printf("%-4s %5d %11.1f%% %11.1f%% %9.2f%% %12.3f %10.3f %11.1f %11.1f %10.1e %8.3f\n", band.c_str(), b.detectors,
+        const double n = double(b.reservedN);
+        const double resMean = n > 0 ? b.reservedSum / n : NAN;
+        const double resErr = n > 1 ? std::sqrt(std::max(0.0, b.reservedSum2 / n - resMean * resMean) / (n - 1)) : NAN;
+        char res[64];
+        std::snprintf(res, sizeof res, "%+.1e+-%.0e (%lld)", resMean, resErr, static_cast<long long>(b.reservedN));
+        char tru[64];
+        std::snprintf(tru, sizeof tru, "%.1e (%+.1e)", median(b.modelVsTruth), median(b.modelVsTruthSigned));
+        std::printf("%-4s %5d %11.1f%% %11.1f%% %9.2f%% %12.3f %10.3f %11.1f %11.1f %8.3f %19s %19s\n", band.c_str(), b.detectors,
                     100.0 * double(b.found5) / double(std::max<std::int64_t>(b.truthPoint5, 1)),
                     100.0 * double(b.found5to6) / double(std::max<std::int64_t>(b.truthPoint5to6, 1)),
                     100.0 * double(b.spurious5) / double(std::max<std::int64_t>(b.detections5, 1)), 100.0 * (ratio - 1.0),
-                    p.madSigma, median(b.astromMas), 1000.0 * 2.5 * std::log10(ratio), median(b.dTT),
-                    median(b.snrRatio));
+                    p.madSigma, median(b.astromMas), 1000.0 * 2.5 * std::log10(ratio), median(b.snrRatio), res, tru);
     }
     return 0;
 }

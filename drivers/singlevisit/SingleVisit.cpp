@@ -386,6 +386,13 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     s.set("PSFNUSED", res.psf.nUsed, "PSF stars used");
     s.set("PSFDTT", res.psf.reservedMedianSizeResidual, "median dT/T of the PSF model on reserved stars");
     s.set("PSFDTTSC", res.psf.reservedSizeResidualScatter, "scatter of dT/T on reserved stars");
+    {  // mean and count, so that the reserved stars of many detectors can be pooled (drp assess)
+        std::int64_t n = 0;
+        for (double r : res.psf.reservedSizeResiduals) n += std::isfinite(r) ? 1 : 0;
+        s.set("PSFDTTN", n, "reserved stars with a dT/T");
+        s.set("PSFDTTMN", n > 0 ? res.psf.reservedMeanSizeResidual : std::numeric_limits<double>::quiet_NaN(),
+              "mean dT/T of the PSF model on reserved stars");
+    }
     s.set("APCORR", res.apCorr, "aperture correction at the centre");
     s.set("APCNSTAR", std::int64_t(apc.nStars), "stars in the aperture correction");
     s.set("DETTHRSH", det.threshold, "detection threshold (filtered image units)");

@@ -284,33 +284,108 @@ private:
     std::vector<float> flatValue_;  ///< and its x-filtered variance
 };
 
-/// The filtered variance at one output pixel (local, inside the valid box) with RegionFilter's
-/// arithmetic, for a sparse noise sample.
-/// The significance at (x, y) with the filter truncated at the image boundary: pixels beyond it count as
-/// unusable, like masked ones, so the value and the variance are sums over the same pixels and the result
-/// is still N(0, 1) on pure noise (NaN where no usable pixel is reached). For the band along the edges where
-/// the whole kernel does not fit (a few PSF widths), so that a source there is detected too.
-float truncatedSignificanceAt(const MaskedImageF& image, MaskPixel bad, const FilterTaps& t, int x, int y) {
+/// The significance with the filter truncated at the image boundary, over the band along the edges where
+/// the whole kernel does not fit (outside `valid`; everything when `valid` is empty), so that a source there
+/// is detected too. Pixels beyond the boundary count as unusable, like masked ones: the value and the
+/// variance are sums over the same pixels and the result is still N(0, 1) on pure noise (NaN where no
+/// usable pixel is reached). Separable, in double: each input row is filtered along x (zero beyond the
+/// boundary) only at the columns an output needs (every column for the rows near the top and bottom, the
+/// side bands' columns for the others), then along y.
+void truncatedEdgeBand(const MaskedImageF& image, MaskPixel bad, const FilterTaps& t, const Box2I& valid, ImageF& sn) {
     constexpr float big = std::numeric_limits<float>::max();
     const int w = image.width(), h = image.height();
-    double d = 0.0, v = 0.0;
-    for (int j = 0; j < t.kh; ++j) {
-        const int yy = y - j + t.c.y;
-        if (yy < 0 || yy >= h) continue;
-        const float* iv = image.image().row(yy);
-        const float* vv = image.variance().row(yy);
-        const MaskPixel* mv = image.mask().row(yy);
+    const int downY = t.kh - 1 - t.c.y;  // output row y reads input rows [y - downY, y + c.y]
+    const int reach = std::max(t.c.x, t.kw - 1 - t.c.x);  // and input columns within reach of x
+    // Output rows entirely in the band, and the columns of the side bands.
+    auto bandRow = [&](int y) { return valid.empty() || y < valid.minY() || y > valid.maxY(); };
+    std::vector<int> sideCols;
+    if (!valid.empty()) {
+        for (int x = 0; x < std::min(w, valid.minX()); ++x) sideCols.push_back(x);
+        for (int x = std::max(0, valid.maxX() + 1); x < w; ++x) sideCols.push_back(x);
+    }
+    // An input row is needed in full width when a band output row reads it.
+    std::vector<char> fullRow(std::size_t(h), 0);
+    for (int y = 0; y < h; ++y)
+        if (bandRow(y))
+            for (int yy = std::max(0, y - downY); yy <= std::min(h - 1, y + t.c.y); ++yy) fullRow[std::size_t(yy)] = 1;
+    // Row-filtered value and variance: full rows in `full` (w per row), side columns in `side`.
+    std::vector<std::int64_t> fullIndex(std::size_t(h), -1);
+    std::int64_t nFull = 0;
+    for (int y = 0; y < h; ++y)
+        if (fullRow[std::size_t(y)]) fullIndex[std::size_t(y)] = nFull++;
+    std::vector<double> fullD(std::size_t(nFull) * std::size_t(w)), fullV(fullD.size());
+    const std::size_t ns = sideCols.size();
+    std::vector<double> sideD(std::size_t(h) * ns), sideV(sideD.size());
+    std::vector<double> ud(static_cast<std::size_t>(w)), uv(static_cast<std::size_t>(w));
+    auto rowFilterAt = [&](int x, double& d, double& v) {
+        d = 0.0;
+        v = 0.0;
         for (int i = 0; i < t.kw; ++i) {
             const int xx = x - i + t.c.x;
             if (xx < 0 || xx >= w) continue;
-            if ((mv[xx] & bad) != 0 || !(std::fabs(iv[xx]) <= big) || !(vv[xx] >= 0.0f) || !(vv[xx] <= big)) continue;
-            d += double(t.ky[std::size_t(j)]) * t.kx[std::size_t(i)] * iv[xx];
-            v += double(t.ky2[std::size_t(j)]) * t.kx2[std::size_t(i)] * vv[xx];
+            d += double(t.kx[std::size_t(i)]) * ud[std::size_t(xx)];
+            v += double(t.kx2[std::size_t(i)]) * uv[std::size_t(xx)];
         }
+    };
+    for (int yy = 0; yy < h; ++yy) {
+        if (!fullRow[std::size_t(yy)] && ns == 0) continue;
+        const float* iv = image.image().row(yy);
+        const float* vv = image.variance().row(yy);
+        const MaskPixel* mv = image.mask().row(yy);
+        auto usableSpan = [&](int x0, int x1) {  // [x0, x1)
+            for (int x = std::max(0, x0); x < std::min(w, x1); ++x) {
+                const bool ok = ((mv[x] & bad) == 0) & (std::fabs(iv[x]) <= big) & (vv[x] >= 0.0f) & (vv[x] <= big);
+                ud[std::size_t(x)] = ok ? double(iv[x]) : 0.0;
+                uv[std::size_t(x)] = ok ? double(vv[x]) : 0.0;
+            }
+        };
+        if (fullRow[std::size_t(yy)]) {
+            usableSpan(0, w);
+        } else {  // only the side bands' inputs
+            usableSpan(0, valid.minX() + reach);
+            usableSpan(std::max(valid.minX() + reach, valid.maxX() + 1 - reach), w);
+        }
+        if (fullRow[std::size_t(yy)]) {
+            double* fd = fullD.data() + std::size_t(fullIndex[std::size_t(yy)]) * std::size_t(w);
+            double* fv = fullV.data() + std::size_t(fullIndex[std::size_t(yy)]) * std::size_t(w);
+            for (int x = 0; x < w; ++x) rowFilterAt(x, fd[x], fv[x]);
+        }
+        for (std::size_t k = 0; k < ns; ++k)
+            rowFilterAt(sideCols[k], sideD[std::size_t(yy) * ns + k], sideV[std::size_t(yy) * ns + k]);
     }
-    return v > 0.0 ? float(d / std::sqrt(v)) : std::numeric_limits<float>::quiet_NaN();
+    auto column = [&](int y, auto&& at) {  // the y filter at output row y of row-filtered values at(yy)
+        double d = 0.0, v = 0.0;
+        for (int j = 0; j < t.kh; ++j) {
+            const int yy = y - j + t.c.y;
+            if (yy < 0 || yy >= h) continue;
+            double rd, rv;
+            at(yy, rd, rv);
+            d += double(t.ky[std::size_t(j)]) * rd;
+            v += double(t.ky2[std::size_t(j)]) * rv;
+        }
+        return v > 0.0 ? float(d / std::sqrt(v)) : std::numeric_limits<float>::quiet_NaN();
+    };
+    for (int y = 0; y < h; ++y) {
+        float* out = sn.row(y);
+        if (bandRow(y)) {
+            for (int x = 0; x < w; ++x)
+                out[x] = column(y, [&](int yy, double& d, double& v) {
+                    const std::size_t i = std::size_t(fullIndex[std::size_t(yy)]) * std::size_t(w) + std::size_t(x);
+                    d = fullD[i];
+                    v = fullV[i];
+                });
+            continue;
+        }
+        for (std::size_t k = 0; k < ns; ++k)
+            out[sideCols[k]] = column(y, [&](int yy, double& d, double& v) {
+                d = sideD[std::size_t(yy) * ns + k];
+                v = sideV[std::size_t(yy) * ns + k];
+            });
+    }
 }
 
+/// The filtered variance at one output pixel (local, inside the valid box) with RegionFilter's
+/// arithmetic, for a sparse noise sample.
 float filteredVarianceAt(const MaskedImageF& image, MaskPixel bad, const FilterTaps& t, int x, int y) {
     constexpr float big = std::numeric_limits<float>::max();
     auto usable = [&](int xx, int yy) {
@@ -547,17 +622,7 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
     }
     // The band along the edges (all of a tiny image) where the whole kernel does not fit: the filter
     // truncated at the boundary, so a source there is detected too (its pixels keep the EDGE bit below).
-    if (config.detectAtEdges) {
-        for (int y = 0; y < h; ++y) {
-            float* out = sn.row(y);
-            const bool rowValid = !valid.empty() && y >= valid.minY() && y <= valid.maxY();
-            for (int x = 0; x < w; ++x) {
-                if (rowValid && x == valid.minX()) x = valid.maxX() + 1;
-                if (x >= w) break;
-                out[x] = truncatedSignificanceAt(image, bad, taps, x, y);
-            }
-        }
-    }
+    if (config.detectAtEdges) truncatedEdgeBand(image, bad, taps, valid, sn);
     for (int y = 0; y < h; ++y) {
         MaskPixel* mv = mask.row(y);
         const bool rowValid = y >= valid.minY() && y <= valid.maxY();
