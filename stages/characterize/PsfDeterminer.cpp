@@ -1,6 +1,7 @@
 #include "stages/characterize/PsfDeterminer.h"
 
 #include <Eigen/Dense>
+#include <boost/math/distributions/fisher_f.hpp>
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -118,6 +119,7 @@ void PsfDeterminerConfig::validate() const {
     if (maxStars < 1) fail("maxStars must be >= 1");
     if (minStars < 1) fail("minStars must be >= 1");
     if (minStarsPerTerm < 1) fail("minStarsPerTerm must be >= 1");
+    if (!(orderSelectionSigma >= 0.0) || !std::isfinite(orderSelectionSigma)) fail("orderSelectionSigma must be >= 0");
     if (iterations < 1 || iterations > 20) fail("iterations must be in [1, 20]");
     if (!(outlierSigma > 0.0) || !std::isfinite(outlierSigma)) fail("outlierSigma must be > 0");
     if (!(modelAccuracy >= 0.0 && modelAccuracy <= 0.5)) fail("modelAccuracy must be in [0, 0.5]");
@@ -282,6 +284,55 @@ std::vector<std::size_t> selectPsfStars(const std::vector<PsfCandidate>& candida
     if (int(stars.size()) > config.maxStars) stars.resize(std::size_t(config.maxStars));
     return stars;
 }
+
+namespace {
+
+/// The lowest spatial order up to maxOrder whose variation the stars' ln T, e1 and e2 show (PsfDeterminer.h): nested
+/// F-tests of each order against the best so far, on the weighted residuals of the three quantities pooled.
+int orderShownByStars(const std::vector<Star*>& use, int maxOrder, const Box2I& fitBox, const PsfDeterminerConfig& config) {
+    std::vector<Point2D> uv;
+    std::vector<std::array<double, 3>> q;
+    std::vector<double> w;
+    for (const Star* s : use) {
+        const double t = s->moments.trace();
+        if (!(t > 0.0) || !(s->flux > 0.0)) continue;
+        const double snr = s->flux / std::sqrt(2.0 * std::numbers::pi * t * s->skyVariance + s->gain * s->flux);
+        if (!(snr > 0.0) || !std::isfinite(snr)) continue;
+        uv.push_back(PsfexPsf::normalisedPosition(fitBox, s->centre));
+        q.push_back({std::log(t), (s->moments.xx - s->moments.yy) / t, 2.0 * s->moments.xy / t});
+        w.push_back(1.0 / (std::pow(config.sizeNoise / snr, 2) + config.modelAccuracy * config.modelAccuracy));
+    }
+    const std::size_t n = uv.size();
+    // Weighted residual sum of squares of the three quantities at order `ord`.
+    auto rss = [&](int ord) {
+        const int nt = PsfexPsf::numTerms(ord);
+        Eigen::MatrixXd a(Eigen::Index(n), nt);
+        Eigen::MatrixXd b(Eigen::Index(n), 3);
+        for (std::size_t i = 0; i < n; ++i) {
+            const double sw = std::sqrt(w[i]);
+            const auto t = PsfexPsf::polynomialTerms(ord, uv[i].x, uv[i].y);
+            for (int k = 0; k < nt; ++k) a(Eigen::Index(i), k) = sw * t[std::size_t(k)];
+            for (int c = 0; c < 3; ++c) b(Eigen::Index(i), c) = sw * q[i][std::size_t(c)];
+        }
+        const Eigen::MatrixXd coef = a.colPivHouseholderQr().solve(b);
+        return (a * coef - b).squaredNorm();
+    };
+    const double p = std::erfc(config.orderSelectionSigma / std::numbers::sqrt2);
+    int best = 0;
+    double rssBest = rss(0);
+    for (int o = 1; o <= maxOrder; ++o) {
+        const int k = PsfexPsf::numTerms(o), kBest = PsfexPsf::numTerms(best);
+        if (n <= std::size_t(k) + 1) break;
+        const double rssO = rss(o);
+        if (!(rssO > 0.0)) break;
+        const double d1 = 3.0 * double(k - kBest), d2 = 3.0 * (double(n) - double(k));
+        const double f = ((rssBest - rssO) / d1) / (rssO / d2);
+        if (f > boost::math::quantile(boost::math::fisher_f_distribution<double>(d1, d2), 1.0 - p)) best = o, rssBest = rssO;
+    }
+    return best;
+}
+
+}  // namespace
 
 PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector<PsfCandidate>& candidates,
                                     const PsfDeterminerConfig& config) {
@@ -448,6 +499,7 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         }
         order = config.spatialOrder;
         while (order > 0 && int(use.size()) < config.minStarsPerTerm * PsfexPsf::numTerms(order)) --order;
+        if (order > 0 && config.orderSelectionSigma > 0.0) order = orderShownByStars(use, order, fitBox, config);
         components = fitComponents(order, use);
         const PsfexPsf model(fitBox, order, components);
         // Fluxes, pixel clipping and chi^2 of every star (reserved ones too, for the record).

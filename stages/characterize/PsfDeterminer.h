@@ -37,7 +37,13 @@
 //    minStars). Pixel variances in the flux fit, the clipping and chi^2 are v0 + g x model + (modelAccuracy x
 //    model)^2, from the variance plane's sky level v0 and slope g (not the noisy pixel's own variance), so a
 //    bright star is not rejected for the model's own percent-level errors (PSFEx's PROF_ACCURACY);
-//  * the spatial order is lowered while fewer than minStarsPerTerm x numTerms stars remain;
+//  * the spatial order is lowered while fewer than minStarsPerTerm x numTerms stars remain, and then to the
+//    lowest order whose variation the stars show (orderSelectionSigma): ln T, e1 and e2 of the used stars' adaptive
+//    moments, each weighted by 1 / ((sizeNoise / S/N)^2 + modelAccuracy^2), are fitted as polynomials of each
+//    order, and a higher order is taken only when a nested F-test on the pooled weighted residuals passes at that
+//    significance (as the aperture correction chooses its order). A pixel model of order 2 from a dozen stars
+//    carries their photon noise to every pixel six times over; where the PSF does not vary detectably over the
+//    detector, the constant model is the more accurate one;
 //  * size consistency (a model from fewer than sizeCheckMaxStars stars): the used and reserved stars' adaptive
 //    ln T against the model's at each star, sigma^2 = (sizeNoise / S/N)^2 + minSizeTolerance^2; chi^2 above its
 //    sizeCheckSigma quantile means the stars disagree in size beyond their noise (galaxies taken for stars): a
@@ -116,6 +122,10 @@ struct PsfDeterminerConfig {
     int minStars = 10;
     /// Stars per spatial term below which the order is lowered. Bounds: >= 1. Default 4.
     int minStarsPerTerm = 4;
+    /// Significance (normal deviates, two-sided) at which the stars' sizes and ellipticities must show a higher
+    /// spatial order for it to be fitted (see the header); 0 fits spatialOrder whenever there are stars enough.
+    /// Bounds: >= 0. Default 3 (p < 0.0027).
+    double orderSelectionSigma = 3.0;
     /// Fit / reject rounds. Bounds: [1, 20]. Default 4.
     int iterations = 4;
     /// Chi^2 outlier threshold in robust sigmas. Bounds: > 0. Default 5.
