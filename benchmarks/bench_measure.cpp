@@ -6,7 +6,9 @@
 // run in the same process).
 // Baselines in the same run: a raw aperture loop (8 circular apertures by pixel-centre inclusion, no
 // exact overlap, no masks, no variance) and the PSF image evaluation alone (Psf::computeImage per
-// source), the floor of any PSF-based plugin.
+// source), the floor of any PSF-based plugin. The aperture kernel (measureApertures) is also timed
+// against its brute-force reference (pixelCircleFraction for every pixel and radius) on the first
+// kKernelPeaks peaks.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -16,6 +18,8 @@
 #include "core/Footprint.h"
 #include "core/MoffatPsf.h"
 #include "core/Render.h"
+#include "stages/measure/ApertureFluxPlugin.h"
+#include "stages/measure/CircleOverlap.h"
 #include "stages/measure/SingleFrameMeasurement.h"
 
 using namespace drp;
@@ -140,6 +144,57 @@ void BM_PsfImagePerSource(benchmark::State& state) {
     state.SetItemsProcessed(std::int64_t(state.iterations() * n));
 }
 
+/// Peaks used by the two aperture-kernel benchmarks (the brute-force reference is slow).
+constexpr std::size_t kKernelPeaks = 1000;
+
+/// The aperture kernel (ApertureFluxPlugin::measureApertures: per-row intervals, cumulative bins, exact
+/// weights for the crossed pixels only) at every peak, 8 radii.
+void BM_ApertureKernel(benchmark::State& state) {
+    const Field& f = field();
+    const std::vector<double> radii = MeasurementConfig{}.apertureRadii;
+    std::size_t n = 0;
+    for (auto _ : state) {
+        double total = 0;
+        n = 0;
+        for (std::size_t i = 0; i < f.footprints.size(); ++i)
+            for (const PeakRecord& p : f.footprints[i].peaks()) {
+                if (n == kKernelPeaks) break;
+                const auto s = ApertureFluxPlugin::measureApertures(f.exposure.maskedImage(), {p.x + 0.3, p.y - 0.2}, radii, 0);
+                total += s.flux.back();
+                ++n;
+            }
+        benchmark::DoNotOptimize(total);
+    }
+    state.SetItemsProcessed(std::int64_t(state.iterations() * n));
+}
+
+/// Its brute-force reference: every pixel of the largest box, every radius, pixelCircleFraction each.
+void BM_AperturePerPixelReference(benchmark::State& state) {
+    const Field& f = field();
+    const std::vector<double> radii = MeasurementConfig{}.apertureRadii;
+    const ImageF& img = f.exposure.image();
+    std::size_t n = 0;
+    for (auto _ : state) {
+        double total = 0;
+        n = 0;
+        for (std::size_t i = 0; i < f.footprints.size(); ++i)
+            for (const PeakRecord& p : f.footprints[i].peaks()) {
+                if (n == kKernelPeaks) break;
+                const Point2D c{p.x + 0.3, p.y - 0.2};
+                double sums[8] = {};
+                const int r = int(std::ceil(radii.back())) + 1;
+                for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
+                    for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x)
+                        for (std::size_t k = 0; k < radii.size(); ++k)
+                            sums[k] += pixelCircleFraction(x - c.x, y - c.y, radii[k]) * img(x, y);
+                total += sums[7];
+                ++n;
+            }
+        benchmark::DoNotOptimize(total);
+    }
+    state.SetItemsProcessed(std::int64_t(state.iterations() * n));
+}
+
 }  // namespace
 
 BENCHMARK(BM_MeasureAllPlugins)->Unit(benchmark::kMillisecond)->Iterations(2);
@@ -152,3 +207,5 @@ BENCHMARK_CAPTURE(BM_MeasureOnePlugin, kronFlux, {"kronFlux"})->Unit(benchmark::
 BENCHMARK_CAPTURE(BM_MeasureOnePlugin, sky, {"sky"})->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_RawApertureLoop)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_PsfImagePerSource)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_ApertureKernel)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_AperturePerPixelReference)->Unit(benchmark::kMillisecond)->Iterations(1);

@@ -34,6 +34,11 @@ WeightedSums accumulate(const Image<T>& image, Point2D c, const SecondMoments& w
     // so each row costs two exp() calls.
     const double A = inv.xx, B = inv.xy, C = inv.yy;
     const double stepRatio = std::exp(-A);
+    // The sums live in locals (registers) for the whole loop: kept in the struct, they went through memory
+    // on every pixel.
+    double s0 = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    long n = 0;
+    bool truncated = s.truncated;
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double dy = y - c.y;
         // A dx^2 + 2 B dy dx + (C dy^2 - limit) <= 0
@@ -43,27 +48,30 @@ WeightedSums accumulate(const Image<T>& image, Point2D c, const SecondMoments& w
         const double lo = (-B * dy - sq) / A + c.x, hi = (-B * dy + sq) / A + c.x;
         const int x0 = std::max(box.minX(), int(std::ceil(lo))), x1 = std::min(box.maxX(), int(std::floor(hi)));
         if (x1 < x0) continue;
-        const T* row = image.row(y - o.y);
-        const MaskPixel* mrow = useMask ? mask->row(y - o.y) : nullptr;
+        const T* row = image.row(y - o.y) - o.x;
+        const MaskPixel* mrow = useMask ? mask->row(y - o.y) - o.x : nullptr;
         double dx = x0 - c.x;
         double wt = std::exp(-0.5 * (A * dx * dx + 2.0 * B * dx * dy + C * dy * dy));
         double g = std::exp(-0.5 * (A * (2.0 * dx + 1.0) + 2.0 * B * dy));
         for (int x = x0; x <= x1; ++x, dx += 1.0, wt *= g, g *= stepRatio) {
-            const double v = row[x - o.x];
-            if (!std::isfinite(v) || (mrow && (mrow[x - o.x] & badBits))) {
-                s.truncated = true;
+            const double v = row[x];
+            if (!std::isfinite(v) || (mrow && (mrow[x] & badBits))) {
+                truncated = true;
                 continue;
             }
             const double wi = wt * v;
-            s.s0 += wi;
-            s.sx += wi * dx;
-            s.sy += wi * dy;
-            s.sxx += wi * dx * dx;
-            s.syy += wi * dy * dy;
-            s.sxy += wi * dx * dy;
-            ++s.n;
+            s0 += wi;
+            sx += wi * dx;
+            sy += wi * dy;
+            sxx += wi * dx * dx;
+            syy += wi * dy * dy;
+            sxy += wi * dx * dy;
+            ++n;
         }
     }
+    s.s0 = s0, s.sx = sx, s.sy = sy, s.sxx = sxx, s.syy = syy, s.sxy = sxy;
+    s.n = n;
+    s.truncated = truncated;
     return s;
 }
 
@@ -183,25 +191,43 @@ MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const 
     if (box.empty()) return out;
     const bool useMask = mask != nullptr && badBits != 0 && mask->bbox() == image.bbox();
     const Point2I o = image.xy0();
-    // Two passes over the window: the weighted moments M, then the propagated sums.
+    // Two passes over the window: the weighted moments M, then the propagated sums. Per row the window
+    // q(dx) <= limit is an interval of dx (the roots of the quadratic, then the ends checked with q itself);
+    // along it the weight follows the recurrence of accumulate() (two exp() calls per row).
     struct Pixel {
         double w, v, q[3];
     };
-    std::vector<Pixel> pixels;
-    pixels.reserve(std::size_t(box.width()) * std::size_t(box.height()));
+    thread_local std::vector<Pixel> pixels;
+    pixels.clear();
+    const double A = inv.xx, B = inv.xy, C = inv.yy;
+    const double stepRatio = std::exp(-A);
     double s0 = 0, s[3] = {0, 0, 0};
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double dy = y - c.y;
+        auto qOf = [&](int x) {
+            const double dx = x - c.x;
+            return inv.xx * dx * dx + 2.0 * inv.xy * dx * dy + inv.yy * dy * dy;
+        };
+        // (A row the ellipse does not reach gets the estimate of a tangent one: the checks then find
+        // nothing, or the pixel that rounding let in.)
+        const double disc = std::max(0.0, B * B * dy * dy - A * (C * dy * dy - limit));
+        const double sq = std::sqrt(disc);
+        int x0 = std::max(box.minX(), int(std::floor((-B * dy - sq) / A + c.x)));
+        int x1 = std::min(box.maxX(), int(std::ceil((-B * dy + sq) / A + c.x)));
+        while (x0 > box.minX() && qOf(x0 - 1) <= limit) --x0;
+        while (x0 <= x1 && qOf(x0) > limit) ++x0;
+        while (x1 < box.maxX() && qOf(x1 + 1) <= limit) ++x1;
+        while (x1 >= x0 && qOf(x1) > limit) --x1;
+        if (x1 < x0) continue;
         const T* row = image.row(y - o.y);
         const float* vrow = variance.row(y - o.y);
         const MaskPixel* mrow = useMask ? mask->row(y - o.y) : nullptr;
-        for (int x = box.minX(); x <= box.maxX(); ++x) {
-            const double dx = x - c.x;
-            const double qf = inv.xx * dx * dx + 2.0 * inv.xy * dx * dy + inv.yy * dy * dy;
-            if (qf > limit) continue;
+        double dx = x0 - c.x;
+        double wt = std::exp(-0.5 * (A * dx * dx + 2.0 * B * dx * dy + C * dy * dy));
+        double g = std::exp(-0.5 * (A * (2.0 * dx + 1.0) + 2.0 * B * dy));
+        for (int x = x0; x <= x1; ++x, dx += 1.0, wt *= g, g *= stepRatio) {
             const double d = row[x - o.x], v = vrow[x - o.x];
             if (!std::isfinite(d) || !std::isfinite(v) || v < 0 || (mrow && (mrow[x - o.x] & badBits))) continue;
-            const double wt = std::exp(-0.5 * qf);
             const Pixel p{wt, v, {dx * dx, dy * dy, dx * dy}};
             s0 += wt * d;
             for (int k = 0; k < 3; ++k) s[k] += wt * d * p.q[k];
@@ -210,20 +236,20 @@ MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const 
     }
     if (!(s0 > 0)) return out;
     const double m[3] = {s[0] / s0, s[1] / s0, s[2] / s0};
-    double cov[3][3] = {};
+    double c00 = 0, c01 = 0, c02 = 0, c11 = 0, c12 = 0, c22 = 0;
     for (const Pixel& p : pixels) {
-        const double r[3] = {p.q[0] - m[0], p.q[1] - m[1], p.q[2] - m[2]};
+        const double r0 = p.q[0] - m[0], r1 = p.q[1] - m[1], r2 = p.q[2] - m[2];
         const double ww = p.w * p.w * p.v;
-        for (int a = 0; a < 3; ++a)
-            for (int b = a; b < 3; ++b) cov[a][b] += ww * r[a] * r[b];
+        c00 += ww * r0 * r0, c01 += ww * r0 * r1, c02 += ww * r0 * r2;
+        c11 += ww * r1 * r1, c12 += ww * r1 * r2, c22 += ww * r2 * r2;
     }
     const double f = 16.0 / (s0 * s0);
-    out.xx_xx = f * cov[0][0];
-    out.yy_yy = f * cov[1][1];
-    out.xy_xy = f * cov[2][2];
-    out.xx_yy = f * cov[0][1];
-    out.xx_xy = f * cov[0][2];
-    out.yy_xy = f * cov[1][2];
+    out.xx_xx = f * c00;
+    out.yy_yy = f * c11;
+    out.xy_xy = f * c22;
+    out.xx_yy = f * c01;
+    out.xx_xy = f * c02;
+    out.yy_xy = f * c12;
     return out;
 }
 

@@ -25,6 +25,39 @@ const std::string& ApertureFluxPlugin::name() const {
     return n;
 }
 
+namespace {
+
+/// The pixels x of one row for which `test(x)` holds, where `test` is monotone in |x - cx| (true near cx):
+/// an interval [lo, hi] (lo > hi: none) found from the estimate [ceil(cx - s), floor(cx + s)] and
+/// corrected by evaluating `test` itself, so it is exactly the set a per-pixel scan would select.
+template <typename Test>
+std::pair<int, int> monotoneInterval(double cx, double s, const Test& test) {
+    if (s > 0 && std::isfinite(s)) {  // the usual case: the estimate is right, two checks at each end
+        const int lo = int(std::ceil(cx - s)), hi = int(std::floor(cx + s));
+        if (lo <= hi && test(lo) && !test(lo - 1) && test(hi) && !test(hi + 1)) return {lo, hi};
+    }
+    const int xc = int(std::floor(cx + 0.5));  // the pixel nearest the centre: in the set unless it is empty
+    if (!test(xc)) return {1, 0};
+    int lo = xc, hi = xc;
+    if (s > 0 && std::isfinite(s)) {
+        lo = std::min(xc, int(std::ceil(cx - s)));
+        hi = std::max(xc, int(std::floor(cx + s)));
+    }
+    if (test(lo)) {
+        while (test(lo - 1)) --lo;
+    } else {
+        while (!test(lo)) ++lo;
+    }
+    if (test(hi)) {
+        while (test(hi + 1)) ++hi;
+    } else {
+        while (!test(hi)) --hi;
+    }
+    return {lo, hi};
+}
+
+}  // namespace
+
 ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF& mi, Point2D c,
                                                               const std::vector<double>& radii, MaskPixel badBits) {
     const std::size_t nr = radii.size();
@@ -33,7 +66,11 @@ ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF
     out.variance.assign(nr, 0.0);
     out.truncated.assign(nr, false);
     if (nr == 0) return out;
-    std::vector<double> fullFlux(nr + 1, 0.0), fullVar(nr + 1, 0.0);
+    thread_local std::vector<double> fullFlux, fullVar, r2;
+    thread_local std::vector<CirclePixelGrid> grids;
+    thread_local std::vector<int> insideLo, insideHi, touchLo, touchHi;
+    fullFlux.assign(nr, 0.0);
+    fullVar.assign(nr, 0.0);
     const double rmax = radii.back();
     const Box2I img = mi.bbox();
     // Apertures reaching beyond the image are truncated.
@@ -47,59 +84,103 @@ ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF
     const Box2I full = Box2I::fromCorners({int(std::floor(c.x - rmax - 0.5)), int(std::floor(c.y - rmax - 0.5))},
                                           {int(std::ceil(c.x + rmax + 0.5)), int(std::ceil(c.y + rmax + 0.5))});
     const Box2I box = full.intersection(img);
+    if (box.empty()) return out;
     const ImageF& image = mi.image();
     const ImageF& var = mi.variance();
     const Mask& mask = mi.mask();
     const double rmax2 = rmax * rmax;
-    std::vector<CirclePixelGrid> grids;
-    grids.reserve(nr);
+    if (grids.size() < nr) grids.resize(nr);
+    r2.resize(nr);
+    insideLo.resize(nr), insideHi.resize(nr), touchLo.resize(nr), touchHi.resize(nr);
     for (std::size_t k = 0; k < nr; ++k) {  // each over the pixels its circle can touch
         const double r = radii[k];
         const Box2I bk = Box2I::fromCorners({int(std::floor(c.x - r - 0.5)), int(std::floor(c.y - r - 0.5))},
                                             {int(std::ceil(c.x + r + 0.5)), int(std::ceil(c.y + r + 0.5))});
-        grids.emplace_back(c, r, bk.intersection(box));
+        grids[k].reset(c, r, bk.intersection(box));
+        r2[k] = r * r;
     }
-    std::vector<double> r2(nr);
-    for (std::size_t k = 0; k < nr; ++k) r2[k] = radii[k] * radii[k];
+    const int ox = img.minX();
+    // A pixel is wholly inside circle k when its farthest corner is, (|dx| + 1/2)^2 + (|dy| + 1/2)^2 <= r_k^2,
+    // and touches it when its nearest point is inside, nx^2 + ny^2 < r_k^2. On each row both sets are
+    // intervals, nested in k. Every pixel goes to the flux bin of the first circle holding all of it (the
+    // bins are summed cumulatively at the end) and gets exact weights in the circles that cross it. The
+    // sums are taken row by row in increasing x, the order of a plain scan, so every accumulator sees the
+    // same additions in the same order as a per-pixel loop.
+    auto usable = [&](float d, float v, MaskPixel m) {
+        return std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(m & badBits);
+    };
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double dy = y - c.y, ady = std::fabs(dy);
         const double ny = std::max(ady - 0.5, 0.0), fy = ady + 0.5;
-        if (ny * ny >= rmax2) continue;
-        // Columns whose pixels can touch the largest circle on this row.
-        const double half = std::sqrt(rmax2 - ny * ny) + 0.5;
-        const int xa = std::max(box.minX(), int(std::floor(c.x - half))), xb = std::min(box.maxX(), int(std::ceil(c.x + half)));
-        const float* drow = image.row(y - img.minY());
-        const float* vrow = var.row(y - img.minY());
-        const MaskPixel* mrow = mask.row(y - img.minY());
-        const int ox = img.minX();
-        // Apertures [kmin, k0) cross the pixel; from k0 on they hold all of it: kmin is the first k with
-        // r2[k] > dmin2, k0 the first with r2[k] >= dmax2 (r2 increases). Both change by a step or two
-        // from one pixel to the next, so they are tracked from the previous pixel's values.
-        std::size_t kmin = 0, k0 = 0;
-        for (int x = xa; x <= xb; ++x) {
-            const double dx = x - c.x, adx = std::fabs(dx);
-            const double nx = std::max(adx - 0.5, 0.0);
-            const double dmin2 = nx * nx + ny * ny;
-            if (dmin2 >= rmax2) continue;
-            const double fx = adx + 0.5;
-            const double dmax2 = fx * fx + fy * fy;
-            while (kmin > 0 && r2[kmin - 1] > dmin2) --kmin;
-            while (r2[kmin] <= dmin2) ++kmin;  // terminates: r2[nr - 1] > dmin2
-            while (k0 > 0 && r2[k0 - 1] >= dmax2) --k0;
-            while (k0 < nr && r2[k0] < dmax2) ++k0;
-            const float d = drow[x - ox], v = vrow[x - ox];
-            const bool good = std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(mrow[x - ox] & badBits);
-            if (!good) {
-                for (std::size_t k = kmin; k < nr; ++k) out.truncated[k] = true;
-                continue;
+        const double ny2 = ny * ny, fy2 = fy * fy;
+        if (ny2 >= rmax2) continue;
+        auto dmax2 = [&](int x) {
+            const double fx = std::fabs(x - c.x) + 0.5;
+            return fx * fx + fy2;
+        };
+        auto dmin2 = [&](int x) {
+            const double nx = std::max(std::fabs(x - c.x) - 0.5, 0.0);
+            return nx * nx + ny2;
+        };
+        for (std::size_t k = 0; k < nr; ++k) {
+            const double rk2 = r2[k];
+            auto [ilo, ihi] = monotoneInterval(c.x, std::sqrt(std::max(0.0, rk2 - fy2)) - 0.5,
+                                               [&](int x) { return dmax2(x) <= rk2; });
+            auto [tlo, thi] = monotoneInterval(c.x, std::sqrt(std::max(0.0, rk2 - ny2)) + 0.5,
+                                               [&](int x) { return dmin2(x) < rk2; });
+            insideLo[k] = std::max(ilo, box.minX()), insideHi[k] = std::min(ihi, box.maxX());
+            touchLo[k] = std::max(tlo, box.minX()), touchHi[k] = std::min(thi, box.maxX());
+        }
+        const float* drow = image.row(y - img.minY()) - ox;
+        const float* vrow = var.row(y - img.minY()) - ox;
+        const MaskPixel* mrow = mask.row(y - img.minY()) - ox;
+        // An unusable pixel truncates every aperture that touches it.
+        auto markTruncated = [&](int x) {
+            for (std::size_t k = 0; k < nr; ++k)
+                if (x >= touchLo[k] && x <= touchHi[k]) out.truncated[k] = true;
+        };
+        auto addFull = [&](std::size_t k, int x0, int x1) {
+            double f = fullFlux[k], w = fullVar[k];
+            for (int x = x0; x <= x1; ++x) {
+                const float d = drow[x], v = vrow[x];
+                if (!usable(d, v, mrow[x])) {
+                    markTruncated(x);
+                    continue;
+                }
+                f += d;
+                w += v;
             }
-            fullFlux[k0] += d;
-            fullVar[k0] += v;
-            for (std::size_t k = kmin; k < k0; ++k) {
-                const double a = grids[k].fraction(x, y);
-                out.flux[k] += a * d;
-                out.variance[k] += a * a * v;
+            fullFlux[k] = f, fullVar[k] = w;
+        };
+        auto addPartial = [&](std::size_t k, int x0, int x1) {
+            const CirclePixelGrid& grid = grids[k];
+            double f = out.flux[k], w = out.variance[k];
+            for (int x = x0; x <= x1; ++x) {
+                const float d = drow[x], v = vrow[x];
+                if (!usable(d, v, mrow[x])) {
+                    markTruncated(x);
+                    continue;
+                }
+                const double a = grid.boundaryFraction(x, y);
+                f += a * d;
+                w += a * a * v;
             }
+            out.flux[k] = f, out.variance[k] = w;
+        };
+        // The pixels in interval k but not in interval k - 1 (nested), left part then right part.
+        auto ring = [](int lo, int hi, int innerLo, int innerHi, auto&& add) {
+            if (lo > hi) return;
+            if (innerLo > innerHi) {
+                add(lo, hi);
+                return;
+            }
+            if (lo < innerLo) add(lo, innerLo - 1);
+            if (innerHi < hi) add(innerHi + 1, hi);
+        };
+        for (std::size_t k = 0; k < nr; ++k) {
+            const int pLo = k > 0 ? insideLo[k - 1] : 1, pHi = k > 0 ? insideHi[k - 1] : 0;
+            ring(insideLo[k], insideHi[k], pLo, pHi, [&](int x0, int x1) { addFull(k, x0, x1); });
+            ring(touchLo[k], touchHi[k], insideLo[k], insideHi[k], [&](int x0, int x1) { addPartial(k, x0, x1); });
         }
     }
     double cf = 0, cv = 0;

@@ -69,7 +69,9 @@ double circleRectangleOverlap(double x0, double x1, double y0, double y1, double
     pts[n++] = {a, chordIntegral(a, r)};
     pts[n++] = {b, chordIntegral(b, r)};
     for (double yy : {y0, y1}) {
-        if (std::fabs(yy) < r) {
+        // A tangent edge (|yy| = r) also gets its touching point x = 0: the pieces are classified by their
+        // midpoints, and a piece through the tangent point would be taken as flat.
+        if (std::fabs(yy) <= r) {
             const double xb = std::sqrt(r * r - yy * yy);
             const double g = chordIntegral(xb, r);
             if (xb > a && xb < b) pts[n++] = {xb, g};
@@ -85,18 +87,26 @@ double pixelCircleFraction(double dx, double dy, double r) {
     return circleRectangleOverlap(dx - 0.5, dx + 0.5, dy - 0.5, dy + 0.5, r);
 }
 
-CirclePixelGrid::CirclePixelGrid(Point2D centre, double radius, const Box2I& box)
-    : centre_(centre), r_(radius), box_(box), gQuarter_(0.25 * std::numbers::pi * radius * radius) {
+void CirclePixelGrid::reset(Point2D centre, double radius, const Box2I& box) {
+    centre_ = centre;
+    r_ = radius;
+    box_ = box;
+    gQuarter_ = 0.25 * std::numbers::pi * radius * radius;
+    colE_.clear(), colG_.clear(), rowF_.clear(), rowX_.clear(), rowG_.clear();
     if (box.empty() || !(radius > 0)) return;
+    colE_.resize(std::size_t(box.width() + 1));
     colG_.resize(std::size_t(box.width() + 1));
     for (int i = 0; i <= box.width(); ++i) {
         const double e = box.minX() + i - 0.5 - centre.x;
+        colE_[std::size_t(i)] = e;
         colG_[std::size_t(i)] = e <= -r_ ? -gQuarter_ : (e >= r_ ? gQuarter_ : chordIntegral(e, r_));
     }
+    rowF_.resize(std::size_t(box.height() + 1));
     rowX_.resize(std::size_t(box.height() + 1));
     rowG_.resize(std::size_t(box.height() + 1));
     for (int j = 0; j <= box.height(); ++j) {
         const double f = box.minY() + j - 0.5 - centre.y;
+        rowF_[std::size_t(j)] = f;
         if (std::fabs(f) < r_) {
             const double xb = std::sqrt(r_ * r_ - f * f);
             rowX_[std::size_t(j)] = xb;
@@ -108,25 +118,32 @@ CirclePixelGrid::CirclePixelGrid(Point2D centre, double radius, const Box2I& box
     }
 }
 
-double CirclePixelGrid::fraction(int x, int y) const {
-    const double dx = x - centre_.x, dy = y - centre_.y;
-    const double t = trivialFraction(dx, dy, r_);
-    if (t >= 0) return t;
-    const std::size_t i = std::size_t(x - box_.minX()), j = std::size_t(y - box_.minY());
-    const double x0 = dx - 0.5, x1 = dx + 0.5, y0 = dy - 0.5, y1 = dy + 0.5;
-    Break pts[6];
-    int n = 0;
-    const double a = std::max(x0, -r_), b = std::min(x1, r_);
+double CirclePixelGrid::stripIntegral(std::size_t i, std::size_t j) const {
+    // The column clipped to the disk's extent, [a, b], with G at both ends.
+    const double e0 = colE_[i], e1 = colE_[i + 1];
+    const double a = std::max(e0, -r_), b = std::min(e1, r_);
     if (!(b > a)) return 0.0;
-    pts[n++] = {a, x0 > -r_ ? colG_[i] : -gQuarter_};
-    pts[n++] = {b, x1 < r_ ? colG_[i + 1] : gQuarter_};
-    for (std::size_t k : {j, j + 1}) {
-        const double xb = rowX_[k];
-        if (xb < 0) continue;
-        if (xb > a && xb < b) pts[n++] = {xb, rowG_[k]};
-        if (-xb > a && -xb < b) pts[n++] = {-xb, -rowG_[k]};
-    }
-    return integrate(pts, n, y0, y1, r_);
+    const double ga = e0 > -r_ ? colG_[i] : -gQuarter_, gb = e1 < r_ ? colG_[i + 1] : gQuarter_;
+    const double y = rowF_[j], xb = rowX_[j];
+    if (xb < 0) return y > 0 ? gb - ga : ga - gb;  // |y| >= r: clip(y, -h, h) = sign(y) h everywhere
+    const double gx = rowG_[j];
+    // |x| >= xb: clip = sign(y) h; |x| < xb: clip = y.
+    double arcs = 0.0;
+    if (b > xb) arcs += gb - (a > xb ? ga : gx);
+    if (a < -xb) arcs += (b < -xb ? gb : -gx) - ga;
+    const double len = std::max(0.0, std::min(b, xb) - std::max(a, -xb));
+    return y * len + (y > 0 ? arcs : -arcs);
+}
+
+double CirclePixelGrid::boundaryFraction(int x, int y) const {
+    const std::size_t i = std::size_t(x - box_.minX()), j = std::size_t(y - box_.minY());
+    return std::clamp(stripIntegral(i, j + 1) - stripIntegral(i, j), 0.0, 1.0);
+}
+
+double CirclePixelGrid::fraction(int x, int y) const {
+    const double t = trivialFraction(x - centre_.x, y - centre_.y, r_);
+    if (t >= 0) return t;
+    return boundaryFraction(x, y);
 }
 
 }  // namespace drp

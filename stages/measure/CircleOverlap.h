@@ -22,24 +22,36 @@ double circleRectangleOverlap(double x0, double x1, double y0, double y1, double
 /// of radius r: 1 for pixels entirely inside, 0 entirely outside, the exact overlap otherwise.
 double pixelCircleFraction(double dx, double dy, double r);
 
-/// The same exact pixel fractions for one circle over a box of pixels, with the chord integrals at the
-/// pixel-grid lines (and at the circle's crossings of the row lines) computed once: the break points of
-/// neighbouring pixels are shared, so a boundary pixel costs no transcendental call. Results equal
-/// pixelCircleFraction(x - cx, y - cy, r) to rounding.
+/// The same exact pixel fractions for one circle over a box of pixels, with no transcendental call per
+/// pixel. The chord integrals G(x) = int_0^x h are computed once at the column lines and at the circle's
+/// crossings of the row lines; the area of a pixel is then T(y1) - T(y0) with
+///     T(y) = int_{x0}^{x1} clip(y, -h(x), h(x)) dx,
+/// which is y times the length of the part of [x0, x1] where |x| < sqrt(r^2 - y^2) plus +-(differences of G)
+/// over the rest. Results equal pixelCircleFraction(x - cx, y - cy, r) to rounding (absolute differences
+/// of a few 1e-13 at r = 35; the test asserts 1e-12).
 class CirclePixelGrid {
 public:
+    CirclePixelGrid() = default;
     /// The circle of `radius` about `centre` (parent frame) over the pixels of `box`.
-    CirclePixelGrid(Point2D centre, double radius, const Box2I& box);
+    CirclePixelGrid(Point2D centre, double radius, const Box2I& box) { reset(centre, radius, box); }
+    /// Re-initialise for another circle or box (reusing the storage).
+    void reset(Point2D centre, double radius, const Box2I& box);
     /// Fraction of pixel (x, y) (inside the box) within the circle.
     double fraction(int x, int y) const;
+    /// The same for a pixel known to be crossed by the circle (neither wholly inside nor wholly outside,
+    /// as classified by the corner distances): skips that classification.
+    double boundaryFraction(int x, int y) const;
 
 private:
+    /// T(y) of the header over column i (lines i and i + 1) at row line j.
+    double stripIntegral(std::size_t i, std::size_t j) const;
+
     Point2D centre_;
-    double r_;
+    double r_ = 0.0;
     Box2I box_;
-    double gQuarter_;                  // chord integral at x = r: pi r^2 / 4
-    std::vector<double> colG_;         // at the left edge of each column (and the right edge of the last)
-    std::vector<double> rowX_, rowG_;  // crossing abscissa (>= 0, or -1: none) and its chord integral per row edge
+    double gQuarter_ = 0.0;            // chord integral at x = r: pi r^2 / 4
+    std::vector<double> colE_, colG_;  // offset of each column line from the centre and its chord integral
+    std::vector<double> rowF_, rowX_, rowG_;  // per row line: offset, crossing abscissa (>= 0, or -1: none), G
 };
 
 }  // namespace drp

@@ -1,5 +1,6 @@
 #include "stages/measure/ExtendednessPlugin.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "stages/measure/CircleOverlap.h"
@@ -30,10 +31,30 @@ const std::string& ExtendednessPlugin::name() const {
 }
 
 double ExtendednessPlugin::psfEnclosedFraction(const ImageD& psf, Point2D c, double radius) {
+    // Only the pixels the circle can touch (the others have weight 0); exact weights for those it
+    // crosses (CirclePixelGrid), 1 for those wholly inside.
+    const Box2I touch = Box2I::fromCorners({int(std::floor(c.x - radius - 0.5)), int(std::floor(c.y - radius - 0.5))},
+                                           {int(std::ceil(c.x + radius + 0.5)), int(std::ceil(c.y + radius + 0.5))});
+    const Box2I box = touch.intersection(psf.bbox());
+    if (box.empty() || !(radius > 0)) return 0.0;
+    thread_local CirclePixelGrid grid;
+    grid.reset(c, radius, box);
+    const double r2 = radius * radius;
     double f = 0;
-    for (int y = 0; y < psf.height(); ++y)
-        for (int x = 0; x < psf.width(); ++x)
-            f += psf(x, y) * pixelCircleFraction(x + psf.xy0().x - c.x, y + psf.xy0().y - c.y, radius);
+    for (int y = box.minY(); y <= box.maxY(); ++y) {
+        const double ady = std::fabs(y - c.y);
+        const double ny = std::max(ady - 0.5, 0.0), fy = ady + 0.5;
+        const double* row = psf.row(y - psf.xy0().y) - psf.xy0().x;
+        for (int x = box.minX(); x <= box.maxX(); ++x) {
+            const double adx = std::fabs(x - c.x);
+            const double fx = adx + 0.5, nx = std::max(adx - 0.5, 0.0);
+            if (fx * fx + fy * fy <= r2) {
+                f += row[x];
+            } else if (nx * nx + ny * ny < r2) {
+                f += row[x] * grid.boundaryFraction(x, y);
+            }
+        }
+    }
     return f;
 }
 

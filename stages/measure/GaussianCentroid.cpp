@@ -12,12 +12,6 @@ struct PixelAccess {
     const MaskedImageF& mi;
     MaskPixel badBits;
     Box2I bbox;
-    bool usable(int x, int y, float& value, float& var) const {
-        const int lx = x - bbox.minX(), ly = y - bbox.minY();
-        value = mi.image()(lx, ly);
-        var = mi.variance()(lx, ly);
-        return std::isfinite(value) && std::isfinite(var) && var >= 0.0f && !(mi.mask()(lx, ly) & badBits);
-    }
 };
 
 /// Gaussian-smoothed value at integer pixel p (NaN if no usable pixel); g[k + r] = exp(-k^2 / 2 sigma^2).
@@ -25,13 +19,18 @@ double smoothedAt(const PixelAccess& px, Point2I p, const std::vector<double>& g
     const int r = int(g.size() / 2);
     const Box2I box = Box2I::fromCorners({p.x - r, p.y - r}, {p.x + r, p.y + r}).intersection(px.bbox);
     if (box.empty()) return std::nan("");
+    const int ox = px.bbox.minX(), oy = px.bbox.minY();
+    const double* gx = g.data() + (r - p.x);
     double s = 0, sw = 0;
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double gy = g[std::size_t(y - p.y + r)];
+        const float* irow = px.mi.image().row(y - oy) - ox;
+        const float* vrow = px.mi.variance().row(y - oy) - ox;
+        const MaskPixel* mrow = px.mi.mask().row(y - oy) - ox;
         for (int x = box.minX(); x <= box.maxX(); ++x) {
-            float v, var;
-            if (!px.usable(x, y, v, var)) continue;
-            const double w = gy * g[std::size_t(x - p.x + r)];
+            const float v = irow[x], var = vrow[x];
+            if (!(std::isfinite(v) && std::isfinite(var) && var >= 0.0f && !(mrow[x] & px.badBits))) continue;
+            const double w = gy * gx[x];
             s += w * v;
             sw += w;
         }
@@ -46,13 +45,31 @@ Point2D sdssStart(const PixelAccess& px, Point2D start, double sigma) {
     std::vector<double> g(std::size_t(2 * r + 1));
     for (int k = -r; k <= r; ++k) g[std::size_t(k + r)] = std::exp(-0.5 * k * k / (sigma * sigma));
     double s[3][3];
+    // A climbing step moves the 3x3 block by one pixel: the values it shares with the last block are
+    // taken from there.
+    struct Known {
+        Point2I at;
+        double value;
+    };
+    Known known[9];
+    int nKnown = 0;
     for (int step = 0; step < 4; ++step) {
         int bx = 1, by = 1;
+        Known next[9];
         for (int j = 0; j < 3; ++j)
             for (int i = 0; i < 3; ++i) {
-                s[j][i] = smoothedAt(px, {p.x + i - 1, p.y + j - 1}, g);
+                const Point2I q{p.x + i - 1, p.y + j - 1};
+                double v = std::nan("");
+                bool found = false;
+                for (int k = 0; k < nKnown && !found; ++k)
+                    if (known[k].at.x == q.x && known[k].at.y == q.y) v = known[k].value, found = true;
+                if (!found) v = smoothedAt(px, q, g);
+                s[j][i] = v;
+                next[3 * j + i] = {q, v};
                 if (!std::isfinite(s[j][i])) return start;
             }
+        std::copy(next, next + 9, known);
+        nKnown = 9;
         for (int j = 0; j < 3; ++j)
             for (int i = 0; i < 3; ++i)
                 if (s[j][i] > s[by][bx]) bx = i, by = j;
@@ -89,34 +106,57 @@ MomentSums sums(const PixelAccess& px, Point2D c, double sigma) {
     thread_local std::vector<double> wx;
     wx.resize(std::size_t(box.width()));
     for (int x = box.minX(); x <= box.maxX(); ++x) wx[std::size_t(x - box.minX())] = std::exp(a * (x - c.x) * (x - c.x));
+    const MaskedImageF& mi = px.mi;
+    // The sums in locals (registers), not in the struct (memory) on every pixel.
+    double s0 = 0, sx = 0, sy = 0, jxx = 0, jyy = 0, jxy = 0, cxx = 0, cyy = 0, cxy = 0;
+    long n = 0;
+    bool edge = m.edge;
+    const int ox = px.bbox.minX(), oy = px.bbox.minY();
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double dy = y - c.y;
         const double wy = std::exp(a * dy * dy);
-        for (int x = box.minX(); x <= box.maxX(); ++x) {
+        // The pixels of this row inside the circle, dx^2 + dy^2 <= rad2: an interval, estimated and then
+        // checked with the same expression, so exactly those a scan of the box would take.
+        auto inside = [&](int x) {
             const double dx = x - c.x;
-            const double r2 = dx * dx + dy * dy;
-            if (r2 > rad2) continue;
-            float v, var;
-            if (!px.usable(x, y, v, var)) {
-                m.edge = true;
+            return dx * dx + dy * dy <= rad2;
+        };
+        const double half = std::sqrt(std::max(0.0, rad2 - dy * dy));
+        int x0 = std::max(box.minX(), int(std::ceil(c.x - half))), x1 = std::min(box.maxX(), int(std::floor(c.x + half)));
+        while (x0 > box.minX() && inside(x0 - 1)) --x0;
+        while (x0 <= x1 && !inside(x0)) ++x0;
+        while (x1 < box.maxX() && inside(x1 + 1)) ++x1;
+        while (x1 >= x0 && !inside(x1)) --x1;
+        const float* irow = mi.image().row(y - oy) - ox;
+        const float* vrow = mi.variance().row(y - oy) - ox;
+        const MaskPixel* mrow = mi.mask().row(y - oy) - ox;
+        const double* wxr = wx.data() - box.minX();
+        for (int x = x0; x <= x1; ++x) {
+            const double dx = x - c.x;
+            const float v = irow[x], var = vrow[x];
+            if (!(std::isfinite(v) && std::isfinite(var) && var >= 0.0f && !(mrow[x] & px.badBits))) {
+                edge = true;
                 continue;
             }
-            const double w = wx[std::size_t(x - box.minX())] * wy, wi = w * v;
-            m.s0 += wi;
-            m.sx += wi * dx;
-            m.sy += wi * dy;
-            m.fx += wi * dx;
-            m.fy += wi * dy;
-            m.jxx += wi * (dx * dx * is2 - 1.0);
-            m.jyy += wi * (dy * dy * is2 - 1.0);
-            m.jxy += wi * dx * dy * is2;
+            const double w = wxr[x] * wy, wi = w * v;
+            s0 += wi;
+            sx += wi * dx;
+            sy += wi * dy;
+            jxx += wi * (dx * dx * is2 - 1.0);
+            jyy += wi * (dy * dy * is2 - 1.0);
+            jxy += wi * dx * dy * is2;
             const double w2v = w * w * var;
-            m.cxx += w2v * dx * dx;
-            m.cyy += w2v * dy * dy;
-            m.cxy += w2v * dx * dy;
-            ++m.n;
+            cxx += w2v * dx * dx;
+            cyy += w2v * dy * dy;
+            cxy += w2v * dx * dy;
+            ++n;
         }
     }
+    m.s0 = s0, m.sx = sx, m.sy = sy, m.jxx = jxx, m.jyy = jyy, m.jxy = jxy, m.cxx = cxx, m.cyy = cyy, m.cxy = cxy;
+    m.n = n;
+    m.edge = edge;
+    m.fx = m.sx;  // the same sums
+    m.fy = m.sy;
     return m;
 }
 

@@ -39,12 +39,6 @@ void KronFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
     const ImageF& image = ctx.exposure.image();
     const ImageF& var = ctx.exposure.variance();
     const Mask& mask = ctx.exposure.mask();
-    auto pixel = [&](int x, int y, float& d, float& v) {
-        const int lx = x - img.minX(), ly = y - img.minY();
-        d = image(lx, ly);
-        v = var(lx, ly);
-        return std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(mask(lx, ly) & ctx.badBits);
-    };
     // Half-extents of the ellipse r(d) = R: R sqrt(Q_xx), R sqrt(Q_yy) with Q = inverse of qInv.
     const SecondMoments q = qInv.inverse();
     auto ellipseBox = [&](double radius) {
@@ -56,19 +50,44 @@ void KronFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
         return std::sqrt(std::max(0.0, qInv.xx * dx * dx + 2 * qInv.xy * dx * dy + qInv.yy * dy * dy));
     };
 
+    // The columns of row y where a predicate convex along rows holds (`test` true on an interval of x):
+    // estimated from the ellipse x^T qInv x = rad^2 (+- 1 pixel) and then checked with `test` itself, so
+    // the same pixels as a scan of the box.
+    auto rowInterval = [&](int y, double rad, const Box2I& box, auto&& test) {
+        const double dy = y - c.y;
+        // qInv.xx dx^2 + 2 qInv.xy dy dx + qInv.yy dy^2 - rad^2 = 0
+        // (A row the ellipse does not reach gets the estimate of a tangent one: the checks then find
+        // nothing, or the pixel that rounding let in.)
+        const double disc = std::max(0.0, qInv.xy * qInv.xy * dy * dy - qInv.xx * (qInv.yy * dy * dy - rad * rad));
+        const double sq = std::sqrt(disc);
+        int x0 = std::max(box.minX(), int(std::floor((-qInv.xy * dy - sq) / qInv.xx + c.x)) - 1);
+        int x1 = std::min(box.maxX(), int(std::ceil((-qInv.xy * dy + sq) / qInv.xx + c.x)) + 1);
+        while (x0 > box.minX() && test(x0 - 1, y)) --x0;
+        while (x1 < box.maxX() && test(x1 + 1, y)) ++x1;
+        while (x0 <= x1 && !test(x0, y)) ++x0;
+        while (x1 >= x0 && !test(x1, y)) --x1;
+        return std::pair<int, int>{x0, x1};
+    };
+    const int ox = img.minX(), oy = img.minY();
+
     // First radial moment.
     const double rMoment = ctx.config.kronMomentSigmas * sigma;
     const Box2I mbox = ellipseBox(rMoment).intersection(img);
     double sumI = 0, sumRI = 0;
-    for (int y = mbox.minY(); y <= mbox.maxY(); ++y)
-        for (int x = mbox.minX(); x <= mbox.maxX(); ++x) {
+    auto inMoment = [&](int x, int y) { return !(radiusOf(x - c.x, y - c.y) > rMoment); };
+    for (int y = mbox.minY(); y <= mbox.maxY(); ++y) {
+        const auto [x0, x1] = rowInterval(y, rMoment, mbox, inMoment);
+        const float* irow = image.row(y - oy) - ox;
+        const float* vrow = var.row(y - oy) - ox;
+        const MaskPixel* mrow = mask.row(y - oy) - ox;
+        for (int x = x0; x <= x1; ++x) {
             const double r = radiusOf(x - c.x, y - c.y);
-            if (r > rMoment) continue;
-            float d, v;
-            if (!pixel(x, y, d, v)) continue;
+            const float d = irow[x], v = vrow[x];
+            if (!(std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(mrow[x] & ctx.badBits))) continue;
             sumI += d;
             sumRI += r * d;
         }
+    }
     const double rKron = sumRI / sumI;
     if (!(sumI > 0) || !(rKron > 0) || !std::isfinite(rKron)) {
         fail(ctx, table, row);
@@ -95,29 +114,52 @@ void KronFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
     auto radius2Of = [&](double dx, double dy) { return qInv.xx * dx * dx + 2 * qInv.xy * dx * dy + qInv.yy * dy * dy; };
     const double inner2 = radius > margin ? (radius - margin) * (radius - margin) : -1.0;
     const double outer2 = (radius + margin) * (radius + margin), radius2 = radius * radius;
+    auto sample = [&](double dx, double dy, int i, int j) {
+        return radius2Of(dx - 0.5 + (i + 0.5) / kSub, dy - 0.5 + (j + 0.5) / kSub) <= radius2;
+    };
+    // Sub-samples of a boundary pixel inside the ellipse. The ellipse is convex: with its four corner
+    // samples inside, all 64 are (they lie in the corners' hull, strictly inside the ellipse by far more
+    // than rounding); otherwise on each sub-row the inside samples form one run, found from both ends.
+    auto insideCount = [&](double dx, double dy) {
+        if (sample(dx, dy, 0, 0) && sample(dx, dy, kSub - 1, 0) && sample(dx, dy, 0, kSub - 1) &&
+            sample(dx, dy, kSub - 1, kSub - 1))
+            return kSub * kSub;
+        int inside = 0;
+        for (int j = 0; j < kSub; ++j) {
+            int lo = 0;
+            while (lo < kSub && !sample(dx, dy, lo, j)) ++lo;
+            if (lo == kSub) continue;
+            int hi = kSub - 1;
+            while (hi > lo && !sample(dx, dy, hi, j)) --hi;
+            inside += hi - lo + 1;
+        }
+        return inside;
+    };
+    auto inOuter = [&](int x, int y) { return !(radius2Of(x - c.x, y - c.y) > outer2); };
     double flux = 0, variance = 0;
-    for (int y = box.minY(); y <= box.maxY(); ++y)
-        for (int x = box.minX(); x <= box.maxX(); ++x) {
+    for (int y = box.minY(); y <= box.maxY(); ++y) {
+        const auto [x0, x1] = rowInterval(y, radius + margin, box, inOuter);
+        const float* irow = image.row(y - oy) - ox;
+        const float* vrow = var.row(y - oy) - ox;
+        const MaskPixel* mrow = mask.row(y - oy) - ox;
+        for (int x = x0; x <= x1; ++x) {
             const double dx = x - c.x, dy = y - c.y;
             const double r2 = radius2Of(dx, dy);
-            if (r2 > outer2) continue;
             double a = 1.0;
             if (r2 > inner2) {  // the boundary may cross this pixel: sub-sample it
-                int inside = 0;
-                for (int j = 0; j < kSub; ++j)
-                    for (int i = 0; i < kSub; ++i)
-                        if (radius2Of(dx - 0.5 + (i + 0.5) / kSub, dy - 0.5 + (j + 0.5) / kSub) <= radius2) ++inside;
+                const int inside = insideCount(dx, dy);
                 a = double(inside) / (kSub * kSub);
                 if (inside == 0) continue;
             }
-            float d, v;
-            if (!pixel(x, y, d, v)) {
+            const float d = irow[x], v = vrow[x];
+            if (!(std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(mrow[x] & ctx.badBits))) {
                 edge = true;
                 continue;
             }
             flux += a * d;
             variance += a * a * v;
         }
+    }
     table.column(flux_)[row] = flux;
     table.column(fluxErr_)[row] = std::sqrt(variance);
     table.column(radius_)[row] = rKron;

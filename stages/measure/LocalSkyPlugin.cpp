@@ -6,6 +6,65 @@
 
 namespace drp {
 
+namespace {
+
+/// The k-th smallest of a[0, n) (k < n; no NaN), partially reordering a: a quickselect whose partitions
+/// have no data-dependent branch (the order statistic is a value, so any exact selection returns the
+/// same bits as std::nth_element; the annulus pixels are noise, on which nth_element's comparisons are
+/// coin flips for the branch predictor).
+template <typename T>
+T selectKth(T* a, std::size_t n, std::size_t k) {
+    std::size_t lo = 0, hi = n;  // the k-th is in [lo, hi)
+    while (hi - lo > 16) {
+        T p0 = a[lo], p1 = a[lo + (hi - lo) / 2], p2 = a[hi - 1];
+        if (p1 < p0) std::swap(p0, p1);
+        if (p2 < p1) std::swap(p1, p2);
+        if (p1 < p0) std::swap(p0, p1);
+        const T pivot = p1;
+        // [lo, j) < pivot
+        std::size_t j = lo;
+        for (std::size_t i = lo; i < hi; ++i) {
+            const T v = a[i];
+            const bool less = v < pivot;
+            a[i] = a[j];
+            a[j] = v;
+            j += less;
+        }
+        if (k < j) {
+            hi = j;
+            continue;
+        }
+        if (j > lo) {
+            lo = j;
+            continue;
+        }
+        // Nothing was below the pivot (the minimum, maybe repeated): split off the values equal to it,
+        // [j, j2) (the pivot is one of the values, so j2 > j and the range shrinks).
+        std::size_t j2 = j;
+        for (std::size_t i = j; i < hi; ++i) {
+            const T v = a[i];
+            const bool notAbove = !(pivot < v);
+            a[i] = a[j2];
+            a[j2] = v;
+            j2 += notAbove;
+        }
+        if (k < j2) return pivot;
+        lo = j2;
+    }
+    for (std::size_t i = lo + 1; i < hi; ++i) {  // insertion sort of the last few
+        const T v = a[i];
+        std::size_t m = i;
+        while (m > lo && v < a[m - 1]) {
+            a[m] = a[m - 1];
+            --m;
+        }
+        a[m] = v;
+    }
+    return a[k];
+}
+
+}  // namespace
+
 LocalSkyPlugin::LocalSkyPlugin(Schema& schema, const MeasurementConfig& config)
     : excludePlanes_(config.skyExcludeMaskPlanes) {
     const std::string unit = config.fluxUnit + "/pixel";
@@ -41,13 +100,15 @@ void LocalSkyPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
     const Box2I box = full.intersection(img);
     table.column(edge_)[row] = !(box == full);
     thread_local std::vector<double> values;
-    values.clear();
+    values.resize(std::size_t(box.width()) * std::size_t(box.height()));
+    std::size_t count = 0;
     const ImageF& image = ctx.exposure.image();
     const ImageF& var = ctx.exposure.variance();
     // Per row only the columns that can be in the annulus are visited: outside the outer circle's span
     // (with a one-pixel margin for rounding) and inside the inner circle's span less one pixel (there
     // |dx| <= rInner - 1, so r2 < rin2 with a wide margin) no pixel qualifies. The exact test below then
-    // selects the same pixels, in the same order, as a scan of the whole box.
+    // selects the same pixels, in the same order, as a scan of the whole box (each pixel is written and
+    // kept only if it qualifies: no branch on the data).
     const double rin = cfg.skyInnerRadius;
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double dy = y - c.y;
@@ -64,35 +125,34 @@ void LocalSkyPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
             skipHi = int(std::floor(c.x + si)) - 1;
         }
         const int ly = y - img.minY();
-        const float* irow = image.row(ly);
-        const float* vrow = var.row(ly);
-        const MaskPixel* mrow = mask.row(ly);
-        for (int x = xa; x <= xb; ++x) {
-            if (x >= skipLo && x <= skipHi) {
-                x = skipHi;
-                continue;
+        const float* irow = image.row(ly) - img.minX();
+        const float* vrow = var.row(ly) - img.minX();
+        const MaskPixel* mrow = mask.row(ly) - img.minX();
+        auto take = [&](int x0, int x1) {
+            for (int x = x0; x <= x1; ++x) {
+                const double dx = x - c.x, r2 = dx * dx + dy * dy;
+                const float d = irow[x], v = vrow[x];
+                const bool ok = (r2 > rin2) & (r2 <= rout2) & std::isfinite(d) & std::isfinite(v) & (v >= 0.0f) &
+                                ((mrow[x] & exclude) == 0);
+                values[count] = d;
+                count += ok;
             }
-            const double dx = x - c.x, r2 = dx * dx + dy * dy;
-            if (r2 <= rin2 || r2 > rout2) continue;
-            const int lx = x - img.minX();
-            const float d = irow[lx], v = vrow[lx];
-            if (!std::isfinite(d) || !std::isfinite(v) || v < 0.0f || (mrow[lx] & exclude)) continue;
-            values.push_back(d);
+        };
+        if (skipLo > skipHi) {
+            take(xa, xb);
+        } else {
+            take(xa, std::min(xb, skipLo - 1));
+            take(std::max(xa, skipHi + 1), xb);
         }
     }
-    if (values.size() < std::size_t(cfg.skyMinPixels)) {
-        fail(ctx, table, row);
-        table.column(noGoodPixels_)[row] = true;
-        return;
-    }
+    values.resize(count);
     // Median and MAD start.
     const std::size_t n = values.size();
-    std::vector<double> work(values);
-    std::nth_element(work.begin(), work.begin() + n / 2, work.end());
-    double centre = work[n / 2];
+    thread_local std::vector<double> work;
+    work.assign(values.begin(), values.end());
+    double centre = selectKth(work.data(), n, n / 2);
     for (double& w : work) w = std::fabs(w - centre);
-    std::nth_element(work.begin(), work.begin() + n / 2, work.end());
-    double width = 1.4826 * work[n / 2];
+    double width = 1.4826 * selectKth(work.data(), n, n / 2);
     double mean = centre, stdev = width;
     std::size_t kept = n;
     if (!(width > 0) || cfg.skyClipIter == 0) {  // no clipping (or constant pixels): plain statistics

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <vector>
 
 namespace drp {
 
@@ -51,16 +52,21 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
     const ImageF& image = ctx.exposure.image();
     const ImageF& variance = ctx.exposure.variance();
     const Mask& mask = ctx.exposure.mask();
+    // 1 / V of every pixel of the box (kept for the Fisher matrix of the second pass; 0 where unused).
+    thread_local std::vector<double> inverseVariance;
+    inverseVariance.assign(std::size_t(std::max(0, box.width())) * std::size_t(std::max(0, box.height())), 0.0);
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double* prow = psf->row(y - psf->xy0().y) + (box.minX() - psf->xy0().x);
         const float* drow = image.row(y - img.minY()) + (box.minX() - img.minX());
         const float* vrow = variance.row(y - img.minY()) + (box.minX() - img.minX());
         const MaskPixel* mrow = mask.row(y - img.minY()) + (box.minX() - img.minX());
+        double* ivrow = inverseVariance.data() + std::size_t(y - box.minY()) * std::size_t(box.width());
         for (int x = 0; x < box.width(); ++x) {
             const double d = drow[x], v = vrow[x], p = prow[x];
             if (!std::isfinite(d) || !std::isfinite(v) || v < 0 || (mrow[x] & ctx.badBits)) continue;
+            if (v > 0) ivrow[x] = 1.0 / v;
             if (weighted && !(v > 0)) continue;
-            const double w = weighted ? 1.0 / v : 1.0;
+            const double w = weighted ? ivrow[x] : 1.0;
             spd += w * p * d;
             spp += w * p * p;
             sppv += w * w * p * p * v;
@@ -85,8 +91,8 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
     // reuse it (the same bits as calling log again).
     double lastV = std::numeric_limits<double>::quiet_NaN(), lastLn = 0.0;
     double F[3][3] = {};
+    double f00 = 0, f01 = 0, f02 = 0, f11 = 0, f12 = 0, f22 = 0;  // its upper triangle, summed in registers
     const int pw = psf->width(), ph = psf->height();
-    auto psfAt = [&](int ix, int iy) { return (*psf)(std::clamp(ix, 0, pw - 1), std::clamp(iy, 0, ph - 1)); };
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double* prow = psf->row(y - psf->xy0().y) + (box.minX() - psf->xy0().x);
         const float* drow = image.row(y - img.minY()) + (box.minX() - img.minX());
@@ -102,15 +108,21 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
                 lastLn = std::log(2.0 * std::numbers::pi * v);
             }
             sumLnV += lastLn;
+            // (ix, iy) is inside the PSF image, and so are the neighbours xl..xh, yl..yh.
             const int ix = box.minX() + x - psf->xy0().x, iy = y - psf->xy0().y;
             const int xl = std::max(ix - 1, 0), xh = std::min(ix + 1, pw - 1);
             const int yl = std::max(iy - 1, 0), yh = std::min(iy + 1, ph - 1);
-            const double g[3] = {prow[x], xh > xl ? -flux * (psfAt(xh, iy) - psfAt(xl, iy)) / (xh - xl) : 0.0,
-                                 yh > yl ? -flux * (psfAt(ix, yh) - psfAt(ix, yl)) / (yh - yl) : 0.0};
-            for (int a = 0; a < 3; ++a)
-                for (int b = a; b < 3; ++b) F[a][b] += g[a] * g[b] / v;
+            const double* pcur = psf->row(iy);
+            const double g[3] = {prow[x], xh > xl ? -flux * (pcur[xh] - pcur[xl]) / (xh - xl) : 0.0,
+                                 yh > yl ? -flux * (psf->row(yh)[ix] - psf->row(yl)[ix]) / (yh - yl) : 0.0};
+            // 1 / V from the first pass: the Fisher matrix's six divisions per pixel become products
+            // (equal to rounding).
+            const double iv = inverseVariance[std::size_t(y - box.minY()) * std::size_t(box.width()) + std::size_t(x)];
+            f00 += g[0] * g[0] * iv, f01 += g[0] * g[1] * iv, f02 += g[0] * g[2] * iv;
+            f11 += g[1] * g[1] * iv, f12 += g[1] * g[2] * iv, f22 += g[2] * g[2] * iv;
         }
     }
+    F[0][0] = f00, F[0][1] = f01, F[0][2] = f02, F[1][1] = f11, F[1][2] = f12, F[2][2] = f22;
     // Invert the symmetric Fisher matrix (cofactors); NaN if singular.
     for (int a = 0; a < 3; ++a)
         for (int b = 0; b < a; ++b) F[a][b] = F[b][a];

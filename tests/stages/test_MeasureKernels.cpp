@@ -12,6 +12,7 @@
 #include "core/Psf.h"
 #include "core/Render.h"
 #include "stages/measure/AdaptiveMoments.h"
+#include "stages/measure/ApertureFluxPlugin.h"
 #include "stages/measure/CircleOverlap.h"
 #include "stages/measure/GaussianCentroid.h"
 #include "stages/measure/MeasurementConfig.h"
@@ -67,6 +68,87 @@ TEST(CircleOverlap, TheGridFormEqualsThePerPixelForm) {
             for (int x = box.minX(); x <= box.maxX(); ++x) {
                 ASSERT_NEAR(grid.fraction(x, y), pixelCircleFraction(x - c.x, y - c.y, r), 1e-12) << x << "," << y;
             }
+    }
+}
+
+TEST(CircleOverlap, TangentEdgesAndAlignedCentres) {
+    // A pixel edge tangent to the circle (|y| = r): the piece through the tangent point is curved, not
+    // flat. The unit pixel [-0.5, 0.5] x [-4.5, -3.5] under r = 4.5 misses
+    // int_{-1/2}^{1/2} (r - sqrt(r^2 - x^2)) dx.
+    const double r = 4.5;
+    const double missing = r - (0.5 * std::sqrt(r * r - 0.25) + r * r * std::asin(0.5 / r));
+    EXPECT_NEAR(circleRectangleOverlap(-0.5, 0.5, -4.5, -3.5, r), 1.0 - missing, 1e-13);
+    EXPECT_NEAR(pixelCircleFraction(0.0, -4.0, r), 1.0 - missing, 1e-13);
+    // Integer and half-integer centres with integer and half-integer radii (every degenerate alignment of
+    // pixel edges with the circle's extremes): the grid form equals the per-pixel form, and the weights
+    // sum to the disk area.
+    for (double cx : {0.0, 0.5}) {
+        for (double cy : {0.0, 0.5}) {
+            for (double rr : {0.5, 1.0, 1.5, 3.0, 4.5, 12.0, 17.5, 35.0}) {
+                const Point2D c{100 + cx, 100 + cy};
+                const Box2I box = Box2I::fromCorners({int(std::floor(c.x - rr - 0.5)), int(std::floor(c.y - rr - 0.5))},
+                                                     {int(std::ceil(c.x + rr + 0.5)), int(std::ceil(c.y + rr + 0.5))});
+                CirclePixelGrid grid(c, rr, box);
+                double sum = 0;
+                for (int y = box.minY(); y <= box.maxY(); ++y)
+                    for (int x = box.minX(); x <= box.maxX(); ++x) {
+                        const double f = grid.fraction(x, y);
+                        ASSERT_NEAR(f, pixelCircleFraction(x - c.x, y - c.y, rr), 1e-12) << x << "," << y << " r " << rr;
+                        sum += f;
+                    }
+                EXPECT_NEAR(sum, std::numbers::pi * rr * rr, 1e-10 * rr * rr) << "r " << rr;
+            }
+        }
+    }
+}
+
+TEST(CircleOverlap, FastAperturesEqualThePerPixelSums) {
+    // ApertureFluxPlugin::measureApertures (intervals per row, weights from the grid form, cumulative
+    // bins) against the brute-force sum over every pixel with pixelCircleFraction: fluxes and variances to
+    // rounding, the same truncation flags. Random centres (some on integer and half-integer positions),
+    // unusable pixels (NaN value, NaN or negative variance, a bad mask bit) and image edges.
+    std::mt19937_64 rng(17);
+    std::uniform_real_distribution<double> pos(-5.0, 85.0), u(0.0, 1.0), val(-50.0, 5000.0);
+    const std::vector<double> radii = MeasurementConfig{}.apertureRadii;
+    for (int t = 0; t < 60; ++t) {
+        MaskedImageF mi(Box2I({10, 20}, 80, 70));  // xy0 != 0
+        for (int y = 0; y < 70; ++y)
+            for (int x = 0; x < 80; ++x) {
+                mi.image()(x, y) = float(val(rng));
+                mi.variance()(x, y) = float(10 + 100 * u(rng));
+                mi.mask()(x, y) = 0;
+                const double p = u(rng);
+                if (t % 3 == 0 && p < 0.004) mi.image()(x, y) = std::nanf("");
+                if (t % 3 == 0 && p > 0.996) mi.variance()(x, y) = -1.0f;
+                if (t % 3 == 1 && p < 0.005) mi.mask()(x, y) = 4;
+                if (t % 3 == 1 && p > 0.999) mi.mask()(x, y) = 1;  // a bit that is not bad
+            }
+        Point2D c{10 + pos(rng), 20 + pos(rng)};
+        if (t % 5 == 0) c = {std::floor(c.x), std::floor(c.y)};
+        if (t % 5 == 1) c = {std::floor(c.x) + 0.5, std::floor(c.y)};
+        const MaskPixel bad = 4 | 2;
+        const ApertureFluxPlugin::Sums fast = ApertureFluxPlugin::measureApertures(mi, c, radii, bad);
+        for (std::size_t k = 0; k < radii.size(); ++k) {
+            const double r = radii[k];
+            double f = 0, v = 0;
+            bool truncated = c.x - r < 9.5 || c.x + r > 89.5 || c.y - r < 19.5 || c.y + r > 89.5;
+            for (int y = 20; y < 90; ++y)
+                for (int x = 10; x < 90; ++x) {
+                    const double a = pixelCircleFraction(x - c.x, y - c.y, r);
+                    if (a == 0) continue;
+                    const float d = mi.image()(x - 10, y - 20), var = mi.variance()(x - 10, y - 20);
+                    if (!std::isfinite(d) || !std::isfinite(var) || var < 0 || (mi.mask()(x - 10, y - 20) & bad)) {
+                        truncated = true;
+                        continue;
+                    }
+                    f += a * d;
+                    v += a * a * var;
+                }
+            const double scale = 5000.0 * std::numbers::pi * (r + 1) * (r + 1);
+            EXPECT_NEAR(fast.flux[k], f, 1e-12 * scale) << "t " << t << " r " << r;
+            EXPECT_NEAR(fast.variance[k], v, 1e-12 * scale) << "t " << t << " r " << r;
+            EXPECT_EQ(bool(fast.truncated[k]), truncated) << "t " << t << " r " << r;
+        }
     }
 }
 
