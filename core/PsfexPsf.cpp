@@ -81,7 +81,29 @@ PsfexPsf::PsfexPsf(const Box2I& bbox, int spatialOrder, std::vector<Image<double
         for (int y = 0; y < size_; ++y)
             for (int x = 0; x < size_; ++x)
                 if (!std::isfinite(c(x, y))) throw InvalidInputError("PsfexPsf: non-finite component pixel");
+        std::array<double, 6> m{};
+        for (int y = 0; y < size_; ++y)
+            for (int x = 0; x < size_; ++x) {
+                const double v = c(x, y), px = x - size_ / 2, py = y - size_ / 2;
+                m[0] += v, m[1] += v * px, m[2] += v * py, m[3] += v * px * px, m[4] += v * py * py, m[5] += v * px * py;
+            }
+        componentMoments_.push_back(m);
     }
+}
+
+PsfShape PsfexPsf::doComputeShape(Point2D position) const {
+    const Point2D uv = normalisedPosition(bbox_, position);
+    const std::vector<double> t = polynomialTerms(order_, uv.x, uv.y);
+    std::array<double, 6> m{};
+    for (std::size_t k = 0; k < t.size(); ++k)
+        for (std::size_t j = 0; j < 6; ++j) m[j] += t[k] * componentMoments_[k][j];
+    if (!(m[0] > 0.0) || !std::isfinite(m[0])) throw NumericalError("PsfexPsf: the model has a non-positive sum at this position");
+    const double mx = m[1] / m[0], my = m[2] / m[0];
+    PsfShape shape;
+    shape.ixx = m[3] / m[0] - mx * mx;
+    shape.iyy = m[4] / m[0] - my * my;
+    shape.ixy = m[5] / m[0] - mx * my;
+    return shape;
 }
 
 Image<double> PsfexPsf::evaluateUnnormalised(Point2D position) const {

@@ -21,6 +21,7 @@
 // registerPsfexPsf() at start-up; constructing a PsfexPsf also registers the type.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -62,6 +63,9 @@ public:
 
 private:
     Image<double> doComputeKernelImage(Point2D position) const override;
+    /// The unweighted moments are linear in the components: from each component's sums of 1, x, y, x^2, y^2 and
+    /// xy (computed once), without rendering the kernel image (the same moments as Psf::doComputeShape, to rounding).
+    PsfShape doComputeShape(Point2D position) const override;
     std::string doTypeName() const override { return kTypeName; }
     PsfRecord doToRecord() const override;
 
@@ -69,6 +73,7 @@ private:
     int order_ = 0;
     int size_ = 0;
     std::vector<Image<double>> components_;
+    std::vector<std::array<double, 6>> componentMoments_;  ///< per component: sums of 1, x, y, x^2, y^2, xy (centre 0)
 };
 
 }  // namespace drp

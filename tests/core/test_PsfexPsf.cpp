@@ -74,6 +74,44 @@ TEST(PsfexPsf, EvaluatesItsPolynomialsExactlyAndNormalises) {
     }
 }
 
+// computeShape from the components' moments (no kernel image) equals the moments of the rendered kernel image.
+TEST(PsfexPsf, ShapeFromComponentMomentsEqualsTheKernelImageMoments) {
+    const Image<double> a = MoffatPsf(3.0, 3.5, 0.05, -0.02, 31).computeKernelImage(),
+                        b = MoffatPsf(4.2, 2.5, -0.1, 0.08, 31).computeKernelImage();
+    for (int order : {0, 1, 2, 3}) {
+        const Box2I box({100, -50}, 1001, 801);
+        auto comps = linearComponents(a, b, std::max(order, 1));
+        comps.resize(std::size_t(PsfexPsf::numTerms(order)));
+        if (order == 0) comps[0] += b;
+        for (std::size_t k = 2; k < comps.size(); ++k) {  // every term varies (b - a sums to 0: the sum stays 1)
+            Image<double> d = b.clone();
+            d -= a;
+            d *= 0.02 * double(k);
+            d.setXY0({0, 0});
+            comps[k] += d;
+        }
+        const PsfexPsf psf(box, order, comps);
+        for (const Point2D p : {Point2D{100, -50}, Point2D{600.3, 350.7}, Point2D{1100, 750}, Point2D{321.5, 10.25}}) {
+            const PsfShape fast = psf.computeShape(p);
+            EXPECT_GT(fast.ixx, 0.3);  // a PSF-like model everywhere
+            EXPECT_GT(fast.iyy, 0.3);
+            const Image<double> k = psf.computeKernelImage(p);
+            double s = 0, sx = 0, sy = 0;
+            for (int y = 0; y < k.height(); ++y)
+                for (int x = 0; x < k.width(); ++x) s += k(x, y), sx += k(x, y) * x, sy += k(x, y) * y;
+            const double mx = sx / s, my = sy / s;
+            double ixx = 0, iyy = 0, ixy = 0;
+            for (int y = 0; y < k.height(); ++y)
+                for (int x = 0; x < k.width(); ++x) {
+                    ixx += k(x, y) * (x - mx) * (x - mx), iyy += k(x, y) * (y - my) * (y - my), ixy += k(x, y) * (x - mx) * (y - my);
+                }
+            EXPECT_NEAR(fast.ixx, ixx / s, 1e-12 * std::fabs(ixx / s)) << "order " << order;
+            EXPECT_NEAR(fast.iyy, iyy / s, 1e-12 * std::fabs(iyy / s)) << "order " << order;
+            EXPECT_NEAR(fast.ixy, ixy / s, 1e-12 * std::fabs((ixx + iyy) / s)) << "order " << order;
+        }
+    }
+}
+
 TEST(PsfexPsf, ComputeImagePlacesTheCentroidAtTheSubPixelPosition) {
     // A basis whose wings vanish at the stamp edge (a truncated Moffat's periodic continuation moves the
     // unweighted centroid by ~1e-4 pixel).
