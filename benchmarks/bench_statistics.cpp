@@ -74,6 +74,49 @@ BENCHMARK(BM_Median)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Quantiles5)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_All)->Unit(benchmark::kMillisecond);
 
+// The background's use: clipped statistics (3 sigma, 3 iterations) of every 128 x 128 bin (32 x 32 bins),
+// beside a raw gather + std::nth_element median per bin.
+constexpr int kBin = 128;
+
+void BM_ClippedBins(benchmark::State& state) {
+    const Input& in = input();
+    StatisticsControl ctrl;
+    ctrl.badMask = in.bad;
+    ctrl.numIter = 3;
+    ctrl.properties = kStatClipped;
+    for (auto _ : state) {
+        double sum = 0;
+        for (int by = 0; by < kSide; by += kBin)
+            for (int bx = 0; bx < kSide; bx += kBin) {
+                const Box2I bin({bx, by}, kBin, kBin);
+                sum += makeStatistics(in.image.subImage(bin), in.mask.subImage(bin), ctrl).clippedMean;
+            }
+        benchmark::DoNotOptimize(sum);
+    }
+    setCounters(state);
+}
+BENCHMARK(BM_ClippedBins)->Unit(benchmark::kMillisecond);
+
+void BM_RawNthElementMedianBins(benchmark::State& state) {
+    const Input& in = input();
+    std::vector<float> v;
+    for (auto _ : state) {
+        double sum = 0;
+        for (int by = 0; by < kSide; by += kBin)
+            for (int bx = 0; bx < kSide; bx += kBin) {
+                v.clear();
+                for (int y = by; y < by + kBin; ++y)
+                    for (int x = bx; x < bx + kBin; ++x)
+                        if (!(in.mask(x, y) & in.bad) && std::isfinite(in.image(x, y))) v.push_back(in.image(x, y));
+                std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+                sum += v[v.size() / 2];
+            }
+        benchmark::DoNotOptimize(sum);
+    }
+    setCounters(state);
+}
+BENCHMARK(BM_RawNthElementMedianBins)->Unit(benchmark::kMillisecond);
+
 // Baselines on the same input.
 void BM_RawMaskedMeanLoop(benchmark::State& state) {
     const Input& in = input();

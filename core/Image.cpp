@@ -2,13 +2,24 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <sstream>
 #include <type_traits>
 
 #include "core/Error.h"
+#include "core/HugePages.h"
 
 namespace drp {
+
+namespace {
+
+/// Zero-filled images at least this large come from calloc (see allocate).
+constexpr std::size_t kCallocMinBytes = std::size_t(1) << 20;
+
+}  // namespace
 
 template <typename T>
 Image<T>::Image(int width, int height, T initial) : Image(Box2I({0, 0}, width, height), initial) {}
@@ -16,11 +27,42 @@ Image<T>::Image(int width, int height, T initial) : Image(Box2I({0, 0}, width, h
 template <typename T>
 Image<T>::Image(const Box2I& bbox, T initial)
     : width_(bbox.width()), height_(bbox.height()), stride_(bbox.width()), xy0_(bbox.min()) {
-    if (bbox.area() > 0) {
-        storage_ = std::shared_ptr<T[]>(new T[std::size_t(bbox.area())]);
-        data_ = storage_.get();
-        std::fill_n(data_, bbox.area(), initial);
+    // All zero bits (not -0.0): zero-filled memory already holds `initial`.
+    static constexpr T zero{};
+    const bool zeroBits = std::memcmp(&initial, &zero, sizeof(T)) == 0;
+    if (allocate(zeroBits) && zeroBits) return;
+    if (data_) std::fill_n(data_, bbox.area(), initial);
+}
+
+template <typename T>
+Image<T>::Image(int width, int height, NoFill tag) : Image(Box2I({0, 0}, width, height), tag) {}
+
+template <typename T>
+Image<T>::Image(const Box2I& bbox, NoFill)
+    : width_(bbox.width()), height_(bbox.height()), stride_(bbox.width()), xy0_(bbox.min()) {
+    allocate(false);
+}
+
+template <typename T>
+bool Image<T>::allocate(bool wantZero) {
+    if (width_ <= 0 || height_ <= 0) return false;
+    const std::size_t n = std::size_t(width_) * std::size_t(height_);
+    if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
+    bool zeroed = false;
+    if (transparentHugePages() && n * sizeof(T) >= kHugePageMinBlockBytes) {
+        std::shared_ptr<std::byte[]> block = allocateHugePageBlock(n * sizeof(T), &zeroed);
+        storage_ = std::shared_ptr<T[]>(block, reinterpret_cast<T*>(block.get()));
+    } else {
+        // calloc clears only memory that is not known to be zero (a fresh mapping of glibc's is not cleared
+        // again); for small images the caller's fill is cheaper. Both keep glibc's reuse of freed heap
+        // memory. The pixel types are trivial.
+        zeroed = wantZero && n * sizeof(T) >= kCallocMinBytes;
+        void* p = zeroed ? std::calloc(n, sizeof(T)) : std::malloc(n * sizeof(T));
+        if (!p) throw std::bad_alloc();
+        storage_ = std::shared_ptr<T[]>(static_cast<T*>(p), [](T* q) { std::free(q); });
     }
+    data_ = storage_.get();
+    return zeroed;
 }
 
 template <typename T>
@@ -40,7 +82,7 @@ Image<T> Image<T>::subImage(const Box2I& box) const {
 
 template <typename T>
 Image<T> Image<T>::clone() const {
-    Image out(bbox());
+    Image out(bbox(), kNoFill);
     out.assign(*this);
     return out;
 }
@@ -48,7 +90,7 @@ Image<T> Image<T>::clone() const {
 template <typename T>
 template <typename U>
 Image<U> Image<T>::convertTo() const {
-    Image<U> out(bbox());
+    Image<U> out(bbox(), kNoFill);
     for (int y = 0; y < height_; ++y) {
         const T* in = row(y);
         U* o = out.row(y);

@@ -1,5 +1,10 @@
 // Image<T>: a 2-d pixel array with an origin (xy0) in its parent's pixel frame.
 // Copies and sub-images are views that share pixels; clone() makes an independent deep copy.
+//
+// Storage: pixels come from calloc (a zero fill of 1 MiB or more: glibc clears only memory not already
+// zero, so a fresh full-size plane is not written twice) or malloc (any other fill, or NoFill); with
+// transparent huge pages requested (core/HugePages.h) an image of at least kHugePageMinBlockBytes bytes is
+// a huge-page block.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +13,13 @@
 #include "core/Box.h"
 
 namespace drp {
+
+/// Constructor tag: leave the pixels unset (indeterminate). Only for an image whose every pixel is written
+/// before any is read (a copy, a conversion, a decode): it saves one pass over the memory.
+struct NoFill {
+    explicit NoFill() = default;
+};
+inline constexpr NoFill kNoFill{};
 
 template <typename T>
 class Image {
@@ -19,6 +31,10 @@ public:
     Image(int width, int height, T initial = T{});
     /// An image covering `bbox` (xy0 = bbox.min()), filled with `initial`.
     explicit Image(const Box2I& bbox, T initial = T{});
+    /// A width x height image with its origin at (0, 0) whose pixels are unset (see NoFill).
+    Image(int width, int height, NoFill);
+    /// An image covering `bbox` whose pixels are unset (see NoFill).
+    Image(const Box2I& bbox, NoFill);
 
     /// A view of the pixels of `bbox` (in the parent frame: xy0-relative coordinates) of this image.
     /// Throws LogicError if `bbox` is not inside bbox().
@@ -67,6 +83,8 @@ public:
 
 private:
     void requireSameShape(const Image& o, const char* what) const;
+    /// Allocate width_ x height_ pixels (zero-filled if `wantZero`); returns true if they are zero-filled.
+    bool allocate(bool wantZero);
 
     std::shared_ptr<T[]> storage_;
     T* data_ = nullptr;

@@ -22,6 +22,7 @@
 #include <limits>
 
 #include "core/Error.h"
+#include "core/HugePages.h"
 #include "core/Log.h"
 #include "drivers/sim/Simulator.h"
 #include "core/Statistics.h"
@@ -47,50 +48,41 @@ WeightKind weightKind(const std::string& s) {
 /// Read an image (and optional weight) as an Exposure; without a weight map, the noise is estimated
 /// from the image itself (clipped standard deviation of the pixel values, as SExtractor's background rms).
 Exposure loadImage(const po::variables_map& vm, double* pixelScaleArcsec) {
+    setTransparentHugePages(vm["huge-pages"].as<bool>());
     const std::string image = vm["image"].as<std::string>();
     const int hdu = vm["hdu"].as<int>();
     const bool haveWeight = vm.count("weight") > 0;
-    Exposure exp = readImageAsExposure(image, hdu, haveWeight ? vm["weight"].as<std::string>() : std::string(),
-                                       haveWeight ? vm["weight-hdu"].as<int>() : -1,
-                                       weightKind(vm["weight-type"].as<std::string>()));
-    if (!haveWeight) {
+    Exposure exp;
+    if (haveWeight) {
+        exp = readImageAsExposure(image, hdu, vm["weight"].as<std::string>(), vm["weight-hdu"].as<int>(),
+                                  weightKind(vm["weight-type"].as<std::string>()));
+        if (exp.mask().countBits(exp.mask().planeBitMask("NO_DATA")) == exp.bbox().area()) {
+            throw InvalidInputError("no usable pixels (all NaN or zero weight)", image);
+        }
+    } else {
+        weightKind(vm["weight-type"].as<std::string>());  // a bad --weight-type is an error either way
+        FitsImage in = readImage(image, hdu);
         // The clipped standard deviation of a regular sample of about 2^20 pixels (every k-th pixel of
         // every k-th row): its relative precision, ~1/sqrt(2n) = 7e-4, is far below the noise model's
         // needs, and it costs a sixteenth of the whole 16 Mpix image.
         StatisticsControl ctrl;
         ctrl.properties = kStatClipped;
-        const ImageF& im = exp.image();
+        const ImageF& im = in.image;
         const int k = std::max(1, int(std::sqrt(double(im.width()) * im.height() / double(1 << 20))));
-        ImageF sample(Box2I({0, 0}, (im.width() + k - 1) / k, (im.height() + k - 1) / k));
-        for (int y = 0; y < sample.height(); ++y)
-            for (int x = 0; x < sample.width(); ++x) sample(x, y) = im(x * k, y * k);
+        ImageF sample(Box2I({0, 0}, (im.width() + k - 1) / k, (im.height() + k - 1) / k), kNoFill);  // all set below
+        for (int y = 0; y < sample.height(); ++y) {
+            const float* r = im.row(y * k);
+            float* s = sample.row(y);
+            for (int x = 0; x < sample.width(); ++x) s[x] = r[std::size_t(x) * std::size_t(k)];
+        }
         Statistics st = makeStatistics(sample, ctrl);
         if (!(st.clippedStdev > 0)) throw InvalidInputError("cannot estimate the noise: the image is constant or empty", image);
-        const float var = float(st.clippedStdev * st.clippedStdev);
-        const float inf = std::numeric_limits<float>::infinity();
-        const MaskPixel keep = MaskPixel(~exp.mask().planeBitMask("NO_DATA"));
-        constexpr float big = std::numeric_limits<float>::max();
+        // One pass builds the variance (uniform where the pixel is finite, +inf elsewhere) and the mask
+        // (NO_DATA exactly on the non-finite pixels).
         std::int64_t finite = 0;
-        // Row by row, branch-free (|x| <= FLT_MAX is isfinite(x)), so the loop vectorises.
-        const int w = exp.width(), h = exp.height();
-        for (int y = 0; y < h; ++y) {
-            const float* __restrict ir = exp.image().row(y);
-            float* __restrict vr = exp.variance().row(y);
-            MaskPixel* __restrict mr = exp.mask().row(y);
-            int n = 0;
-            for (int x = 0; x < w; ++x) {
-                const bool ok = std::fabs(ir[x]) <= big;
-                vr[x] = ok ? var : inf;
-                mr[x] &= ok ? keep : MaskPixel(~0);
-                n += ok;
-            }
-            finite += n;
-        }
+        exp = imageAsExposure(std::move(in), float(st.clippedStdev * st.clippedStdev), &finite);
         DRP_LOG_VERBOSE("measure-image", "no weight map: noise estimated as " << st.clippedStdev << " per pixel");
-        // Without a weight map NO_DATA marks exactly the non-finite pixels (readImageAsExposure).
         if (finite == 0) throw InvalidInputError("no usable pixels (all NaN or zero weight)", image);
-    } else if (exp.mask().countBits(exp.mask().planeBitMask("NO_DATA")) == exp.bbox().area()) {
-        throw InvalidInputError("no usable pixels (all NaN or zero weight)", image);
     }
     if (vm.count("pixel-scale")) {
         *pixelScaleArcsec = vm["pixel-scale"].as<double>();
@@ -201,7 +193,9 @@ void addImageOptions(po::options_description& d) {
         "weight-type", po::value<std::string>()->default_value("inverse-variance"),
         "inverse-variance, variance or sigma")("pixel-scale", po::value<double>(),
                                                 "arcsec/pixel when the image has no WCS")(
-        "seeing", po::value<double>()->default_value(1.0), "seeing guess, arcsec (FWHM)");
+        "seeing", po::value<double>()->default_value(1.0), "seeing guess, arcsec (FWHM)")(
+        "huge-pages", po::bool_switch(),
+        "put full-size planes on transparent huge pages (faster on bare metal; see core/HugePages.h)");
 }
 
 int runMeasureImage(const po::variables_map& vm, const Communicator& comm) {

@@ -333,39 +333,11 @@ ImageF readVariance(const std::filesystem::path& path, int hdu, WeightKind kind)
     return w;
 }
 
-Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHdu,
-                             const std::filesystem::path& weightPath, int weightHdu, WeightKind kind) {
-    FitsImage in = readImage(imagePath, imageHdu);
-    ImageF variance(in.image.bbox(), std::numeric_limits<float>::quiet_NaN());
-    if (!weightPath.empty()) {
-        ImageF v = readVariance(weightPath, weightHdu, kind);
-        if (v.width() != in.image.width() || v.height() != in.image.height()) {
-            throw InvalidInputError("the weight image (" + std::to_string(v.width()) + "x" + std::to_string(v.height()) +
-                                        ") does not match the image (" + std::to_string(in.image.width()) + "x" +
-                                        std::to_string(in.image.height()) + ")",
-                                    weightPath.string());
-        }
-        variance.assign(v);
-    }
-    Mask mask(in.image.bbox());
-    const MaskPixel noData = mask.planeBitMask("NO_DATA");
-    // Row by row, branch-free (|x| <= FLT_MAX is isfinite(x), false for NaN), so the loops vectorise.
-    constexpr float big = std::numeric_limits<float>::max();
-    const bool haveWeight = !weightPath.empty();
-    for (int y = 0; y < mask.height(); ++y) {
-        const float* ir = in.image.row(y);
-        const float* vr = variance.row(y);
-        MaskPixel* mr = mask.row(y);
-        const int w = mask.width();
-        if (haveWeight) {
-            for (int x = 0; x < w; ++x) {
-                const bool good = (std::fabs(ir[x]) <= big) & (vr[x] > 0.0f) & (vr[x] <= big);
-                mr[x] |= good ? MaskPixel(0) : noData;
-            }
-        } else {
-            for (int x = 0; x < w; ++x) mr[x] |= std::fabs(ir[x]) <= big ? MaskPixel(0) : noData;
-        }
-    }
+namespace {
+
+/// The Exposure of a single image whose mask and variance planes have been built: the header becomes
+/// metadata and, where its keys parse, VisitInfo.
+Exposure exposureOfImage(FitsImage& in, const Mask& mask, const ImageF& variance) {
     Exposure exposure(MaskedImageF(in.image, mask, variance), in.wcs);
     try {
         exposure.setVisitInfo(VisitInfo::fromMetadata(in.metadata));
@@ -374,6 +346,74 @@ Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHd
     }
     exposure.setMetadata(std::move(in.metadata));
     return exposure;
+}
+
+}  // namespace
+
+Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHdu,
+                             const std::filesystem::path& weightPath, int weightHdu, WeightKind kind) {
+    FitsImage in = readImage(imagePath, imageHdu);
+    const bool haveWeight = !weightPath.empty();
+    ImageF variance;
+    if (haveWeight) {
+        variance = readVariance(weightPath, weightHdu, kind);
+        if (variance.width() != in.image.width() || variance.height() != in.image.height()) {
+            throw InvalidInputError("the weight image (" + std::to_string(variance.width()) + "x" +
+                                        std::to_string(variance.height()) + ") does not match the image (" +
+                                        std::to_string(in.image.width()) + "x" + std::to_string(in.image.height()) + ")",
+                                    weightPath.string());
+        }
+        variance.setXY0(in.image.xy0());  // the plane itself, not a copy: only its pixels are the weight's
+    } else {
+        variance = ImageF(in.image.bbox(), std::numeric_limits<float>::quiet_NaN());
+    }
+    // Every pixel of the mask is written below.
+    Mask mask(Image<MaskPixel>(in.image.bbox(), kNoFill), std::make_shared<MaskPlaneDict>());
+    const MaskPixel noData = mask.planeBitMask("NO_DATA");
+    // Row by row, branch-free (|x| <= FLT_MAX is isfinite(x), false for NaN), so the loops vectorise.
+    constexpr float big = std::numeric_limits<float>::max();
+    for (int y = 0; y < mask.height(); ++y) {
+        const float* ir = in.image.row(y);
+        const float* vr = variance.row(y);
+        MaskPixel* mr = mask.row(y);
+        const int w = mask.width();
+        if (haveWeight) {
+            for (int x = 0; x < w; ++x) {
+                const bool good = (std::fabs(ir[x]) <= big) & (vr[x] > 0.0f) & (vr[x] <= big);
+                mr[x] = good ? MaskPixel(0) : noData;
+            }
+        } else {
+            for (int x = 0; x < w; ++x) mr[x] = std::fabs(ir[x]) <= big ? MaskPixel(0) : noData;
+        }
+    }
+    return exposureOfImage(in, mask, variance);
+}
+
+Exposure imageAsExposure(FitsImage in, float variance, std::int64_t* finitePixels) {
+    // Both planes are written in full below.
+    Mask mask(Image<MaskPixel>(in.image.bbox(), kNoFill), std::make_shared<MaskPlaneDict>());
+    ImageF var(in.image.bbox(), kNoFill);
+    const MaskPixel noData = mask.planeBitMask("NO_DATA");
+    const float inf = std::numeric_limits<float>::infinity();
+    constexpr float big = std::numeric_limits<float>::max();
+    std::int64_t finite = 0;
+    // Row by row, branch-free (|x| <= FLT_MAX is isfinite(x), false for NaN), so the loop vectorises.
+    const int w = in.image.width(), h = in.image.height();
+    for (int y = 0; y < h; ++y) {
+        const float* __restrict ir = in.image.row(y);
+        float* __restrict vr = var.row(y);
+        MaskPixel* __restrict mr = mask.row(y);
+        int n = 0;
+        for (int x = 0; x < w; ++x) {
+            const bool ok = std::fabs(ir[x]) <= big;
+            vr[x] = ok ? variance : inf;
+            mr[x] = ok ? MaskPixel(0) : noData;
+            n += ok;
+        }
+        finite += n;
+    }
+    if (finitePixels) *finitePixels = finite;
+    return exposureOfImage(in, mask, var);
 }
 
 }  // namespace drp

@@ -24,6 +24,7 @@
 // (io/AtomicFile.h): a failed or killed write leaves no partial file and any old file untouched.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -106,5 +107,11 @@ ImageF readVariance(const std::filesystem::path& path, int hdu, WeightKind kind)
 Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHdu = -1,
                              const std::filesystem::path& weightPath = {}, int weightHdu = -1,
                              WeightKind kind = WeightKind::InverseVariance);
+
+/// An image read with readImage, with a uniform noise, as an Exposure (the pixels are shared, not copied):
+/// variance = `variance` and no mask bit where the pixel is finite, variance +inf and NO_DATA where it is
+/// not; the header becomes metadata and, where its keys parse, VisitInfo. One pass builds both planes;
+/// `finitePixels` (if not null) receives the number of finite pixels.
+Exposure imageAsExposure(FitsImage in, float variance, std::int64_t* finitePixels = nullptr);
 
 }  // namespace drp

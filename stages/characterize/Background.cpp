@@ -140,7 +140,7 @@ Background::Background(const Box2I& bbox, std::vector<double> xCentres, std::vec
 
 ImageF Background::image(const Box2I& box) const {
     if (empty()) throw LogicError("Background::image on an empty background");
-    ImageF out(box, 0.0f);
+    ImageF out(box, kNoFill);  // every row is written below
     if (box.empty()) return out;
     const std::size_t w = std::size_t(box.width());
     modelRows(box, [&](int y, const float* row) { std::copy(row, row + w, out.row(y)); });

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "core/Error.h"
@@ -94,7 +97,11 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
         return !(mask(x, y) & bad) && std::isfinite(img(x, y)) && std::isfinite(var(x, y)) && var(x, y) >= 0.0f;
     };
     // 1. Seeds.
-    std::vector<unsigned char> flag(std::size_t(w) * std::size_t(h), 0);
+    // One byte per pixel, zero-filled by calloc (which does not clear a fresh mapping again).
+    const std::unique_ptr<unsigned char, void (*)(void*)> flagBlock(
+        static_cast<unsigned char*>(std::calloc(std::size_t(w) * std::size_t(h), 1)), std::free);
+    if (!flagBlock) throw std::bad_alloc();
+    unsigned char* const flag = flagBlock.get();
     std::vector<Point2I> frontier;
     const int dxs[4] = {1, 0, 1, 1}, dys[4] = {0, 1, 1, -1};
     const double minS = config.minSigma, minE = config.minElectrons, cf = config.contrastFactor, nf = config.noiseFactor;
@@ -155,7 +162,7 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
         int x = 0;
         while (x < w) {
             if (!flag[std::size_t(y) * std::size_t(w) + std::size_t(x)]) {
-                x = nextFlagged(flag.data() + std::size_t(y) * std::size_t(w), x, w);
+                x = nextFlagged(flag + std::size_t(y) * std::size_t(w), x, w);
                 continue;
             }
             const int x0 = x;
@@ -180,8 +187,8 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
     std::vector<Fix> fixes;
     const int maxD = config.maxRepairDistance;
     for (int y = 0; y < h; ++y)
-        for (int x = nextFlagged(flag.data() + std::size_t(y) * std::size_t(w), 0, w); x < w;
-             x = nextFlagged(flag.data() + std::size_t(y) * std::size_t(w), x + 1, w)) {
+        for (int x = nextFlagged(flag + std::size_t(y) * std::size_t(w), 0, w); x < w;
+             x = nextFlagged(flag + std::size_t(y) * std::size_t(w), x + 1, w)) {
             double sum = 0.0, vsum = 0.0;
             int n = 0, nv = 0;
             for (int axis = 0; axis < 2; ++axis) {

@@ -1,6 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+
 #include "core/Error.h"
+#include "core/HugePages.h"
 #include "core/MaskedImage.h"
 
 using namespace drp;
@@ -61,4 +68,164 @@ TEST(MaskedImage, PlanesMustAgree) {
     EXPECT_TRUE(c.identical(mi));
     c.variance()(0, 0) = 1.0f;
     EXPECT_FALSE(c.identical(mi));
+}
+
+// ---- storage: large images are mappings of their own (core/HugePages.h), zero-filled by the kernel
+
+namespace {
+
+/// Every pixel of `img` has exactly the bits of `v` (so -0.0 and NaN payloads are told apart).
+template <typename T>
+bool allBitsEqual(const Image<T>& img, T v) {
+    for (int y = 0; y < img.height(); ++y)
+        for (int x = 0; x < img.width(); ++x) {
+            const T p = img(x, y);
+            if (std::memcmp(&p, &v, sizeof(T)) != 0) return false;
+        }
+    return true;
+}
+
+}  // namespace
+
+TEST(ImageStorage, FillValuesHoldOnBothSidesOfTheLargeBlockThreshold) {
+    // Heights giving a float plane just below, at and above kHugePageMinBlockBytes, plus a full-size one.
+    const int width = 2048, side = int(kHugePageMinBlockBytes / sizeof(float) / std::size_t(width));
+    for (bool huge : {false, true}) {
+        setTransparentHugePages(huge);
+        for (int h : {side - 1, side, side + 1, 4000}) {
+            const Box2I box({-7, 11}, h == 4000 ? 4072 : width, h);
+            EXPECT_TRUE(allBitsEqual(ImageF(box), 0.0f)) << h;
+            EXPECT_TRUE(allBitsEqual(ImageF(box, -0.0f), -0.0f)) << h;  // zero value, not zero bits
+            EXPECT_TRUE(allBitsEqual(ImageF(box, std::numeric_limits<float>::quiet_NaN()),
+                                     std::numeric_limits<float>::quiet_NaN()))
+                << h;
+            EXPECT_TRUE(allBitsEqual(ImageI(box, 0), 0)) << h;
+            EXPECT_TRUE(allBitsEqual(ImageI(box, -1), -1)) << h;
+            EXPECT_TRUE(allBitsEqual(ImageD(box, 2.5), 2.5)) << h;
+            EXPECT_TRUE(allBitsEqual(ImageU(box), std::uint16_t(0))) << h;
+            const Mask m(box);
+            EXPECT_TRUE(allBitsEqual<MaskPixel>(m, 0)) << h;
+            EXPECT_EQ(m.countBits(~0), 0) << h;
+        }
+    }
+    setTransparentHugePages(false);
+}
+
+TEST(ImageStorage, NoFillImagesHaveTheShapeAndCloneAndConvertAreExact) {
+    std::mt19937_64 rng(20251121);
+    std::normal_distribution<float> g(100.0f, 30.0f);
+    for (int h : {3, 6000}) {  // a small image and one above the block threshold
+        const Box2I box({5, -3}, 1400, h);
+        ImageF a(box, kNoFill);
+        EXPECT_EQ(a.bbox(), box);
+        EXPECT_TRUE(a.isContiguous());
+        for (int y = 0; y < a.height(); ++y)
+            for (int x = 0; x < a.width(); ++x) a(x, y) = g(rng);
+        a(3, 1) = std::numeric_limits<float>::quiet_NaN();
+        a(4, 1) = -0.0f;
+        ImageF c = a.clone();
+        EXPECT_FALSE(c.sharesPixelsWith(a));
+        EXPECT_TRUE(c.identical(a));
+        EXPECT_TRUE(std::signbit(c(4, 1)));
+        ImageD d = a.convertTo<double>();
+        EXPECT_EQ(d.bbox(), box);
+        for (int y = 0; y < a.height(); y += 7)
+            for (int x = 0; x < a.width(); x += 3) {
+                if (std::isnan(a(x, y))) {
+                    EXPECT_TRUE(std::isnan(d(x, y)));
+                } else {
+                    EXPECT_EQ(d(x, y), double(a(x, y)));
+                }
+            }
+        // A view of a large image keeps its storage alive.
+        ImageF view = ImageF(box, 3.0f).subImage(Box2I({6, -2}, 10, 1));
+        EXPECT_TRUE(allBitsEqual(view, 3.0f));
+    }
+    ImageF empty(Box2I({0, 0}, 0, 5), kNoFill);
+    EXPECT_TRUE(empty.empty());
+    EXPECT_EQ(empty.data(), nullptr);
+}
+
+TEST(HugePages, BlocksAreZeroAlignedAndWritable) {
+    for (bool huge : {false, true}) {
+        setTransparentHugePages(huge);
+        EXPECT_EQ(transparentHugePages(), huge);
+        for (std::size_t bytes : {std::size_t(1), std::size_t(4097), kHugePageMinBlockBytes + 12345, std::size_t(65152000)}) {
+            std::shared_ptr<std::byte[]> b = allocateHugePageBlock(bytes);
+            ASSERT_NE(b.get(), nullptr);
+            EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.get()) % kHugePageBytes, 0u);
+            std::size_t nonZero = 0;
+            for (std::size_t i = 0; i < bytes; i += 1 + i / 64) nonZero += b[i] != std::byte{0};
+            EXPECT_EQ(nonZero + std::size_t(b[bytes - 1] != std::byte{0}), 0u) << bytes;
+            std::memset(b.get(), 0xab, bytes);  // the whole block is writable
+            EXPECT_EQ(b[bytes - 1], std::byte{0xab});
+        }
+    }
+    setTransparentHugePages(false);
+    EXPECT_THROW(allocateHugePageBlock(0), LogicError);
+}
+
+TEST(HugePages, FreedBlocksAreUnmappedOutsideAReuseScope) {
+    const std::size_t bytes = kHugePageMinBlockBytes + 7 * 4096;
+    for (int rep = 0; rep < 3; ++rep) {
+        bool zeroed = false;
+        auto a = allocateHugePageBlock(bytes, &zeroed);
+        EXPECT_TRUE(zeroed);  // never a reused block
+        std::memset(a.get(), 0x77, bytes);
+    }
+    {
+        FreedBlockReuse reuse;
+        { auto a = allocateHugePageBlock(bytes); }
+    }
+    bool zeroed = false;
+    auto b = allocateHugePageBlock(bytes, &zeroed);  // the scope's end gave the kept block back
+    EXPECT_TRUE(zeroed);
+}
+
+TEST(HugePages, TheLastFreedBlockIsReusedAndClearedOnRequest) {
+    FreedBlockReuse reuse;
+    FreedBlockReuse nested;
+    const std::size_t bytes = kHugePageMinBlockBytes + 3 * 4096 + 5;
+    std::byte* first = nullptr;
+    {
+        bool zeroed = false;
+        auto a = allocateHugePageBlock(bytes, &zeroed);
+        first = a.get();
+        std::memset(a.get(), 0x5a, bytes);
+    }
+    {
+        bool zeroed = true;
+        auto b = allocateHugePageBlock(bytes, &zeroed);  // same length: the kept block, as its owner left it
+        EXPECT_EQ(b.get(), first);
+        EXPECT_FALSE(zeroed);
+        EXPECT_EQ(b[bytes / 2], std::byte{0x5a});
+    }
+    {
+        auto c = allocateHugePageBlock(bytes);  // zero-filled on request
+        EXPECT_EQ(c.get(), first);
+        std::size_t nonZero = 0;
+        for (std::size_t i = 0; i < bytes; ++i) nonZero += c[i] != std::byte{0};
+        EXPECT_EQ(nonZero, 0u);
+        std::memset(c.get(), 0x11, bytes);
+    }
+    {
+        bool zeroed = false;
+        auto d = allocateHugePageBlock(2 * bytes, &zeroed);  // another length: a new mapping
+        EXPECT_TRUE(zeroed);
+        EXPECT_EQ(d[bytes], std::byte{0});
+    }
+    // Images on a reused block still hold their fill value, zero included.
+    for (int rep = 0; rep < 3; ++rep) {
+        ImageF dirty(Box2I({0, 0}, 3000, 3000), 7.0f);
+        dirty(3, 3) = -1.0f;
+    }
+    EXPECT_TRUE(allBitsEqual(ImageF(Box2I({0, 0}, 3000, 3000)), 0.0f));
+    {
+        ImageI dirty(Box2I({0, 0}, 3000, 3000), -5);
+    }
+    EXPECT_TRUE(allBitsEqual(Mask(Box2I({0, 0}, 3000, 3000)), MaskPixel(0)));
+    {
+        ImageF dirty(Box2I({0, 0}, 3000, 3000), 7.0f);
+    }
+    EXPECT_TRUE(allBitsEqual(ImageF(Box2I({0, 0}, 3000, 3000), -0.0f), -0.0f));
 }

@@ -458,3 +458,46 @@ TEST(Statistics, FloatFastPathsMatchGenericDoublePathExactly) {
         }
     }
 }
+
+// Large inputs are bracketed twice (a bracket's gathered values are bracketed again): every quantile, the
+// median and the MAD must still be exactly the order statistics, for floats (vectorised passes) and doubles,
+// with ties, constant runs and heavy tails.
+TEST(Statistics, NestedBracketsGiveExactOrderStatistics) {
+    for (std::uint64_t seed = 1; seed <= 24; ++seed) {
+        std::mt19937_64 rng(seed * 1013);
+        std::uniform_real_distribution<double> u(0, 1);
+        const int w = 64 + int(u(rng) * 400), h = 16 + int(u(rng) * 200);  // 1,024 .. 92,000 values
+        std::normal_distribution<double> noise(1e3 * u(rng), 0.1 + 30 * u(rng));
+        ImageF image(w, h);
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+                double v = noise(rng);
+                if (u(rng) < 0.03) v += 1e4 * u(rng);                   // sources
+                if (seed % 3 == 0) v = std::round(v);                   // many ties
+                if (seed % 8 == 0 && u(rng) < 0.7) v = 17.0;            // mostly one value
+                image(x, y) = float(v);
+            }
+        if (seed == 5) image.fill(3.0f);  // all equal: the bracket cannot shrink
+        std::vector<double> values;
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) values.push_back(double(image(x, y)));
+        StatisticsControl ctrl;
+        ctrl.properties = kStatMedian | kStatMadSigma | kStatQuantiles;
+        for (int i = 0; i <= 40; ++i) ctrl.quantiles.push_back(i / 40.0);
+        ctrl.quantiles.push_back(0.5 + 0.5 / double(values.size()));
+        const Statistics fromFloat = makeStatistics(image, ctrl);
+        const Statistics fromDouble = makeStatistics(std::span<const double>(values), ctrl);
+        SCOPED_TRACE(::testing::Message() << "seed " << seed << " n " << values.size());
+        const double med = refQuantile(values, 0.5);
+        std::vector<double> dev(values.size());
+        for (std::size_t i = 0; i < dev.size(); ++i) dev[i] = std::fabs(values[i] - med);
+        const double mad = 1.4826 * refQuantile(dev, 0.5);
+        for (const Statistics& st : {fromFloat, fromDouble}) {
+            EXPECT_EQ(st.median, med);
+            EXPECT_EQ(st.madSigma, mad);
+            ASSERT_EQ(st.quantiles.size(), ctrl.quantiles.size());
+            for (std::size_t i = 0; i < ctrl.quantiles.size(); ++i)
+                EXPECT_EQ(st.quantiles[i], refQuantile(values, ctrl.quantiles[i])) << "q=" << ctrl.quantiles[i];
+        }
+    }
+}

@@ -477,3 +477,102 @@ TEST(ExposureFits, ReadableByAstropy) {
         }
     }
 }
+
+// ---- single images (measure-image's read path)
+
+namespace {
+
+/// A noisy float image with NaN, +-inf and -0.0 pixels sprinkled in, written as the only image HDU.
+ImageF writeSingleImage(const fs::path& path, std::uint64_t seed, Box2I box) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> g(500.0f, 20.0f);
+    std::uniform_int_distribution<int> pick(0, 99);
+    ImageF img(box);
+    for (int y = 0; y < img.height(); ++y)
+        for (int x = 0; x < img.width(); ++x) {
+            const int p = pick(rng);
+            img(x, y) = p == 0   ? std::numeric_limits<float>::quiet_NaN()
+                        : p == 1 ? std::numeric_limits<float>::infinity()
+                        : p == 2 ? -std::numeric_limits<float>::infinity()
+                        : p == 3 ? -0.0f
+                                 : g(rng);
+        }
+    FitsFile f(path, FitsFile::Mode::Create);
+    f.writeImage(img);
+    f.close();
+    return img;
+}
+
+}  // namespace
+
+TEST(ExposureFits, ImageAsExposureMatchesTheReaderPlusUniformNoise) {
+    test::TempDir dir;
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+        const Box2I box({0, 0}, 37 + int(seed) * 13, 29 + int(seed) * 7);
+        const fs::path path = dir / ("single" + std::to_string(seed) + ".fits");
+        const ImageF truth = writeSingleImage(path, seed, box);
+        const float var = 17.25f * float(seed);
+        std::int64_t finite = -1;
+        const Exposure e = imageAsExposure(readImage(path), var, &finite);
+        // The reference: the generic reader, then the uniform noise on the finite pixels (what measure-image did).
+        const Exposure r = readImageAsExposure(path);
+        const MaskPixel noData = r.mask().planeBitMask("NO_DATA");
+        std::int64_t expectFinite = 0;
+        ASSERT_EQ(e.bbox(), box);
+        EXPECT_TRUE(bitIdentical(e.image(), truth));
+        EXPECT_TRUE(bitIdentical(e.image(), r.image()));
+        EXPECT_EQ(e.mask().planes(), r.mask().planes());
+        for (int y = 0; y < box.height(); ++y)
+            for (int x = 0; x < box.width(); ++x) {
+                const bool ok = std::isfinite(truth(x, y));
+                expectFinite += ok;
+                EXPECT_EQ(e.mask()(x, y), ok ? 0 : noData);
+                EXPECT_EQ(e.mask()(x, y), r.mask()(x, y));
+                EXPECT_EQ(e.variance()(x, y), ok ? var : std::numeric_limits<float>::infinity());
+                EXPECT_TRUE(std::isnan(r.variance()(x, y)));  // no weight map: unknown
+            }
+        EXPECT_EQ(finite, expectFinite);
+    }
+}
+
+TEST(ExposureFits, ReadImageAsExposureTakesTheWeightPlaneItself) {
+    test::TempDir dir;
+    const Box2I box({0, 0}, 61, 45);
+    const fs::path image = dir / "image.fits", weight = dir / "weight.fits";
+    writeSingleImage(image, 7, box);
+    std::mt19937_64 rng(8);
+    std::uniform_real_distribution<float> u(-0.1f, 2.0f);
+    ImageF w(box);
+    for (int y = 0; y < box.height(); ++y)
+        for (int x = 0; x < box.width(); ++x) w(x, y) = u(rng);  // some <= 0: infinite variance, NO_DATA
+    w(3, 4) = std::numeric_limits<float>::quiet_NaN();
+    {
+        FitsFile f(weight, FitsFile::Mode::Create);
+        PropertyList md;
+        md.set("LTV1", -100, "");  // the weight's own origin does not move the exposure
+        f.writeImage(w, "", md);
+        f.close();
+    }
+    for (WeightKind kind : {WeightKind::InverseVariance, WeightKind::Variance, WeightKind::Sigma}) {
+        const Exposure e = readImageAsExposure(image, -1, weight, -1, kind);
+        const ImageF v = readVariance(weight, -1, kind);
+        const MaskPixel noData = e.mask().planeBitMask("NO_DATA");
+        EXPECT_EQ(e.bbox(), box);
+        EXPECT_EQ(e.variance().bbox(), box);
+        for (int y = 0; y < box.height(); ++y)
+            for (int x = 0; x < box.width(); ++x) {
+                const float vv = v(x, y);
+                EXPECT_EQ(std::memcmp(&e.variance()(x, y), &vv, sizeof(float)), 0);
+                const bool good = std::isfinite(e.image()(x, y)) && vv > 0.0f && std::isfinite(vv);
+                EXPECT_EQ(e.mask()(x, y), good ? 0 : noData);
+            }
+    }
+    // A weight map of another shape is refused, naming the weight file.
+    const fs::path small = dir / "small.fits";
+    {
+        FitsFile f(small, FitsFile::Mode::Create);
+        f.writeImage(ImageF(10, 10, 1.0f));
+        f.close();
+    }
+    EXPECT_THROW(readImageAsExposure(image, -1, small, -1, WeightKind::Variance), InvalidInputError);
+}
