@@ -12,6 +12,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -100,6 +101,19 @@ void BM_MeasureOnePlugin(benchmark::State& state, std::vector<std::string> plugi
     runMeasurement(state, c);
 }
 
+/// Calls fn(peak) for the field's peaks in order, at most `limit` of them; returns how many.
+template <typename F>
+std::size_t forEachPeak(const Field& f, std::size_t limit, F&& fn) {
+    std::size_t n = 0;
+    for (const auto& fp : f.footprints.footprints())
+        for (const PeakRecord& p : fp->peaks()) {
+            if (n == limit) return n;
+            fn(p);
+            ++n;
+        }
+    return n;
+}
+
 /// Raw baseline: 8 apertures by pixel-centre inclusion at the peaks (no exact overlap, masks, variance).
 void BM_RawApertureLoop(benchmark::State& state) {
     const Field& f = field();
@@ -108,20 +122,17 @@ void BM_RawApertureLoop(benchmark::State& state) {
     std::size_t n = 0;
     for (auto _ : state) {
         double total = 0;
-        n = 0;
-        for (std::size_t i = 0; i < f.footprints.size(); ++i)
-            for (const PeakRecord& p : f.footprints[i].peaks()) {
-                double sums[8] = {};
-                const int r = int(std::ceil(radii.back()));
-                for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
-                    for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x) {
-                        const double d2 = double(x - p.ix) * (x - p.ix) + double(y - p.iy) * (y - p.iy);
-                        for (std::size_t k = 0; k < radii.size(); ++k)
-                            if (d2 <= radii[k] * radii[k]) sums[k] += img(x, y);
-                    }
-                total += sums[7];
-                ++n;
-            }
+        n = forEachPeak(f, SIZE_MAX, [&](const PeakRecord& p) {
+            double sums[8] = {};
+            const int r = int(std::ceil(radii.back()));
+            for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
+                for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x) {
+                    const double d2 = double(x - p.ix) * (x - p.ix) + double(y - p.iy) * (y - p.iy);
+                    for (std::size_t k = 0; k < radii.size(); ++k)
+                        if (d2 <= radii[k] * radii[k]) sums[k] += img(x, y);
+                }
+            total += sums[7];
+        });
         benchmark::DoNotOptimize(total);
     }
     state.SetItemsProcessed(std::int64_t(state.iterations() * n));
@@ -133,13 +144,10 @@ void BM_PsfImagePerSource(benchmark::State& state) {
     const Psf& psf = *f.exposure.psf();
     std::size_t n = 0;
     for (auto _ : state) {
-        n = 0;
-        for (std::size_t i = 0; i < f.footprints.size(); ++i)
-            for (const PeakRecord& p : f.footprints[i].peaks()) {
-                ImageD im = psf.computeImage({p.x + 0.3, p.y - 0.2});
-                benchmark::DoNotOptimize(im);
-                ++n;
-            }
+        n = forEachPeak(f, SIZE_MAX, [&](const PeakRecord& p) {
+            ImageD im = psf.computeImage({p.x + 0.3, p.y - 0.2});
+            benchmark::DoNotOptimize(im);
+        });
     }
     state.SetItemsProcessed(std::int64_t(state.iterations() * n));
 }
@@ -155,14 +163,9 @@ void BM_ApertureKernel(benchmark::State& state) {
     std::size_t n = 0;
     for (auto _ : state) {
         double total = 0;
-        n = 0;
-        for (std::size_t i = 0; i < f.footprints.size(); ++i)
-            for (const PeakRecord& p : f.footprints[i].peaks()) {
-                if (n == kKernelPeaks) break;
-                const auto s = ApertureFluxPlugin::measureApertures(f.exposure.maskedImage(), {p.x + 0.3, p.y - 0.2}, radii, 0);
-                total += s.flux.back();
-                ++n;
-            }
+        n = forEachPeak(f, kKernelPeaks, [&](const PeakRecord& p) {
+            total += ApertureFluxPlugin::measureApertures(f.exposure.maskedImage(), {p.x + 0.3, p.y - 0.2}, radii, 0).flux.back();
+        });
         benchmark::DoNotOptimize(total);
     }
     state.SetItemsProcessed(std::int64_t(state.iterations() * n));
@@ -176,20 +179,16 @@ void BM_AperturePerPixelReference(benchmark::State& state) {
     std::size_t n = 0;
     for (auto _ : state) {
         double total = 0;
-        n = 0;
-        for (std::size_t i = 0; i < f.footprints.size(); ++i)
-            for (const PeakRecord& p : f.footprints[i].peaks()) {
-                if (n == kKernelPeaks) break;
-                const Point2D c{p.x + 0.3, p.y - 0.2};
-                double sums[8] = {};
-                const int r = int(std::ceil(radii.back())) + 1;
-                for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
-                    for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x)
-                        for (std::size_t k = 0; k < radii.size(); ++k)
-                            sums[k] += pixelCircleFraction(x - c.x, y - c.y, radii[k]) * img(x, y);
-                total += sums[7];
-                ++n;
-            }
+        n = forEachPeak(f, kKernelPeaks, [&](const PeakRecord& p) {
+            const Point2D c{p.x + 0.3, p.y - 0.2};
+            double sums[8] = {};
+            const int r = int(std::ceil(radii.back())) + 1;
+            for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
+                for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x)
+                    for (std::size_t k = 0; k < radii.size(); ++k)
+                        sums[k] += pixelCircleFraction(x - c.x, y - c.y, radii[k]) * img(x, y);
+            total += sums[7];
+        });
         benchmark::DoNotOptimize(total);
     }
     state.SetItemsProcessed(std::int64_t(state.iterations() * n));
