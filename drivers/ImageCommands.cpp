@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <malloc.h>
 
 #include "core/Error.h"
 #include "core/HugePages.h"
@@ -49,6 +50,11 @@ WeightKind weightKind(const std::string& s) {
 /// from the image itself (clipped standard deviation of the pixel values, as SExtractor's background rms).
 Exposure loadImage(const po::variables_map& vm, double* pixelScaleArcsec) {
     setTransparentHugePages(vm["huge-pages"].as<bool>());
+    // A one-image command: glibc keeps the freed full-size planes (the detection's significance image, once per
+    // pass) in its heap for the next one instead of unmapping them, so they are not faulted in again (on the
+    // 4072x4000 bench calexp: 90.0k -> 70.6k page faults, system time 0.21 -> 0.16 s, peak +5 MB).
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     const std::string image = vm["image"].as<std::string>();
     const int hdu = vm["hdu"].as<int>();
     const bool haveWeight = vm.count("weight") > 0;
