@@ -146,6 +146,11 @@ void LocalSkyPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
         }
     }
     values.resize(count);
+    if (count < std::size_t(cfg.skyMinPixels)) {
+        fail(ctx, table, row);
+        table.column(noGoodPixels_)[row] = true;
+        return;
+    }
     // Median and MAD start.
     const std::size_t n = values.size();
     thread_local std::vector<double> work;

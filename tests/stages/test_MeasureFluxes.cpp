@@ -265,6 +265,28 @@ TEST(MeasureFluxes, LocalSkyEqualsTheReferenceStatistics) {
     }
 }
 
+TEST(MeasureFluxes, LocalSkyWithoutUsablePixelsIsFlagged) {
+    // Every annulus pixel excluded (DETECTED): no sky, sky_flag and sky_flag_noGoodPixels set.
+    MeasurementConfig cfg;
+    cfg.plugins = {"sky"};
+    SingleFrameMeasurement meas(cfg);
+    auto draw = [](std::mt19937_64&) { return Injected{{}, 3e4, false, 0}; };
+    Scene s = makeScene(710, moffat(), 4, 50, draw, false, 3.0);
+    MaskedImageF& mi = s.exposure.maskedImage();
+    const MaskPixel detected = MaskPixel(1u << mi.mask().addPlane("DETECTED"));
+    for (int y = 0; y < mi.height(); ++y)
+        for (int x = 0; x < mi.width(); ++x) mi.mask()(x, y) |= detected;
+    const Table t = meas.measure(s.exposure, s.footprints, 1);
+    ASSERT_GT(t.size(), 0u);
+    auto sky = t.column<double>("sky");
+    auto flag = t.column<bool>("sky_flag"), none = t.column<bool>("sky_flag_noGoodPixels");
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        EXPECT_TRUE(std::isnan(sky[i])) << i;
+        EXPECT_TRUE(flag[i]) << i;
+        EXPECT_TRUE(none[i]) << i;
+    }
+}
+
 TEST(MeasureFluxes, ExtendednessSeparatesStarsFromGalaxies) {
     // Stars (S/N 20-1000) are 0; exponential disks with half-light radius >= 0.5 arcsec and PSF S/N > 30
     // are 1 (>= 95% of each).
