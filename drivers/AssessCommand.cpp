@@ -119,12 +119,9 @@ std::pair<double, double> modelSizeErrorAgainstTruth(const Psf& model, const Psf
     return n > 0 ? std::pair{sum / n, sumSigned / n} : std::pair{double(NAN), double(NAN)};
 }
 
-/// Noise area 1 / sum(p^2) (pixels) of the simulator's true PSF at the centre of `bbox`, from the truth
-/// metadata (drivers/sim/Simulator.cpp: PSFTYPE, PSFBETA, PSFFWHMn, PSFE1_n, PSFE2_n); NaN without one.
-double trueNoiseArea(const PropertyList& md, const Box2I& bbox) {
-    const auto psf = truePsfFromMetadata(md, bbox);
-    if (!psf) return NAN;
-    const Image<double> k = psf->computeKernelImage(
+/// Noise area 1 / sum(p^2) (pixels) of the simulator's true PSF (truePsfFromMetadata) at the centre of `bbox`.
+double trueNoiseArea(const Psf& psf, const Box2I& bbox) {
+    const Image<double> k = psf.computeKernelImage(
         {bbox.minX() + 0.5 * (bbox.width() - 1), bbox.minY() + 0.5 * (bbox.height() - 1)});
     double s2 = 0.0;
     for (int y = 0; y < k.height(); ++y)
@@ -176,7 +173,8 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
         double noiseArea = 4 * M_PI * sigma * sigma, unitsPerElectron = 1.0;
         if (auto calexpRec = repo.find("calexp", run, rec.dataId)) {
             const ExposureHeader header = readExposureHeader(repo.root() / calexpRec->relativePath);
-            if (const auto truePsf = truePsfFromMetadata(tmd, header.bbox); truePsf && header.psf) {
+            const auto truePsf = truePsfFromMetadata(tmd, header.bbox);  // null unless the simulator's Moffat
+            if (truePsf && header.psf) {
                 const auto [absolute, signedMean] = modelSizeErrorAgainstTruth(*header.psf, *truePsf, header.bbox);
                 b.modelVsTruth.push_back(absolute);
                 b.modelVsTruthSigned.push_back(signedMean);
@@ -186,7 +184,7 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
                 throw InvalidInputError("assess: HDU 3 of " + calexpRec->relativePath + " is not VARIANCE");
             varMap.emplace(v.image);
             const Box2I box = v.image.bbox();
-            const double area = trueNoiseArea(tmd, box);
+            const double area = truePsf ? trueNoiseArea(*truePsf, box) : NAN;
             if (std::isfinite(area)) noiseArea = area;
             // BKGMEAN is the background at pixel (int(cx), int(cy)); SKYELEC is the true sky at the box corner.
             const int cx = int(box.minX() + 0.5 * (box.width() - 1)), cy = int(box.minY() + 0.5 * (box.height() - 1));

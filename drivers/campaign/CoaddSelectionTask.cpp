@@ -24,6 +24,7 @@
 
 #include "core/Error.h"
 #include "core/Log.h"
+#include "core/Statistics.h"
 #include "drivers/campaign/CampaignTasks.h"
 #include "drivers/campaign/Provenance.h"
 #include "io/ExposureHeader.h"
@@ -31,17 +32,6 @@
 #include "stages/coadd/CoaddFlavor.h"
 
 namespace drp {
-
-namespace {
-
-double median(std::vector<double> v) {
-    if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-}  // namespace
 
 std::string CampaignWorker::runSelectBestSeeingVisits(const QuantumSpec& q) {
     using campaign_detail::needInput;
@@ -85,7 +75,9 @@ std::string CampaignWorker::runSelectBestSeeingVisits(const QuantumSpec& q) {
     std::string summary;
     for (const auto& [band, visits] : seeing) {
         std::vector<VisitSeeing> vs;
-        for (const auto& [visit, s] : visits) vs.push_back({visit, median(s)});
+        StatisticsControl medianOnly;
+        medianOnly.properties = kStatMedian;
+        for (const auto& [visit, s] : visits) vs.push_back({visit, makeStatistics(std::span<const double>(s), medianOnly).median});
         const double thr = bestSeeingThreshold(vs, coaddConfig_.bestSeeingQuantile);
         const std::vector<std::int64_t> chosen = selectBestSeeingVisits(vs, coaddConfig_.bestSeeingQuantile);
         for (const auto& v : vs) {

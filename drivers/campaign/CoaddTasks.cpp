@@ -260,6 +260,7 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
         }
     }
     std::vector<char> overlaps(refs.size(), 1);
+    std::vector<Box2I> boxes(refs.size());  // each calexp's destination box in the patch, from its header
     for (std::size_t i = 0; i < refs.size(); ++i) {
         if (flavour.kind == CoaddFlavorConfig::Kind::BestSeeing) {
             auto it = selectedVisits.find(refs[i].dataId.getInt(Dimension::Visit));
@@ -274,7 +275,8 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
         ExposureReadOptions ro;
         ro.requireWcs = true;
         const ExposureHeader h = readExposureHeader(repo_.root() / records[i].relativePath, ro);
-        if (destinationBBox(h.bbox, *h.wcs, *patchWcs, patchBox).empty()) {
+        boxes[i] = destinationBBox(h.bbox, *h.wcs, *patchWcs, patchBox);
+        if (boxes[i].empty()) {
             overlaps[i] = 0;
             continue;
         }
@@ -313,14 +315,8 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
             ro.requireWcs = true;
             ro.requirePsf = true;
             Exposure calexp = readExposure(repo_.root() / records[i].relativePath, ro);
-            const Box2I box = destinationBBox(calexp.bbox(), *calexp.wcs(), *patchWcs, patchBox);
-            if (box.empty()) {
-                overlaps[i] = 0;
-                DRP_LOG_VERBOSE("campaign", "assembleCoadd " << id.toString() << ": " << cid.toString() << " misses the patch");
-                continue;
-            }
             WarpInfo winfo;
-            Exposure warp = warpExposure(calexp, patchWcs, box, wcfg, &winfo);
+            Exposure warp = warpExposure(calexp, patchWcs, boxes[i], wcfg, &winfo);
             const MaskedImageF full = embedInGrid(warp.maskedImage(), patchBox);
             if (pass > 0) {  // no cache: the same warp again
                 assembler.add(full, metas[i]);
@@ -342,7 +338,7 @@ std::string CampaignWorker::runAssembleCoadd(const QuantumSpec& q) {
             if (backgrounds[i]) {
                 const Background bkg =
                     Background::fromTable(readCatalog(repo_.root() / backgrounds[i]->relativePath, "background"));
-                meta.skyLevel = skyLevelUnder(bkg, calexp, *patchWcs, box);
+                meta.skyLevel = skyLevelUnder(bkg, calexp, *patchWcs, boxes[i]);
             } else {
                 DRP_LOG_WARN("campaign", "assembleCoadd " << id.toString() << ": no calexpBackground for "
                                                           << cid.toString() << "; its sky level counts as 0");

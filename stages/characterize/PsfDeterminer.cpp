@@ -73,6 +73,9 @@ struct Star {
     double chi2 = 0.0;
     bool reserved = false;
     bool rejected = false;
+
+    /// S/N of the star's flux in its stamp, F / sqrt(2 pi T v0 + g F) (the size noise is sizeNoise / this).
+    double snr() const { return flux / std::sqrt(2.0 * std::numbers::pi * moments.trace() * skyVariance + gain * flux); }
 };
 
 /// The expected variance of a stamp pixel whose model signal is `signal`: sky + photon noise (from the variance
@@ -296,7 +299,7 @@ int orderShownByStars(const std::vector<Star*>& use, int maxOrder, const Box2I& 
     for (const Star* s : use) {
         const double t = s->moments.trace();
         if (!(t > 0.0) || !(s->flux > 0.0)) continue;
-        const double snr = s->flux / std::sqrt(2.0 * std::numbers::pi * t * s->skyVariance + s->gain * s->flux);
+        const double snr = s->snr();
         if (!(snr > 0.0) || !std::isfinite(snr)) continue;
         uv.push_back(PsfexPsf::normalisedPosition(fitBox, s->centre));
         q.push_back({std::log(t), (s->moments.xx - s->moments.yy) / t, 2.0 * s->moments.xy / t});
@@ -588,7 +591,7 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         const SecondMoments& pm = pr.moments;
         if (pr.converged && pm.trace() > 0.0 && s.flux > 0.0) {
             // Size consistency: the star's ln T against the model's, with the star's size noise.
-            const double snr = s.flux / std::sqrt(2.0 * std::numbers::pi * s.moments.trace() * s.skyVariance + s.gain * s.flux);
+            const double snr = s.snr();
             const double var = std::pow(config.sizeNoise / snr, 2) + config.minSizeTolerance * config.minSizeTolerance;
             sizeChi2 += std::pow(std::log(s.moments.trace() / pm.trace()), 2) / var;
             ++sizeTerms;

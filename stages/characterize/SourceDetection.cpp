@@ -10,6 +10,7 @@
 #include "core/Convolution.h"
 #include "core/Error.h"
 #include "core/Kernel.h"
+#include "core/RowKernels.h"
 #include "core/Simd.h"
 
 namespace drp {
@@ -17,16 +18,6 @@ namespace drp {
 namespace {
 
 // Row kernels of the streaming filter (element-wise; DRP_SIMD_CLONES: same bits with and without AVX2).
-DRP_SIMD_CLONES void scaleRow(float* __restrict out, const float* __restrict in, int n, float k) {
-    for (int x = 0; x < n; ++x) out[x] = k * in[x];
-}
-DRP_SIMD_CLONES void addFoldedTap(float* __restrict acc, const float* __restrict a, const float* __restrict b, int n,
-                                  float k) {
-    for (int x = 0; x < n; ++x) acc[x] += k * (a[x] + b[x]);
-}
-DRP_SIMD_CLONES void addTap(float* __restrict acc, const float* __restrict a, int n, float k) {
-    for (int x = 0; x < n; ++x) acc[x] += k * a[x];
-}
 /// The usable pixels' value and variance, 0 elsewhere (bad mask bit, non-finite value or variance,
 /// negative variance). |x| <= FLT_MAX is isfinite(x) without a branch (false for NaN).
 DRP_SIMD_CLONES void usableRow(float* __restrict d, float* __restrict v, const float* __restrict iv,
@@ -179,12 +170,12 @@ public:
                 const float* __restrict pd = rowD_.data() + x0;
                 const float* __restrict pv = rowV_.data() + x0;
                 const float c1 = t_.kx[std::size_t(c.x)], c2 = t_.kx2[std::size_t(c.x)];
-                scaleRow(dd, pd, nx, c1);
-                if (!flatSlot_[s]) scaleRow(dv, pv, nx, c2);
+                rowk::setTap(dd, pd, nx, c1);
+                if (!flatSlot_[s]) rowk::setTap(dv, pv, nx, c2);
                 for (int t = 1; t <= c.x; ++t) {
                     const float k1 = t_.kx[std::size_t(c.x - t)], k2 = t_.kx2[std::size_t(c.x - t)];
-                    addFoldedTap(dd, pd + t, pd - t, nx, k1);
-                    if (!flatSlot_[s]) addFoldedTap(dv, pv + t, pv - t, nx, k2);
+                    rowk::addFoldedTap(dd, pd + t, pd - t, nx, k1);
+                    if (!flatSlot_[s]) rowk::addFoldedTap(dv, pv + t, pv - t, nx, k2);
                 }
                 return;
             }
@@ -194,8 +185,8 @@ public:
                 const float k1 = t_.kx[std::size_t(i)], k2 = t_.kx2[std::size_t(i)];
                 const float* __restrict sd = rowD_.data() + (x0 - i + c.x);
                 const float* __restrict sv = rowV_.data() + (x0 - i + c.x);
-                addTap(dd, sd, nx, k1);
-                if (!flatSlot_[s]) addTap(dv, sv, nx, k2);
+                rowk::addTap(dd, sd, nx, k1);
+                if (!flatSlot_[s]) rowk::addTap(dv, sv, nx, k2);
             }
         };
         auto flatAt = [&](int yIn) { return flatSlot_[std::size_t(((yIn % kh) + kh) % kh)] != 0; };
@@ -211,20 +202,20 @@ public:
             if (flat) std::fill(av, av + nx, foldY2(y, flatValueAt));
             if (t_.symmetric) {
                 const float c1 = t_.ky[std::size_t(c.y)], c2 = t_.ky2[std::size_t(c.y)];
-                scaleRow(ad, slot(ringD_, y), nx, c1);
-                if (!flat) scaleRow(av, slot(ringV_, y), nx, c2);
+                rowk::setTap(ad, slot(ringD_, y), nx, c1);
+                if (!flat) rowk::setTap(av, slot(ringV_, y), nx, c2);
                 for (int t = 1; t <= c.y; ++t) {
                     const float k1 = t_.ky[std::size_t(c.y - t)], k2 = t_.ky2[std::size_t(c.y - t)];
-                    addFoldedTap(ad, slot(ringD_, y + t), slot(ringD_, y - t), nx, k1);
-                    if (!flat) addFoldedTap(av, slot(ringV_, y + t), slot(ringV_, y - t), nx, k2);
+                    rowk::addFoldedTap(ad, slot(ringD_, y + t), slot(ringD_, y - t), nx, k1);
+                    if (!flat) rowk::addFoldedTap(av, slot(ringV_, y + t), slot(ringV_, y - t), nx, k2);
                 }
             } else {
                 std::fill(ad, ad + nx, 0.0f);
                 if (!flat) std::fill(av, av + nx, 0.0f);
                 for (int j = 0; j < kh; ++j) {
                     const float k1 = t_.ky[std::size_t(j)], k2 = t_.ky2[std::size_t(j)];
-                    addTap(ad, slot(ringD_, y - j + c.y), nx, k1);
-                    if (!flat) addTap(av, slot(ringV_, y - j + c.y), nx, k2);
+                    rowk::addTap(ad, slot(ringD_, y - j + c.y), nx, k1);
+                    if (!flat) rowk::addTap(av, slot(ringV_, y - j + c.y), nx, k2);
                 }
             }
             significanceRow(sn.row(y) + x0, ad, av, nx);
@@ -234,7 +225,7 @@ public:
 
 private:
     /// The x filter of the variance (kernel^2) at a pixel whose inputs all equal u, in the order of
-    /// scaleRow / addFoldedTap (or addTap): the same bits as the row kernels give.
+    /// rowk::setTap / addFoldedTap (or addTap): the same bits as the row kernels give.
     float foldX2(float u) const {
         const Point2I c = t_.c;
         if (t_.symmetric) {

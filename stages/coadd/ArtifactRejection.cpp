@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/Error.h"
+#include "core/RowKernels.h"
 #include "core/Simd.h"
 #include "stages/coadd/RejectionKernels.h"
 
@@ -141,18 +142,8 @@ std::vector<double> gaussianKernel(double sigma) {
     return k;
 }
 
-// Row kernels of the separable Gaussian (element-wise, no FMA: DRP_SIMD_CLONES gives the same bits with and
-// without AVX2).
-DRP_SIMD_CLONES void setTap(float* __restrict acc, const float* __restrict a, int n, float k) {
-    for (int x = 0; x < n; ++x) acc[x] = k * a[x];
-}
-DRP_SIMD_CLONES void addFoldedTap(float* __restrict acc, const float* __restrict a, const float* __restrict b, int n,
-                                  float k) {
-    for (int x = 0; x < n; ++x) acc[x] += k * (a[x] + b[x]);
-}
-DRP_SIMD_CLONES void addTap(float* __restrict acc, const float* __restrict a, int n, float k) {
-    for (int x = 0; x < n; ++x) acc[x] += k * a[x];
-}
+// Row kernels of the separable Gaussian besides core/RowKernels.h (element-wise, no FMA: DRP_SIMD_CLONES gives the
+// same bits with and without AVX2).
 DRP_SIMD_CLONES void mulRow(float* __restrict acc, const float* __restrict s, int n) {
     for (int x = 0; x < n; ++x) acc[x] *= s[x];
 }
@@ -191,21 +182,21 @@ void separable(const ImageF& in, ImageF& out, const std::vector<double>& k, bool
         const float* src = in.row(y);
         std::copy(src, src + w, pc);
         float* dst = tmp.row(y);
-        setTap(dst, pc, w, kk[std::size_t(h)]);
-        for (int i = 1; i <= h; ++i) addFoldedTap(dst, pc - i, pc + i, w, kk[std::size_t(h + i)]);
+        rowk::setTap(dst, pc, w, kk[std::size_t(h)]);
+        for (int i = 1; i <= h; ++i) rowk::addFoldedTap(dst, pc - i, pc + i, w, kk[std::size_t(h + i)]);
         if (normalize) mulRow(dst, nx.data(), w);
     }
     // Columns: output row y from rows y - h .. y + h of the intermediate (rows outside the image are zero).
     if (out.bbox() != in.bbox() || out.sharesPixelsWith(in) || out.empty()) out = ImageF(in.bbox(), 0.0f);
     for (int y = 0; y < ht; ++y) {
         float* dst = out.row(y);
-        setTap(dst, tmp.row(y), w, kk[std::size_t(h)]);
+        rowk::setTap(dst, tmp.row(y), w, kk[std::size_t(h)]);
         for (int i = 1; i <= h; ++i) {
             const bool lo = y - i >= 0, hi = y + i < ht;
             if (lo && hi)
-                addFoldedTap(dst, tmp.row(y - i), tmp.row(y + i), w, kk[std::size_t(h + i)]);
+                rowk::addFoldedTap(dst, tmp.row(y - i), tmp.row(y + i), w, kk[std::size_t(h + i)]);
             else if (lo || hi)
-                addTap(dst, tmp.row(lo ? y - i : y + i), w, kk[std::size_t(h + i)]);
+                rowk::addTap(dst, tmp.row(lo ? y - i : y + i), w, kk[std::size_t(h + i)]);
         }
         if (normalize) scaleRow(dst, w, ny[std::size_t(y)]);
     }

@@ -52,21 +52,16 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
     const ImageF& image = ctx.exposure.image();
     const ImageF& variance = ctx.exposure.variance();
     const Mask& mask = ctx.exposure.mask();
-    // 1 / V of every pixel of the box (kept for the Fisher matrix of the second pass; 0 where unused).
-    thread_local std::vector<double> inverseVariance;
-    inverseVariance.assign(std::size_t(std::max(0, box.width())) * std::size_t(std::max(0, box.height())), 0.0);
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double* prow = psf->row(y - psf->xy0().y) + (box.minX() - psf->xy0().x);
         const float* drow = image.row(y - img.minY()) + (box.minX() - img.minX());
         const float* vrow = variance.row(y - img.minY()) + (box.minX() - img.minX());
         const MaskPixel* mrow = mask.row(y - img.minY()) + (box.minX() - img.minX());
-        double* ivrow = inverseVariance.data() + std::size_t(y - box.minY()) * std::size_t(box.width());
         for (int x = 0; x < box.width(); ++x) {
             const double d = drow[x], v = vrow[x], p = prow[x];
             if (!std::isfinite(d) || !std::isfinite(v) || v < 0 || (mrow[x] & ctx.badBits)) continue;
-            if (v > 0) ivrow[x] = 1.0 / v;
             if (weighted && !(v > 0)) continue;
-            const double w = weighted ? ivrow[x] : 1.0;
+            const double w = weighted ? 1.0 / v : 1.0;
             spd += w * p * d;
             spp += w * p * p;
             sppv += w * w * p * p * v;
@@ -115,9 +110,8 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
             const double* pcur = psf->row(iy);
             const double g[3] = {prow[x], xh > xl ? -flux * (pcur[xh] - pcur[xl]) / (xh - xl) : 0.0,
                                  yh > yl ? -flux * (psf->row(yh)[ix] - psf->row(yl)[ix]) / (yh - yl) : 0.0};
-            // 1 / V from the first pass: the Fisher matrix's six divisions per pixel become products
-            // (equal to rounding).
-            const double iv = inverseVariance[std::size_t(y - box.minY()) * std::size_t(box.width()) + std::size_t(x)];
+            // One division: the Fisher matrix's six terms are products with 1 / V (equal to rounding).
+            const double iv = 1.0 / v;
             f00 += g[0] * g[0] * iv, f01 += g[0] * g[1] * iv, f02 += g[0] * g[2] * iv;
             f11 += g[1] * g[1] * iv, f12 += g[1] * g[2] * iv, f22 += g[2] * g[2] * iv;
         }
