@@ -1,6 +1,7 @@
 // Image characterisation of one full detector (4072 x 4000, ~10^4 sources, ~1000 cosmic rays): background,
-// matched-filter detection, cosmic rays and PSF determination (~200 stars), each beside a raw baseline
-// (one pass over the pixels; the Gaussian convolution detection is built on; nth_element over all pixels).
+// matched-filter detection, cosmic rays and PSF determination (~200 stars; native and oversampled models), each
+// beside a raw baseline (one pass over the pixels; the Gaussian convolution detection is built on; nth_element over
+// all pixels).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -206,6 +207,23 @@ void BM_PsfDetermination(benchmark::State& st) {
     st.counters["reservedDirectMedianDTT"] = r.reservedDirectMedianSizeResidual;
 }
 BENCHMARK(BM_PsfDetermination)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+/// The same stars with the model's sampling forced: 1 (native, the per-pixel fit of sinc-recentred stamps) against 2
+/// and 3 (the oversampled fit, OversampledPsfFit.h, that undersampled PSFs get automatically): the cost of the
+/// oversampled solve on ~200 stars.
+void BM_PsfDeterminationSampling(benchmark::State& st) {
+    const MaskedImageF mi = subtractedImage();
+    const auto cands = psfCandidates(mi, 250);
+    PsfDeterminerConfig cfg;
+    cfg.oversampling = int(st.range(0));
+    PsfDeterminationResult r;
+    for (auto _ : st) r = determinePsf(mi, cands, cfg);
+    st.counters["used"] = r.nUsed;
+    st.counters["stamp"] = r.stampSize;
+    st.counters["cgIterations"] = r.solverIterations;
+    st.counters["reservedMeanDTT"] = r.reservedMeanSizeResidual;
+}
+BENCHMARK(BM_PsfDeterminationSampling)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->Iterations(2);
 
 /// Background, detection, cosmic rays, background again with detections masked, PSF.
 void BM_CharacterizeDetector(benchmark::State& st) {

@@ -90,13 +90,14 @@ public:
 
 protected:
     Psf() = default;
+    /// The PSF at sub-pixel `position`; the default shifts the kernel image by Fourier (band-limited)
+    /// interpolation, which conserves the sum and moves the centroid by exactly the sub-pixel offset
+    /// (protected so an override can fall back on it).
+    virtual Image<double> doComputeImage(Point2D position) const;
 
 private:
     /// An odd-sized kernel centred on its middle pixel, summing to 1 (xy0 is set by the caller).
     virtual Image<double> doComputeKernelImage(Point2D position) const = 0;
-    /// The PSF at sub-pixel `position`; the default shifts the kernel image by Fourier (band-limited)
-    /// interpolation, which conserves the sum and moves the centroid by exactly the sub-pixel offset.
-    virtual Image<double> doComputeImage(Point2D position) const;
     /// Default: moments of the kernel image.
     virtual PsfShape doComputeShape(Point2D position) const;
     virtual std::string doTypeName() const = 0;

@@ -125,6 +125,8 @@ void SingleVisitConfig::bind(ConfigBinder& b) {
     b.bind("background.bin_size", background.binSize, "background bin size, pixels");
     b.bind("psf.spatial_order", psf.spatialOrder, "polynomial order of the PSF variation over the detector");
     b.bind("psf.reserve_fraction", psf.reserveFraction, "fraction of PSF stars reserved for validation");
+    b.bind("psf.oversampling", psf.oversampling, "PSF model nodes per pixel: 1, 2, 3, or 0 = 2 below psf.oversample_below_fwhm");
+    b.bind("psf.oversample_below_fwhm", psf.oversampleBelowFwhm, "FWHM (pixels) below which psf.oversampling 0 oversamples the PSF model");
     b.bind("psf.initial_fwhm_arcsec", initialPsfFwhmArcsec, "seeing guess before the PSF is measured, arcsec");
     b.bind("apcorr.aperture", apCorrAperture, "aperture column PSF fluxes are corrected to");
     b.bind("apcorr.order", apCorrOrder, "polynomial order of the aperture correction");
@@ -384,6 +386,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     s.set("BKGMEAN", bkg.image(Box2I(Point2I{int(centre.x), int(centre.y)}, 1, 1))(0, 0), "background at the centre (image units)");
     s.set("PSFSIGMA", sigma, "PSF sigma at the centre (pixels)");
     s.set("PSFNUSED", res.psf.nUsed, "PSF stars used");
+    s.set("PSFOVSMP", std::int64_t(res.psf.oversampling), "PSF model nodes per pixel");
     s.set("PSFDTT", res.psf.reservedMedianSizeResidual, "median dT/T of the PSF model on reserved stars");
     s.set("PSFDTTSC", res.psf.reservedSizeResidualScatter, "scatter of dT/T on reserved stars");
     {  // mean and count, so that the reserved stars of many detectors can be pooled (drp assess)

@@ -18,7 +18,7 @@
 //     than maxEllipticityDeviation;
 //  5. keep the brightest maxStars.
 //
-// Fit (determinePsf):
+// Fit (determinePsf), native sampling (oversampling 1; the oversampled fit is described after this list):
 //  * each selected star is re-measured on the image with re-centring adaptive moments (stages/measure/
 //    AdaptiveMoments.h): its centre (the centroid the model is centred on) and its size; candidates whose
 //    stamp leaves the image or holds a pixel with any of badMaskPlanes, or whose moments fail, are dropped;
@@ -48,6 +48,12 @@
 //    ln T against the model's at each star, sigma^2 = (sizeNoise / S/N)^2 + minSizeTolerance^2; chi^2 above its
 //    sizeCheckSigma quantile means the stars disagree in size beyond their noise (galaxies taken for stars): a
 //    NumericalError, so the caller falls back (to psfLocusSize, the compact locus, not a galaxy size).
+// Oversampled fit (oversampling q > 1, chosen for FWHM below oversampleBelowFwhm: an undersampled star is aliased, and
+// the sinc shift of an aliased stamp is not the star at the new phase, which biases the model's size by +4e-3 at
+// FWHM 2 pixels): the stamps are the N x N pixels about the nearest pixel, not shifted; every node of every spatial
+// term is fitted at once to all used stars through the model's interpolant at each star's phase (OversampledPsfFit.h),
+// with the same star weights and clipped pixels; the model at a star, for its flux, clipping and chi^2, is
+// computeImage at its centre. Everything else is as above.
 // Residuals: for each reserved star, with P the model's computeImage at the star's centre (same pixel grid),
 // I the image over P's box and F the star's fitted flux:
 //   direct: dT/T = (T(I) - T(P)) / T(P), T = Ixx + Iyy of re-centring adaptive moments (same algorithm). Its
@@ -96,6 +102,13 @@ struct PsfDeterminerConfig {
     double stampRadiusSigma = 7.0;
     /// Extra border (pixels) around the stamp for the sub-pixel shift. Bounds: [2, 64]. Default 8.
     int padding = 8;
+    /// Model nodes per image pixel (PsfexPsf's q; PSFEx's 1 / PSF_SAMPLING): 1 fits the native-pixel model to
+    /// sinc-recentred stamps; 2 or 3 fits an oversampled model through its interpolant to the stamps as they are
+    /// (OversampledPsfFit.h); 0 chooses 2 when the median selected star's FWHM (2.3548 sqrt(T / 2)) is below
+    /// oversampleBelowFwhm, else 1. Bounds: [0, 3]. Default 0.
+    int oversampling = 0;
+    /// FWHM (pixels) below which oversampling 0 fits an oversampled model. Bounds: [0, 10]. Default 2.5.
+    double oversampleBelowFwhm = 2.5;
     /// Order of the per-pixel spatial polynomials. Bounds: [0, 3]. Default 2.
     int spatialOrder = 2;
     /// Fraction of the usable stars kept out of the fit. Bounds: [0, 0.9]. Default 0.2.
@@ -183,6 +196,8 @@ struct PsfDeterminationResult {
     int sizeChi2Terms = 0;  ///< stars in sizeChi2
     int nUsed = 0;
     int stampSize = 0;     ///< the model's stamp side
+    int oversampling = 1;  ///< the model's nodes per pixel
+    int solverIterations = 0;  ///< conjugate-gradient iterations of the oversampled fit, over all rounds
     int spatialOrder = 0;  ///< the order actually fit
 };
 

@@ -187,3 +187,118 @@ TEST(PsfexPsf, RejectsBadInput) {
     const PsfexPsf neg(Box2I({0, 0}, 10, 10), 0, {negative});
     EXPECT_THROW(neg.computeKernelImage({1, 1}), NumericalError);
 }
+
+namespace {
+
+/// The effective (pixel-integrated) PSF of a round Gaussian of sigma s at offset (x, y), on nodes of step 1 / q.
+Image<double> gaussianEpsfNodes(int q, int gridSize, double s) {
+    auto axis = [s](double t) {
+        const double k = 1.0 / (std::sqrt(2.0) * s);
+        return 0.5 * (std::erf((t + 0.5) * k) - std::erf((t - 0.5) * k));
+    };
+    Image<double> g(gridSize, gridSize, 0.0);
+    const int c = gridSize / 2;
+    for (int j = 0; j < gridSize; ++j)
+        for (int i = 0; i < gridSize; ++i) g(i, j) = axis(double(i - c) / q) * axis(double(j - c) / q);
+    return g;
+}
+
+}  // namespace
+
+// Oversampled model (q = 2), the spline through the effective PSF of a Gaussian of sigma 0.8 px (FWHM 1.9 px) sampled
+// at the nodes: the kernel image is that PSF at the pixel centres (the spline passes through the samples);
+// computeImage at a sub-pixel position is the effective PSF at the pixels' offsets to 2e-3 of its peak, with its
+// centroid at the position (a cubic spline reproduces linear functions); the record carries the oversampling and
+// round-trips.
+TEST(PsfexPsf, OversampledModelInterpolatesTheEffectivePsf) {
+    registerPsfexPsf();
+    const int q = 2, n = 15, m = 31;
+    const double sigma = 0.8;
+    const Image<double> samples = gaussianEpsfNodes(q, m, sigma);
+    const Image<double> nodes = PsfexPsf::nodesFromSamples(samples);
+    const auto psf = PsfexPsf::make(Box2I({0, 0}, 200, 200), 0, {nodes}, q);
+    EXPECT_EQ(psf->stampSize(), n);
+    EXPECT_EQ(psf->gridSize(), m);
+    EXPECT_EQ(psf->oversampling(), q);
+    const Image<double> k = psf->computeKernelImage({50, 50});
+    ASSERT_EQ(k.width(), n);
+    double ks = 0.0;
+    for (int y = 0; y < n; ++y)
+        for (int x = 0; x < n; ++x) ks += samples(m / 2 + q * (x - n / 2), m / 2 + q * (y - n / 2));
+    for (int y = 0; y < n; ++y)
+        for (int x = 0; x < n; ++x) EXPECT_NEAR(k(x, y), samples(m / 2 + q * (x - n / 2), m / 2 + q * (y - n / 2)) / ks, 1e-14);
+    const Image<double> fine = gaussianEpsfNodes(1, 1, sigma);  // peak of the effective PSF
+    std::mt19937_64 rng(4);
+    std::uniform_real_distribution<double> u(20.0, 180.0);
+    for (int trial = 0; trial < 20; ++trial) {
+        const Point2D p{u(rng), u(rng)};
+        const Image<double> img = psf->computeImage(p);
+        double s = 0, sx = 0, sy = 0, worst = 0;
+        for (int y = 0; y < img.height(); ++y)
+            for (int x = 0; x < img.width(); ++x) {
+                const double px = x + img.xy0().x, py = y + img.xy0().y;
+                s += img(x, y), sx += img(x, y) * px, sy += img(x, y) * py;
+                auto axis = [sigma](double t) {
+                    const double kk = 1.0 / (std::sqrt(2.0) * sigma);
+                    return 0.5 * (std::erf((t + 0.5) * kk) - std::erf((t - 0.5) * kk));
+                };
+                worst = std::max(worst, std::fabs(img(x, y) - axis(px - p.x) * axis(py - p.y)));
+            }
+        EXPECT_NEAR(s, 1.0, 1e-12);
+        EXPECT_LT(worst, 2e-3 * fine(0, 0));
+        EXPECT_NEAR(sx / s, p.x, 1e-9);
+        EXPECT_NEAR(sy / s, p.y, 1e-9);
+    }
+    const PsfRecord rec = psf->toRecord();
+    ASSERT_TRUE(rec.has("oversampling"));
+    EXPECT_EQ(rec.scalar("oversampling"), 2.0);
+    const auto back = Psf::fromRecord(rec);
+    EXPECT_TRUE(back->toRecord() == rec);
+    EXPECT_TRUE(back->computeImage({33.3, 44.7}).identical(psf->computeImage({33.3, 44.7})));
+    // A native model's record has no oversampling entry (records written before it existed read back unchanged).
+    EXPECT_FALSE(PsfexPsf::make(Box2I({0, 0}, 10, 10), 0, {gaussianEpsfNodes(1, 15, 1.5)})->toRecord().has("oversampling"));
+    PsfRecord bad = rec;
+    bad.set("oversampling", {4.0});
+    EXPECT_THROW(Psf::fromRecord(bad), InvalidInputError);
+    EXPECT_THROW(PsfexPsf(Box2I({0, 0}, 10, 10), 0, {nodes}, 0), InvalidInputError);
+    EXPECT_THROW(PsfexPsf(Box2I({0, 0}, 10, 10), 0, {Image<double>(3, 3, 1.0)}, 3), InvalidInputError);  // no pixel reach
+}
+
+// renderNodes and accumulateNodes are each other's transpose (<R x, y> = <x, R^T y>), and the squared form is the
+// diagonal of R^T R, at random phases and q = 2, 3.
+TEST(PsfexPsf, RenderAndAccumulateAreAdjoint) {
+    std::mt19937_64 rng(8);
+    std::uniform_real_distribution<double> u(-0.5, 0.5);
+    for (int q : {2, 3}) {
+        const int n = 9, m = (q * n) % 2 ? q * n : q * n + 1;
+        for (int trial = 0; trial < 5; ++trial) {
+            const double dx = u(rng), dy = u(rng);
+            Image<double> x(m, m, 0.0), y(n, n, 0.0);
+            for (int j = 0; j < m; ++j)
+                for (int i = 0; i < m; ++i) x(i, j) = u(rng);
+            for (int j = 0; j < n; ++j)
+                for (int i = 0; i < n; ++i) y(i, j) = u(rng);
+            const Image<double> rx = PsfexPsf::renderNodes(x, q, n, dx, dy);
+            Image<double> rty(m, m, 0.0);
+            PsfexPsf::accumulateNodes(y, q, dx, dy, rty);
+            double a = 0.0, b = 0.0;
+            for (int j = 0; j < n; ++j)
+                for (int i = 0; i < n; ++i) a += rx(i, j) * y(i, j);
+            for (int j = 0; j < m; ++j)
+                for (int i = 0; i < m; ++i) b += x(i, j) * rty(i, j);
+            EXPECT_NEAR(a, b, 1e-12 * std::fabs(a) + 1e-12);
+            // Diagonal of R^T R at a few nodes: the squared accumulation of a unit image.
+            Image<double> diag(m, m, 0.0);
+            PsfexPsf::accumulateNodes(Image<double>(n, n, 1.0), q, dx, dy, diag, true);
+            for (int node : {m / 2, m / 2 + 1, 3}) {
+                Image<double> e(m, m, 0.0);
+                e(node, m / 2) = 1.0;
+                const Image<double> col = PsfexPsf::renderNodes(e, q, n, dx, dy);
+                double c2 = 0.0;
+                for (int j = 0; j < n; ++j)
+                    for (int i = 0; i < n; ++i) c2 += col(i, j) * col(i, j);
+                EXPECT_NEAR(diag(node, m / 2), c2, 1e-14);
+            }
+        }
+    }
+}
