@@ -371,9 +371,10 @@ Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHd
 }
 
 Exposure imageAsExposure(FitsImage in, float variance, std::int64_t* finitePixels) {
-    // Both planes are written in full below.
+    // The mask is written in full below; the variance is uniform (shared pages, core/Image.h SharedFill) but
+    // for the +inf written at non-finite pixels.
     Mask mask(Image<MaskPixel>(in.image.bbox(), kNoFill), std::make_shared<MaskPlaneDict>());
-    ImageF var(in.image.bbox(), kNoFill);
+    ImageF var(in.image.bbox(), variance, kSharedFill);
     const MaskPixel noData = mask.planeBitMask("NO_DATA");
     const float inf = std::numeric_limits<float>::infinity();
     constexpr float big = std::numeric_limits<float>::max();
@@ -387,10 +388,12 @@ Exposure imageAsExposure(FitsImage in, float variance, std::int64_t* finitePixel
         int n = 0;
         for (int x = 0; x < w; ++x) {
             const bool ok = std::fabs(ir[x]) <= big;
-            vr[x] = ok ? variance : inf;
             mr[x] = ok ? MaskPixel(0) : noData;
             n += ok;
         }
+        if (n < w)
+            for (int x = 0; x < w; ++x)
+                if (!(std::fabs(ir[x]) <= big)) vr[x] = inf;
         finite += n;
     }
     if (finitePixels) *finitePixels = finite;
