@@ -8,7 +8,9 @@
 // exact overlap, no masks, no variance) and the PSF image evaluation alone (Psf::computeImage per
 // source), the floor of any PSF-based plugin. The aperture kernel (measureApertures) is also timed
 // against its brute-force reference (pixelCircleFraction for every pixel and radius) on the first
-// kKernelPeaks peaks.
+// kKernelPeaks peaks. The detection's row-by-row thresholding (RowFootprintDetector, which never holds the
+// image) is timed against detectFootprints on the whole image (same footprints and peaks), on the field's
+// image at its 5-sigma threshold.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -19,6 +21,7 @@
 #include "core/Footprint.h"
 #include "core/MoffatPsf.h"
 #include "core/Render.h"
+#include "stages/characterize/RowFootprints.h"
 #include "stages/measure/ApertureFluxPlugin.h"
 #include "stages/measure/CircleOverlap.h"
 #include "stages/measure/SingleFrameMeasurement.h"
@@ -194,6 +197,48 @@ void BM_AperturePerPixelReference(benchmark::State& state) {
     state.SetItemsProcessed(std::int64_t(state.iterations() * n));
 }
 
+/// The field's detection configuration (5 sigma of the sky, 5 pixels).
+DetectionConfig fieldDetection() {
+    DetectionConfig dc;
+    dc.threshold = 5.0 * std::sqrt(1081.0);
+    dc.minPixels = 5;
+    dc.noiseSigma = std::sqrt(1081.0);
+    return dc;
+}
+
+/// Baseline: detectFootprints on the whole image.
+void BM_DetectFootprintsWholeImage(benchmark::State& state) {
+    const Field& f = field();
+    const DetectionConfig dc = fieldDetection();
+    std::size_t n = 0;
+    for (auto _ : state) {
+        FootprintSet fs = detectFootprints(f.exposure.image(), dc);
+        n = fs.size();
+        benchmark::DoNotOptimize(fs);
+    }
+    state.counters["footprints"] = double(n);
+    state.counters["Mpix/s"] = benchmark::Counter(double(kWidth) * kHeight * 1e-6 * double(state.iterations()),
+                                                  benchmark::Counter::kIsRate);
+}
+
+/// The same footprints row by row (each row copied into the detector, as the detection's bands hand them over).
+void BM_RowFootprintDetector(benchmark::State& state) {
+    const Field& f = field();
+    const DetectionConfig dc = fieldDetection();
+    const ImageF& im = f.exposure.image();
+    std::size_t n = 0;
+    for (auto _ : state) {
+        RowFootprintDetector d(im.bbox(), dc);
+        for (int y = 0; y < im.height(); ++y) d.addRow(im.row(y));
+        FootprintSet fs = d.finish();
+        n = fs.size();
+        benchmark::DoNotOptimize(fs);
+    }
+    state.counters["footprints"] = double(n);
+    state.counters["Mpix/s"] = benchmark::Counter(double(kWidth) * kHeight * 1e-6 * double(state.iterations()),
+                                                  benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 BENCHMARK(BM_MeasureAllPlugins)->Unit(benchmark::kMillisecond)->Iterations(2);
@@ -208,3 +253,5 @@ BENCHMARK(BM_RawApertureLoop)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_PsfImagePerSource)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_ApertureKernel)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(BM_AperturePerPixelReference)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_DetectFootprintsWholeImage)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_RowFootprintDetector)->Unit(benchmark::kMillisecond)->Iterations(5);

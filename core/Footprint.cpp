@@ -1,6 +1,7 @@
 #include "core/Footprint.h"
 
 #include <algorithm>
+#include <functional>
 #include <climits>
 #include <cmath>
 #include <limits>
@@ -154,62 +155,16 @@ void DetectionConfig::validate() const {
 
 namespace {
 
-/// Union-find over run indices with the smallest index as root.
-struct RunUnionFind {
-    std::vector<std::uint32_t> parent;
-    std::uint32_t find(std::uint32_t i) {
-        std::uint32_t r = i;
-        while (parent[r] != r) r = parent[r];
-        while (parent[i] != r) {
-            const std::uint32_t next = parent[i];
-            parent[i] = r;
-            i = next;
-        }
-        return r;
-    }
-    void unite(std::uint32_t a, std::uint32_t b) {
-        a = find(a);
-        b = find(b);
-        if (a < b) parent[b] = a;
-        else if (b < a) parent[a] = b;
-    }
-};
-
-/// The float f such that, for every float v, (v >= f) == (double(v) >= t).
-float floatThresholdAbove(double t) {
-    float f = float(t);
-    if (double(f) < t) f = std::nextafter(f, std::numeric_limits<float>::infinity());
-    return f;
-}
-
 /// Raster pass: collect the maximal above-threshold runs (local coordinates) and join them.
 /// `Neg`: pixels count when v <= lim; otherwise when v >= lim.
 template <bool Neg>
 void findRuns(const Image<float>& image, float lim, int slack, std::vector<Span>& runs, RunUnionFind& uf) {
     const int w = image.width();
-    constexpr int kChunk = 32;
     std::size_t prevBegin = 0, prevEnd = 0;
     for (int j = 0; j < image.height(); ++j) {
         const float* row = image.row(j);
         const std::size_t rowBegin = runs.size();
-        int i = 0;
-        while (i < w) {
-            // Skip chunks with no pixel above threshold (a count, so the test vectorises).
-            while (i + kChunk <= w) {
-                int count = 0;
-                const float* p = row + i;
-                for (int k = 0; k < kChunk; ++k) count += Neg ? (p[k] <= lim) : (p[k] >= lim);
-                if (count) break;
-                i += kChunk;
-            }
-            auto above = [&](int x) { return Neg ? (row[x] <= lim) : (row[x] >= lim); };
-            const int stop = std::min(w, i + kChunk);
-            while (i < stop && !above(i)) ++i;
-            if (i == stop) continue;
-            const int start = i;
-            while (i < w && above(i)) ++i;
-            runs.push_back({j, start, i - 1});
-        }
+        appendRowRuns(row, w, j, lim, Neg, runs);
         const std::size_t rowEnd = runs.size();
         uf.parent.resize(rowEnd);
         for (std::size_t r = rowBegin; r < rowEnd; ++r) uf.parent[r] = std::uint32_t(r);
@@ -228,35 +183,131 @@ void findRuns(const Image<float>& image, float lim, int slack, std::vector<Span>
     }
 }
 
-/// The peak test of detectFootprints at local pixel (x, y) of value v (signed: larger is brighter).
-/// rm / rp are the rows above / below (null at the image edge). With `diagonalSet` (4-connectivity)
-/// a diagonal neighbour only counts if it belongs to that set.
-inline bool isPeak(const float* rm, const float* r0, const float* rp, int x, int w, float sign, float v,
-                   const SpanSet* diagonalSet, int y) {
-    const bool left = x > 0, right = x + 1 < w;
-    // Earlier neighbours (row above, left) must be strictly fainter; later ones not brighter.
-    if (left && sign * r0[x - 1] >= v) return false;
-    if (right && sign * r0[x + 1] > v) return false;
-    if (rm && sign * rm[x] >= v) return false;
-    if (rp && sign * rp[x] > v) return false;
-    auto diagonalVetoes = [&](int xx, int yy) { return !diagonalSet || diagonalSet->contains({xx, yy}); };
-    if (rm) {
-        if (left && sign * rm[x - 1] >= v && diagonalVetoes(x - 1, y - 1)) return false;
-        if (right && sign * rm[x + 1] >= v && diagonalVetoes(x + 1, y - 1)) return false;
-    }
-    if (rp) {
-        if (left && sign * rp[x - 1] > v && diagonalVetoes(x - 1, y + 1)) return false;
-        if (right && sign * rp[x + 1] > v && diagonalVetoes(x + 1, y + 1)) return false;
-    }
-    return true;
-}
-
-struct PeakCandidate {
-    int x, y;     // local
-    float value;  // signed so that larger is brighter
-};
 
 }  // namespace
+
+namespace {
+
+template <bool Neg>
+void appendRowRunsOf(const float* row, int w, int y, float lim, std::vector<Span>& runs) {
+    constexpr int kChunk = 32;
+    int i = 0;
+    while (i < w) {
+        // Skip chunks with no pixel above threshold (a count, so the test vectorises).
+        while (i + kChunk <= w) {
+            int count = 0;
+            const float* p = row + i;
+            for (int k = 0; k < kChunk; ++k) count += Neg ? (p[k] <= lim) : (p[k] >= lim);
+            if (count) break;
+            i += kChunk;
+        }
+        auto above = [&](int x) { return Neg ? (row[x] <= lim) : (row[x] >= lim); };
+        const int stop = std::min(w, i + kChunk);
+        while (i < stop && !above(i)) ++i;
+        if (i == stop) continue;
+        const int start = i;
+        while (i < w && above(i)) ++i;
+        runs.push_back({y, start, i - 1});
+    }
+}
+
+}  // namespace
+
+void appendRowRuns(const float* row, int w, int y, float lim, bool negative, std::vector<Span>& runs) {
+    if (negative) appendRowRunsOf<true>(row, w, y, lim, runs);
+    else appendRowRunsOf<false>(row, w, y, lim, runs);
+}
+
+SpanSet RunGroups::spans(std::uint32_t g) const {
+    return SpanSet::fromNormalizedSpans(std::vector<Span>(sorted.begin() + offset[g], sorted.begin() + offset[g + 1]));
+}
+
+std::vector<std::shared_ptr<const Footprint>> footprintsOfGroups(
+    const RunGroups& groups, const DetectionConfig& config, Point2I xy0, float sign,
+    const std::function<void(std::uint32_t, const SpanSet&, std::vector<PeakCandidate>&)>& candidatesOf) {
+    std::vector<std::shared_ptr<const Footprint>> footprints;
+    footprints.reserve(groups.count);
+    std::vector<PeakCandidate> cands;
+    std::int64_t nextId = 1;
+    for (std::uint32_t g = 0; g < groups.count; ++g) {
+        const SpanSet localSet = groups.spans(g);
+        cands.clear();
+        candidatesOf(g, localSet, cands);
+        std::vector<PeakRecord> peaks = selectPeaks(cands, config, xy0, sign, nextId);
+        footprints.push_back(std::make_shared<const Footprint>(localSet.shift(xy0.x, xy0.y), std::move(peaks)));
+    }
+    return footprints;
+}
+
+float floatThresholdAbove(double t) {
+    float f = float(t);
+    if (double(f) < t) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+    return f;
+}
+
+RunGroups groupRuns(const std::vector<Span>& runs, const std::vector<std::uint32_t>& roots, std::int64_t minPixels) {
+    const std::size_t nRuns = runs.size();
+    std::vector<std::uint32_t> group(nRuns);
+    std::vector<std::int64_t> groupArea;
+    std::vector<std::uint32_t> groupOfRoot(nRuns, UINT32_MAX);
+    for (std::size_t r = 0; r < nRuns; ++r) {
+        const std::uint32_t root = roots[r];
+        if (groupOfRoot[root] == UINT32_MAX) {
+            groupOfRoot[root] = std::uint32_t(groupArea.size());
+            groupArea.push_back(0);
+        }
+        group[r] = groupOfRoot[root];
+        groupArea[group[r]] += runs[r].width();
+    }
+    // Keep the large enough groups; bucket their runs (counting sort keeps raster order).
+    RunGroups out;
+    std::vector<std::uint32_t> outIndex(groupArea.size(), UINT32_MAX);
+    for (std::size_t g = 0; g < groupArea.size(); ++g)
+        if (groupArea[g] >= minPixels) outIndex[g] = out.count++;
+    out.runFootprint.resize(nRuns);
+    out.offset.assign(out.count + 1, 0);
+    for (std::size_t r = 0; r < nRuns; ++r) {
+        out.runFootprint[r] = outIndex[group[r]];
+        if (out.runFootprint[r] != UINT32_MAX) ++out.offset[out.runFootprint[r] + 1];
+    }
+    for (std::uint32_t g = 0; g < out.count; ++g) out.offset[g + 1] += out.offset[g];
+    out.sorted.resize(out.offset[out.count]);
+    std::vector<std::uint32_t> fill(out.offset.begin(), out.offset.end() - 1);
+    for (std::size_t r = 0; r < nRuns; ++r)
+        if (out.runFootprint[r] != UINT32_MAX) out.sorted[fill[out.runFootprint[r]]++] = runs[r];
+    return out;
+}
+
+std::vector<PeakRecord> selectPeaks(std::vector<PeakCandidate>& cands, const DetectionConfig& config, Point2I xy0, float sign,
+                                    std::int64_t& nextId) {
+    std::stable_sort(cands.begin(), cands.end(), [](const PeakCandidate& a, const PeakCandidate& b) { return a.value > b.value; });
+    std::vector<PeakRecord> peaks;
+    const double minSep2 = config.minPeakSeparation * config.minPeakSeparation;
+    for (const PeakCandidate& c : cands) {
+        if (int(peaks.size()) >= config.maxPeaksPerFootprint) break;
+        const int px = c.x + xy0.x, py = c.y + xy0.y;
+        bool close = false;
+        if (config.minPeakSeparation > 0)
+            for (const PeakRecord& k : peaks) {
+                const double dx = k.ix - px, dy = k.iy - py;
+                if (dx * dx + dy * dy < minSep2) {
+                    close = true;
+                    break;
+                }
+            }
+        if (close) continue;
+        PeakRecord p;
+        p.ix = px;
+        p.iy = py;
+        p.x = px;
+        p.y = py;
+        p.peakValue = sign * c.value;
+        if (config.noiseSigma > 0) p.significance = float(double(c.value) / config.noiseSigma);
+        peaks.push_back(p);
+    }
+    for (PeakRecord& p : peaks) p.id = nextId++;
+    return peaks;
+}
 
 FootprintSet detectFootprints(const Image<float>& image, const DetectionConfig& config, Mask* mask) {
     config.validate();
@@ -272,54 +323,18 @@ FootprintSet detectFootprints(const Image<float>& image, const DetectionConfig& 
     if (neg) findRuns<true>(image, -floatThresholdAbove(config.threshold), slack, runs, uf);
     else findRuns<false>(image, floatThresholdAbove(config.threshold), slack, runs, uf);
 
-    // Group runs by root (the root is the first run in raster order, so groups come out ordered).
-    const std::size_t nRuns = runs.size();
-    std::vector<std::uint32_t> group(nRuns);
-    std::vector<std::int64_t> groupArea;
-    std::vector<std::uint32_t> groupOfRoot(nRuns, UINT32_MAX);
-    for (std::size_t r = 0; r < nRuns; ++r) {
-        const std::uint32_t root = uf.find(std::uint32_t(r));
-        if (groupOfRoot[root] == UINT32_MAX) {
-            groupOfRoot[root] = std::uint32_t(groupArea.size());
-            groupArea.push_back(0);
-        }
-        group[r] = groupOfRoot[root];
-        groupArea[group[r]] += runs[r].width();
-    }
-    // Keep the large enough groups; bucket their runs (counting sort keeps raster order).
-    const std::size_t nGroups = groupArea.size();
-    std::vector<std::uint32_t> outIndex(nGroups, UINT32_MAX);
-    std::uint32_t nOut = 0;
-    for (std::size_t g = 0; g < nGroups; ++g)
-        if (groupArea[g] >= config.minPixels) outIndex[g] = nOut++;
-    std::vector<std::uint32_t> offset(nOut + 1, 0);
-    for (std::size_t r = 0; r < nRuns; ++r)
-        if (outIndex[group[r]] != UINT32_MAX) ++offset[outIndex[group[r]] + 1];
-    for (std::uint32_t g = 0; g < nOut; ++g) offset[g + 1] += offset[g];
-    std::vector<Span> sorted(offset[nOut]);
-    {
-        std::vector<std::uint32_t> fill(offset.begin(), offset.end() - 1);
-        for (std::size_t r = 0; r < nRuns; ++r) {
-            const std::uint32_t o = outIndex[group[r]];
-            if (o != UINT32_MAX) sorted[fill[o]++] = runs[r];
-        }
-    }
+    std::vector<std::uint32_t> roots(runs.size());
+    for (std::size_t r = 0; r < runs.size(); ++r) roots[r] = uf.find(std::uint32_t(r));
+    const RunGroups groups = groupRuns(runs, roots, config.minPixels);
 
     const int w = image.width(), h = image.height();
     const Point2I xy0 = image.xy0();
     const float sign = neg ? -1.0f : 1.0f;
-    std::vector<std::shared_ptr<const Footprint>> footprints;
-    footprints.reserve(nOut);
-    std::vector<PeakCandidate> cands;
-    std::int64_t nextId = 1;
-    for (std::uint32_t g = 0; g < nOut; ++g) {
-        const SpanSet localSet =
-            SpanSet::fromNormalizedSpans(std::vector<Span>(sorted.begin() + offset[g], sorted.begin() + offset[g + 1]));
-        // Peaks: greater than earlier neighbours, not less than later ones, among neighbours in the
-        // footprint. With 8-connectivity every above-threshold neighbour is in the footprint and every
-        // other neighbour is fainter, so only the image is consulted; with 4-connectivity a diagonal
-        // neighbour may belong to another footprint and is then ignored.
-        cands.clear();
+    // Peaks: greater than earlier neighbours, not less than later ones, among neighbours in the footprint. With
+    // 8-connectivity every above-threshold neighbour is in the footprint and every other neighbour is fainter, so only
+    // the image is consulted; with 4-connectivity a diagonal neighbour may belong to another footprint and is then
+    // ignored.
+    auto candidatesOf = [&](std::uint32_t, const SpanSet& localSet, std::vector<PeakCandidate>& cands) {
         for (const Span& s : localSet) {
             const int y = s.y;
             const float* r0 = image.row(y);
@@ -327,39 +342,12 @@ FootprintSet detectFootprints(const Image<float>& image, const DetectionConfig& 
             const float* rp = y + 1 < h ? image.row(y + 1) : nullptr;
             for (int x = s.x0; x <= s.x1; ++x) {
                 const float v = sign * r0[x];
-                if (isPeak(rm, r0, rp, x, w, sign, v, slack == 0 ? &localSet : nullptr, y))
+                if (isPeakPixel(rm, r0, rp, x, w, sign, v, slack == 0 ? &localSet : nullptr, y))
                     cands.push_back({x, y, v});
             }
         }
-        std::stable_sort(cands.begin(), cands.end(),
-                         [](const PeakCandidate& a, const PeakCandidate& b) { return a.value > b.value; });
-        std::vector<PeakRecord> peaks;
-        const double minSep2 = config.minPeakSeparation * config.minPeakSeparation;
-        for (const PeakCandidate& c : cands) {
-            if (int(peaks.size()) >= config.maxPeaksPerFootprint) break;
-            const int px = c.x + xy0.x, py = c.y + xy0.y;
-            bool close = false;
-            if (config.minPeakSeparation > 0)
-                for (const PeakRecord& k : peaks) {
-                    const double dx = k.ix - px, dy = k.iy - py;
-                    if (dx * dx + dy * dy < minSep2) {
-                        close = true;
-                        break;
-                    }
-                }
-            if (close) continue;
-            PeakRecord p;
-            p.ix = px;
-            p.iy = py;
-            p.x = px;
-            p.y = py;
-            p.peakValue = sign * c.value;
-            if (config.noiseSigma > 0) p.significance = float(double(c.value) / config.noiseSigma);
-            peaks.push_back(p);
-        }
-        for (PeakRecord& p : peaks) p.id = nextId++;
-        footprints.push_back(std::make_shared<const Footprint>(localSet.shift(xy0.x, xy0.y), std::move(peaks)));
-    }
+    };
+    std::vector<std::shared_ptr<const Footprint>> footprints = footprintsOfGroups(groups, config, xy0, sign, candidatesOf);
     FootprintSet result(std::move(footprints), image.bbox());
     if (mask) result.setMask(*mask, mask->planeBitMask(neg ? "DETECTED_NEGATIVE" : "DETECTED"));
     return result;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -133,5 +134,68 @@ class Mask;
 /// If `mask` is given (same bbox as the image; LogicError otherwise) the DETECTED (or
 /// DETECTED_NEGATIVE) plane is set over the kept footprints.
 FootprintSet detectFootprints(const Image<float>& image, const DetectionConfig& config, Mask* mask = nullptr);
+
+/// The float f such that, for every float v, (v >= f) == (double(v) >= t): a double threshold applied to float pixels.
+float floatThresholdAbove(double t);
+
+/// Append the maximal runs of row y (w pixels) that are above threshold: v >= lim, or v <= lim when `negative`.
+void appendRowRuns(const float* row, int w, int y, float lim, bool negative, std::vector<Span>& runs);
+
+/// The peak test of detectFootprints (and the row-streaming detector) at local pixel (x, y) of value v (signed: larger is brighter).
+/// rm / rp are the rows above / below (null at the image edge). With `diagonalSet` (4-connectivity)
+/// a diagonal neighbour only counts if it belongs to that set.
+inline bool isPeakPixel(const float* rm, const float* r0, const float* rp, int x, int w, float sign, float v,
+                   const SpanSet* diagonalSet, int y) {
+    const bool left = x > 0, right = x + 1 < w;
+    // Earlier neighbours (row above, left) must be strictly fainter; later ones not brighter.
+    if (left && sign * r0[x - 1] >= v) return false;
+    if (right && sign * r0[x + 1] > v) return false;
+    if (rm && sign * rm[x] >= v) return false;
+    if (rp && sign * rp[x] > v) return false;
+    auto diagonalVetoes = [&](int xx, int yy) { return !diagonalSet || diagonalSet->contains({xx, yy}); };
+    if (rm) {
+        if (left && sign * rm[x - 1] >= v && diagonalVetoes(x - 1, y - 1)) return false;
+        if (right && sign * rm[x + 1] >= v && diagonalVetoes(x + 1, y - 1)) return false;
+    }
+    if (rp) {
+        if (left && sign * rp[x - 1] > v && diagonalVetoes(x - 1, y + 1)) return false;
+        if (right && sign * rp[x + 1] > v && diagonalVetoes(x + 1, y + 1)) return false;
+    }
+    return true;
+}
+
+/// Runs of above-threshold pixels grouped into footprints (detectFootprints and the row-streaming detector share it).
+struct RunGroups {
+    std::vector<std::uint32_t> runFootprint;  ///< per run: its footprint's index, or UINT32_MAX if its group is too small
+    std::uint32_t count = 0;                  ///< footprints kept
+    std::vector<std::uint32_t> offset;        ///< count + 1: footprint g's runs are sorted[offset[g] .. offset[g + 1])
+    std::vector<Span> sorted;                 ///< the kept runs, by footprint, each footprint's in raster order
+    /// The spans of footprint g (local coordinates, as the runs).
+    SpanSet spans(std::uint32_t g) const;
+};
+
+/// Group `runs` (in raster order) by their union-find root (roots[r]: the first run of its group in raster order, so
+/// groups come out in raster order of their first pixel) and keep the groups of at least minPixels pixels.
+RunGroups groupRuns(const std::vector<Span>& runs, const std::vector<std::uint32_t>& roots, std::int64_t minPixels);
+
+/// A local maximum offered as a peak: position local to the image's xy0, value signed so that larger is brighter.
+struct PeakCandidate {
+    int x, y;
+    float value;
+};
+
+/// The peaks of one footprint from its candidates (as detectFootprints keeps them): brightest first (a stable sort, so
+/// equal values keep their raster order), at most config.maxPeaksPerFootprint, each at least config.minPeakSeparation
+/// from every brighter peak kept; positions in the parent frame (+ xy0), peakValue = sign x value, significance from
+/// config.noiseSigma; ids nextId, nextId + 1, ... (nextId is advanced). Sorts `candidates`.
+std::vector<PeakRecord> selectPeaks(std::vector<PeakCandidate>& candidates, const DetectionConfig& config, Point2I xy0, float sign,
+                                    std::int64_t& nextId);
+
+/// The footprints of the kept groups, in order: each group's spans (shifted by xy0) with the peaks selectPeaks keeps
+/// among the candidates `candidatesOf(g, localSpans, out)` appends (local coordinates, raster order); peak ids run
+/// 1, 2, ... over all footprints.
+std::vector<std::shared_ptr<const Footprint>> footprintsOfGroups(
+    const RunGroups& groups, const DetectionConfig& config, Point2I xy0, float sign,
+    const std::function<void(std::uint32_t, const SpanSet&, std::vector<PeakCandidate>&)>& candidatesOf);
 
 }  // namespace drp

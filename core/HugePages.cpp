@@ -6,9 +6,8 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <mutex>
+#include <string>
 #include <new>
-#include <utility>
 
 #include "core/Error.h"
 
@@ -27,32 +26,6 @@ std::size_t systemPageBytes() {
 }
 
 std::atomic<bool> gHugePages{false};
-
-// The one freed block kept for reuse (see the header): its start and mapped length.
-struct FreeBlock {
-    std::byte* p = nullptr;
-    std::size_t length = 0;
-};
-std::mutex gFreeMutex;
-FreeBlock gFree;
-
-FreeBlock takeFreeBlock() {
-    std::lock_guard<std::mutex> lock(gFreeMutex);
-    return std::exchange(gFree, FreeBlock{});
-}
-
-int gReuseScopes = 0;  // live FreedBlockReuse objects (guarded by gFreeMutex)
-
-/// The deleter: inside a FreedBlockReuse scope keep the block for the next allocation (unmapping the one
-/// kept before), else unmap it.
-void releaseBlock(std::byte* p, std::size_t length) {
-    FreeBlock old{p, length};
-    {
-        std::lock_guard<std::mutex> lock(gFreeMutex);
-        if (gReuseScopes > 0) old = std::exchange(gFree, old);
-    }
-    if (old.p) ::munmap(old.p, old.length);
-}
 
 /// A new anonymous mapping of `length` (a multiple of the page size) bytes starting on a huge-page boundary.
 std::byte* mapAligned(std::size_t length) {
@@ -76,44 +49,55 @@ std::byte* mapAligned(std::size_t length) {
 
 }  // namespace
 
-FreedBlockReuse::FreedBlockReuse() {
-    std::lock_guard<std::mutex> lock(gFreeMutex);
-    ++gReuseScopes;
-}
-
-FreedBlockReuse::~FreedBlockReuse() {
-    FreeBlock old;
-    {
-        std::lock_guard<std::mutex> lock(gFreeMutex);
-        if (--gReuseScopes == 0) old = std::exchange(gFree, FreeBlock{});
-    }
-    if (old.p) ::munmap(old.p, old.length);
-}
-
 void setTransparentHugePages(bool enabled) { gHugePages.store(enabled, std::memory_order_relaxed); }
 
 bool transparentHugePages() { return gHugePages.load(std::memory_order_relaxed); }
 
-std::shared_ptr<std::byte[]> allocateHugePageBlock(std::size_t bytes, bool* zeroed) {
+std::shared_ptr<std::byte[]> allocateHugePageBlock(std::size_t bytes) {
     if (bytes == 0) throw LogicError("allocateHugePageBlock: zero bytes");
     const std::size_t length = roundUp(bytes, systemPageBytes());
-    FreeBlock kept = takeFreeBlock();
-    std::byte* p = nullptr;
-    bool fresh = true;
-    if (kept.p && kept.length == length) {
-        p = kept.p;
-        fresh = false;
-    } else {
-        // Another size: the kept block goes back to the kernel before the new mapping is made.
-        if (kept.p) ::munmap(kept.p, kept.length);
-        p = mapAligned(length);
+    std::byte* p = mapAligned(length);
+    return std::shared_ptr<std::byte[]>(p, [length](std::byte* q) { ::munmap(q, length); });
+}
+
+std::shared_ptr<std::byte[]> allocateUniformBlock(std::size_t bytes, const void* pattern, std::size_t patternBytes) {
+    if (bytes == 0) throw LogicError("allocateUniformBlock: zero bytes");
+    if (patternBytes == 0 || 4096 % patternBytes != 0)
+        throw LogicError("allocateUniformBlock: the pattern size must divide 4096, not " + std::to_string(patternBytes));
+#ifdef MFD_CLOEXEC
+    const std::size_t page = systemPageBytes();
+    if (page % 4096 != 0) return nullptr;
+    // At most kMaxChunks mappings per block (each is a kernel VMA; the default limit is 65,530 per process).
+    constexpr std::size_t kMaxChunks = 1024;
+    std::size_t chunk = kUniformChunkBytes;
+    if (bytes / chunk >= kMaxChunks) chunk = roundUp(bytes / kMaxChunks + 1, page);
+    const std::size_t count = (bytes + chunk - 1) / chunk;
+    if (count > SIZE_MAX / chunk) throw std::bad_alloc();
+    const std::size_t length = count * chunk;
+    const int fd = ::memfd_create("drp-uniform", MFD_CLOEXEC);
+    if (fd < 0) return nullptr;
+    // The memory file: `chunk` bytes of the pattern, one page of it written again and again.
+    alignas(64) std::byte pagePattern[4096];
+    for (std::size_t o = 0; o < sizeof pagePattern; o += patternBytes) std::memcpy(pagePattern + o, pattern, patternBytes);
+    bool ok = true;
+    for (std::size_t o = 0; ok && o < chunk; o += sizeof pagePattern)
+        ok = ::pwrite(fd, pagePattern, sizeof pagePattern, off_t(o)) == ssize_t(sizeof pagePattern);
+    // The address range, reserved at once, then the file mapped privately over each chunk of it.
+    void* range = ok ? ::mmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) : MAP_FAILED;
+    ok = range != MAP_FAILED;
+    auto* p = static_cast<std::byte*>(range);
+    for (std::size_t o = 0; ok && o < length; o += chunk)
+        ok = ::mmap(p + o, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) != MAP_FAILED;
+    ::close(fd);  // the mappings keep the file
+    if (!ok) {
+        if (range != MAP_FAILED) ::munmap(range, length);
+        return nullptr;
     }
-    if (zeroed) {
-        *zeroed = fresh;
-    } else if (!fresh) {
-        std::memset(p, 0, length);
-    }
-    return std::shared_ptr<std::byte[]>(p, [length](std::byte* q) { releaseBlock(q, length); });
+    return std::shared_ptr<std::byte[]>(p, [length](std::byte* q) { ::munmap(q, length); });
+#else
+    (void)pattern;
+    return nullptr;
+#endif
 }
 
 }  // namespace drp

@@ -1,4 +1,5 @@
-// HugePages: large zero-filled memory blocks on transparent huge pages (THP), for a process that asks for them.
+// HugePages: large memory blocks mapped for pixel planes: zero-filled blocks on transparent huge pages (THP),
+// for a process that asks for them, and uniform blocks (one value repeated) that share a few physical pages.
 //
 // A full-size pixel plane (16 Mpix, 65 MB) from malloc is a mapping of its own (above glibc's mmap
 // threshold), faulted in 4 KiB at a time: ~16,000 page faults per plane, again for every plane, since the
@@ -14,17 +15,18 @@
 // (measure-image 1 s after the previous run: 0.56 s system time instead of 0.21 s; 0.05-0.09 s when the
 // pages happen to be warm). Enable it with `drp measure-image --huge-pages`.
 //
-// Reuse, inside a FreedBlockReuse scope: the block freed last is kept (one block per process) and handed
-// to the next request of the same mapped length instead of a new mapping, so a plane allocated again and
-// again (the detection's smoothed image, once per detection pass) is faulted in once. A request of another
-// length unmaps the kept block first, and so does the end of the outermost scope. Opt-in, because a kept
-// block stays resident while the code between the free and the next request allocates other memory, which
-// can raise the peak (measured with every plane a block and the whole of measure-image in one scope:
-// 16,000 fewer page faults, 89,800 -> 73,900, but a peak 4 MB higher, 280.4 MB instead of 276.3 MB, since
-// its measurement runs while the smoothed image of the final detection is kept).
-//
 // Memory: the mapping is `bytes` rounded up to 4 KiB (the alignment slack is unmapped again), so a block
 // never holds more than new[] would; only whole 2 MiB-aligned stretches inside it can become huge pages.
+//
+// Uniform blocks: a plane that starts as one value (the variance of an image without a weight map) is a
+// private mapping, repeated over the block, of one small memory file (memfd) holding the value: every page
+// reads the value from the same kUniformChunkBytes of physical memory (they stay in the cache) until it is
+// written, when the kernel copies it (copy-on-write). Reading a whole untouched 65 MB plane takes ~1,000 page
+// faults (the kernel maps 16 pages of a file per fault) and ~4 ms, where an ordinary plane is filled with
+// 16,000 faults and ~30 ms (measured on the 2-core Firecracker VM); but writing a page costs about twice an
+// ordinary fault (~3 us: a copy instead of a zero-fill), so only planes that are mostly read should be uniform.
+// The pages count in the resident set as shared file memory (RssShmem) once mapped, though they are the
+// same few physical pages.
 #pragma once
 
 #include <cstddef>
@@ -42,28 +44,25 @@ inline constexpr std::size_t kHugePageBytes = std::size_t(2) << 20;
 /// every 32 MiB+ image was a block of its own.)
 inline constexpr std::size_t kHugePageMinBlockBytes = std::size_t(32) << 20;
 
-/// While at least one of these lives, freed blocks are kept for reuse (see the header comment); when the last
-/// one ends, the kept block is unmapped. Not copyable; nest freely.
-class FreedBlockReuse {
-public:
-    FreedBlockReuse();
-    ~FreedBlockReuse();
-    FreedBlockReuse(const FreedBlockReuse&) = delete;
-    FreedBlockReuse& operator=(const FreedBlockReuse&) = delete;
-};
-
 /// The process-wide choice of huge pages for blocks allocated from now on (default false). A driver sets it
 /// from its command line, once, before the work starts; library code only reads it.
 void setTransparentHugePages(bool enabled);
 bool transparentHugePages();
 
 /// `bytes` (> 0) bytes in an anonymous mapping of its own whose start is aligned to kHugePageBytes, with
-/// transparent huge pages requested if transparentHugePages() (or the kept freed block of that length, inside
-/// a FreedBlockReuse scope). With
-/// `zeroed` null the memory is zero-filled; otherwise *zeroed tells whether it is (a new mapping is, a reused
-/// block holds what its last owner left) and the caller fills it. The block is unmapped (or kept for reuse,
-/// see above) when the last owner drops it. Throws std::bad_alloc when the mapping cannot be made, LogicError
-/// for bytes == 0.
-std::shared_ptr<std::byte[]> allocateHugePageBlock(std::size_t bytes, bool* zeroed = nullptr);
+/// transparent huge pages requested if transparentHugePages(); zero-filled (a new mapping), and unmapped when
+/// the last owner drops it. Throws std::bad_alloc when the mapping cannot be made, LogicError for bytes == 0.
+std::shared_ptr<std::byte[]> allocateHugePageBlock(std::size_t bytes);
+
+/// Uniform blocks below this size are not worth their mappings (the caller fills ordinary memory).
+inline constexpr std::size_t kUniformMinBlockBytes = std::size_t(4) << 20;
+/// The size of the memory file behind a uniform block (larger for blocks of more than 1024 of these).
+inline constexpr std::size_t kUniformChunkBytes = std::size_t(256) << 10;
+
+/// `bytes` (> 0) bytes that read as `pattern` (`patternBytes` bytes, a divisor of 4096) repeated from the
+/// start, writable, each page copied on its first write (see the header comment); unmapped when the last owner
+/// drops it. nullptr where such a block cannot be made (no memfd_create, or a mapping refused): the caller then
+/// fills ordinary memory. Throws LogicError for bytes == 0 or a pattern size that does not divide 4096.
+std::shared_ptr<std::byte[]> allocateUniformBlock(std::size_t bytes, const void* pattern, std::size_t patternBytes);
 
 }  // namespace drp

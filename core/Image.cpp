@@ -44,13 +44,29 @@ Image<T>::Image(const Box2I& bbox, NoFill)
 }
 
 template <typename T>
+Image<T>::Image(const Box2I& bbox, T value, SharedFill)
+    : width_(bbox.width()), height_(bbox.height()), stride_(bbox.width()), xy0_(bbox.min()) {
+    if (width_ <= 0 || height_ <= 0) return;
+    const std::size_t n = std::size_t(width_) * std::size_t(height_);
+    if (n <= SIZE_MAX / sizeof(T) && n * sizeof(T) >= kUniformMinBlockBytes) {
+        if (std::shared_ptr<std::byte[]> block = allocateUniformBlock(n * sizeof(T), &value, sizeof(T))) {
+            storage_ = std::shared_ptr<T[]>(block, reinterpret_cast<T*>(block.get()));
+            data_ = storage_.get();
+            return;
+        }
+    }
+    *this = Image(bbox, value);
+}
+
+template <typename T>
 bool Image<T>::allocate(bool wantZero) {
     if (width_ <= 0 || height_ <= 0) return false;
     const std::size_t n = std::size_t(width_) * std::size_t(height_);
     if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
     bool zeroed = false;
     if (transparentHugePages() && n * sizeof(T) >= kHugePageMinBlockBytes) {
-        std::shared_ptr<std::byte[]> block = allocateHugePageBlock(n * sizeof(T), &zeroed);
+        std::shared_ptr<std::byte[]> block = allocateHugePageBlock(n * sizeof(T));
+        zeroed = true;
         storage_ = std::shared_ptr<T[]>(block, reinterpret_cast<T*>(block.get()));
     } else {
         // calloc clears only memory that is not known to be zero (a fresh mapping of glibc's is not cleared

@@ -4,7 +4,8 @@
 // Storage: pixels come from calloc (a zero fill of 1 MiB or more: glibc clears only memory not already
 // zero, so a fresh full-size plane is not written twice) or malloc (any other fill, or NoFill); with
 // transparent huge pages requested (core/HugePages.h) an image of at least kHugePageMinBlockBytes bytes is
-// a huge-page block.
+// a huge-page block. An image made with the SharedFill tag (4 MiB or more) is a uniform block: its pages
+// share a few physical pages holding the value until written (copy-on-write; core/HugePages.h).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,16 @@ struct NoFill {
 };
 inline constexpr NoFill kNoFill{};
 
+/// Constructor tag: the pixels start as one value held in a few physical pages shared by the whole image
+/// (core/HugePages.h, allocateUniformBlock), each page copied on its first write. The same pixels as
+/// Image(bbox, value); cheaper for a large plane that is mostly read (a uniform variance: ~1/15 of the page
+/// faults and no fill pass), dearer for one that is mostly written (a written page costs twice an ordinary
+/// page fault). Images under kUniformMinBlockBytes, or where no such block can be made, are filled as usual.
+struct SharedFill {
+    explicit SharedFill() = default;
+};
+inline constexpr SharedFill kSharedFill{};
+
 template <typename T>
 class Image {
 public:
@@ -35,6 +46,8 @@ public:
     Image(int width, int height, NoFill);
     /// An image covering `bbox` whose pixels are unset (see NoFill).
     Image(const Box2I& bbox, NoFill);
+    /// An image covering `bbox` filled with `value` in shared copy-on-write pages (see SharedFill).
+    Image(const Box2I& bbox, T value, SharedFill);
 
     /// A view of the pixels of `bbox` (in the parent frame: xy0-relative coordinates) of this image.
     /// Throws LogicError if `bbox` is not inside bbox().

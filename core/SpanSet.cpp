@@ -44,29 +44,6 @@ std::vector<Row> rowsOf(const std::vector<Span>& spans) {
     return rows;
 }
 
-/// Union-find over span indices; the root of a set is always its smallest index.
-struct UnionFind {
-    std::vector<std::uint32_t> parent;
-    explicit UnionFind(std::size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0u); }
-    std::uint32_t find(std::uint32_t i) {
-        std::uint32_t r = i;
-        while (parent[r] != r) r = parent[r];
-        while (parent[i] != r) {
-            std::uint32_t next = parent[i];
-            parent[i] = r;
-            i = next;
-        }
-        return r;
-    }
-    void unite(std::uint32_t a, std::uint32_t b) {
-        a = find(a);
-        b = find(b);
-        if (a == b) return;
-        if (a < b) parent[b] = a;
-        else parent[a] = b;
-    }
-};
-
 }  // namespace
 
 SpanSet::SpanSet(std::vector<Span> spans) : spans_(std::move(spans)) {
@@ -437,7 +414,7 @@ std::vector<std::uint32_t> SpanSet::componentLabels(Connectivity connectivity, s
     std::vector<std::uint32_t> label(spans_.size());
     const int slack = connectivity == Connectivity::EIGHT ? 1 : 0;
     const std::vector<Row> rows = rowsOf(spans_);
-    UnionFind uf(spans_.size());
+    RunUnionFind uf(spans_.size());
     for (std::size_t r = 1; r < rows.size(); ++r) {
         if (rows[r].y != rows[r - 1].y + 1) continue;
         std::uint32_t i = rows[r - 1].begin, j = rows[r].begin;

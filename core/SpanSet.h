@@ -160,4 +160,29 @@ private:
     std::int64_t area_ = 0;
 };
 
+/// Union-find over span (run) indices with the smallest index as root (SpanSet::split, footprint detection).
+struct RunUnionFind {
+    std::vector<std::uint32_t> parent;
+    /// n singletons.
+    explicit RunUnionFind(std::size_t n = 0) : parent(n) {
+        for (std::size_t i = 0; i < n; ++i) parent[i] = std::uint32_t(i);
+    }
+    std::uint32_t find(std::uint32_t i) {
+        std::uint32_t r = i;
+        while (parent[r] != r) r = parent[r];
+        while (parent[i] != r) {
+            const std::uint32_t next = parent[i];
+            parent[i] = r;
+            i = next;
+        }
+        return r;
+    }
+    void unite(std::uint32_t a, std::uint32_t b) {
+        a = find(a);
+        b = find(b);
+        if (a < b) parent[b] = a;
+        else if (b < a) parent[a] = b;
+    }
+};
+
 }  // namespace drp

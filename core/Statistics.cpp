@@ -1,6 +1,7 @@
 #include "core/Statistics.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -23,6 +24,67 @@
 #endif
 
 namespace drp {
+
+template <typename T>
+T selectKth(T* a, std::size_t n, std::size_t k) {
+    std::size_t lo = 0, hi = n;  // the k-th is in [lo, hi)
+    // Median-of-three pivots shrink the range geometrically on any but contrived data; past this many
+    // rounds the rest is left to std::nth_element (introselect: O(n log n) at worst).
+    int rounds = 2 * int(std::bit_width(n));
+    while (hi - lo > 16) {
+        if (--rounds < 0) {
+            std::nth_element(a + lo, a + k, a + hi);
+            return a[k];
+        }
+        T p0 = a[lo], p1 = a[lo + (hi - lo) / 2], p2 = a[hi - 1];
+        if (p1 < p0) std::swap(p0, p1);
+        if (p2 < p1) std::swap(p1, p2);
+        if (p1 < p0) std::swap(p0, p1);
+        const T pivot = p1;
+        // [lo, j) < pivot
+        std::size_t j = lo;
+        for (std::size_t i = lo; i < hi; ++i) {
+            const T v = a[i];
+            const bool less = v < pivot;
+            a[i] = a[j];
+            a[j] = v;
+            j += less;
+        }
+        if (k < j) {
+            hi = j;
+            continue;
+        }
+        if (j > lo) {
+            lo = j;
+            continue;
+        }
+        // Nothing was below the pivot (the minimum, maybe repeated): split off the values equal to it,
+        // [j, j2) (the pivot is one of the values, so j2 > j and the range shrinks).
+        std::size_t j2 = j;
+        for (std::size_t i = j; i < hi; ++i) {
+            const T v = a[i];
+            const bool notAbove = !(pivot < v);
+            a[i] = a[j2];
+            a[j2] = v;
+            j2 += notAbove;
+        }
+        if (k < j2) return a[k];
+        lo = j2;
+    }
+    for (std::size_t i = lo + 1; i < hi; ++i) {  // insertion sort of the last few
+        const T v = a[i];
+        std::size_t m = i;
+        while (m > lo && v < a[m - 1]) {
+            a[m] = a[m - 1];
+            --m;
+        }
+        a[m] = v;
+    }
+    return a[k];
+}
+
+template float selectKth<float>(float*, std::size_t, std::size_t);
+template double selectKth<double>(double*, std::size_t, std::size_t);
 
 namespace {
 
@@ -528,7 +590,7 @@ struct ArrayPass {
 };
 
 // Inputs of at least kBracketMin values are bracketed; a bracket's gathered values, when at least
-// kRebracketMin, are bracketed again (branch-free passes instead of nth_element's mispredicted branches:
+// kRebracketMin, are bracketed again (a vectorised pass costs less than selecting among all the values:
 // a 128 x 128 background bin gathers ~3,000 values at the first level, ~800 at the second).
 constexpr std::size_t kBracketMin = 4096;
 constexpr std::size_t kRebracketMin = 1024;
@@ -545,7 +607,7 @@ std::pair<double, double> kthSmallest(std::size_t n, std::size_t k, bool wantNex
                                       std::size_t bracketMin = kBracketMin) {
     auto finish = [&](R* first, R* last, std::size_t kk, bool haveAbove, R minAbove) {
         R* it = first + kk;
-        std::nth_element(first, it, last);
+        selectKth(first, std::size_t(last - first), kk);
         double next = kNaN;
         if (wantNext && k + 1 < n) {
             if (it + 1 < last)
@@ -566,14 +628,10 @@ std::pair<double, double> kthSmallest(std::size_t n, std::size_t k, bool wantNex
         // Open ends of the bracket are infinite (the values are finite).
         R a = -std::numeric_limits<R>::infinity(), b = std::numeric_limits<R>::infinity();
         if (loPos >= 0) {
-            auto it = sample.begin() + std::ptrdiff_t(loPos);
-            std::nth_element(sample.begin(), it, sample.end());
-            a = *it;
+            a = selectKth(sample.data(), m, std::size_t(loPos));
         }
         if (hiPos < double(m)) {
-            auto it = sample.begin() + std::ptrdiff_t(hiPos);
-            std::nth_element(sample.begin(), it, sample.end());
-            b = *it;
+            b = selectKth(sample.data(), m, std::size_t(hiPos));
         }
         std::unique_ptr<R[]> gathered(new R[n + 8]);  // uninitialised: only the written pages are touched
         std::size_t below = 0;
@@ -935,6 +993,16 @@ Statistics makeStatistics(std::span<const double> values, const StatisticsContro
         vmax = std::max(vmax, x);
     }
     return computeFromValues(std::span<const double>(v), w, vmin, vmax, ctrl);
+}
+
+double quantile(std::span<const double> values, double q) {
+    if (!(q >= 0 && q <= 1)) throw ConfigError("quantile: q must be in [0, 1], got " + std::to_string(q));
+    std::vector<double> v;
+    v.reserve(values.size());
+    for (double x : values)
+        if (std::isfinite(x)) v.push_back(x);
+    const double* data = v.data();
+    return quantileOf<double>(v.size(), q, [data](std::size_t i) { return data[i]; });
 }
 
 #define DRP_INSTANTIATE_STATISTICS(T)                                                                      \

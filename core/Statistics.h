@@ -28,7 +28,7 @@
 //                   accepted iteration: clippedMean = median, clippedStdev = s0, clippedCount = n).
 //
 // Cost: one pass over the image gathers the used values (min, max and sum on the way); quantiles
-// use selection (std::nth_element), never a full sort; each clipping iteration is one pass over the
+// use selection (selectKth below), never a full sort; each clipping iteration is one pass over the
 // gathered values. For float pixels (unweighted) the gather, the median and MAD bracket passes and the
 // clipping passes are vectorised (AVX2 where the CPU has it); they return exactly, bit for bit, what
 // the scalar loops return, so results do not depend on the machine.
@@ -119,6 +119,20 @@ Statistics makeStatistics(const Image<T>& image, const Mask* mask, const Image<f
 /// Statistics of a masked image (its variance plane gives the weights when ctrl.weighted).
 template <typename T>
 Statistics makeStatistics(const MaskedImage<T>& image, const StatisticsControl& ctrl = {});
+/// The quantile q (in [0, 1]; ConfigError otherwise) of the finite entries of `values` as defined above
+/// (linear interpolation between order statistics, numpy's default); NaN if there are none. The value
+/// makeStatistics(values) gives for StatisticsControl::quantiles = {q}.
+double quantile(std::span<const double> values, double q);
+
+/// The k-th smallest (0-based) of values[0, n) (k < n; no NaN), reordering them as std::nth_element does:
+/// values[k] holds it, no value before it is larger and none after it smaller; returns values[k]. A
+/// quickselect whose partitions have no data-dependent branch (on noise nth_element's comparisons are coin
+/// flips for the branch predictor: it is ~4x slower), handing over to std::nth_element if its
+/// median-of-three pivots stall (so O(n log n) at worst). Every exact selection returns the same value
+/// (equal values differ at most in the sign of a zero). Instantiated for float and double.
+template <typename T>
+T selectKth(T* values, std::size_t n, std::size_t k);
+
 /// Statistics of plain values (non-finite ones are ignored). `weights` must be empty or the same
 /// length as `values`; with ctrl.weighted they are the inverse variances (entries <= 0 or non-finite
 /// drop the value). ctrl.badMask is not used.

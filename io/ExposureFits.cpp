@@ -1,4 +1,5 @@
 #include "io/ExposureFits.h"
+#include "io/ExposureHeader.h"
 #include "io/FileContext.h"
 #include "io/WcsFits.h"
 
@@ -190,35 +191,11 @@ void writeExposure(const std::filesystem::path& path, const Exposure& exposure, 
 Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptions& options) {
     const std::string file = path.string();
     FitsFile f = withFileContext(file, "", [&] { return FitsFile(path, FitsFile::Mode::Read); });
-    Exposure exposure;
 
-    // Primary: metadata, visit info, calibration, detector.
-    PropertyList primary = withFileContext(file, "", [&] { return f.readHeader(); });
-    withFileContext(file, "HDU 0 (primary): ", [&] {
-        exposure.setVisitInfo(VisitInfo::fromMetadata(primary));
-        if (auto calib = PhotoCalib::fromMetadata(primary)) {
-            exposure.setPhotoCalib(std::make_shared<const PhotoCalib>(*calib));
-        }
-    });
-    if (primary.has("DETECTOR") && std::holds_alternative<std::int64_t>(primary.get("DETECTOR"))) {
-        exposure.setDetector(int(primary.getInt("DETECTOR")));
-        primary.remove("DETECTOR");
-    }
-    for (const auto& key : primary.keys())
-        if (isOwnedPrimaryKey(key)) primary.remove(key);
-    exposure.setMetadata(std::move(primary));
-
-    // IMAGE: pixels, xy0, WCS.
-    f.moveToHdu(kImageExt);
-    const std::string imageWhere = f.describeHdu() + ": ";
+    // Primary and IMAGE headers (io/ExposureHeader): metadata, visit info, calibration, detector, xy0, WCS;
+    // then the IMAGE pixels.
+    ExposureHeader header = readPrimaryAndImageHeaders(f, file, options);
     ImageF image = f.readImage<float>();
-    const PropertyList imageHeader = f.readHeader();
-    const Point2I xy0 = withFileContext(file, imageWhere, [&] { return readXy0(imageHeader); });
-    std::string wcsProblem;
-    auto wcs = withFileContext(file, imageWhere, [&] { return parseWcs(imageHeader, xy0, &wcsProblem); });
-    if (!wcs && options.requireWcs) {
-        throw NotFoundError(imageWhere + "no celestial WCS, and one is required (" + wcsProblem + ")", file);
-    }
 
     // MASK: must hold integers.
     f.moveToHdu(kMaskExt);
@@ -248,11 +225,15 @@ Exposure readExposure(const std::filesystem::path& path, const ExposureReadOptio
                                     std::to_string(variance.height()) + ") differ in size",
                                 file);
     }
+    const Point2I xy0 = header.bbox.min();
     image.setXY0(xy0);
     mask.setXY0(xy0);
     variance.setXY0(xy0);
-    exposure.setMaskedImage(MaskedImageF(image, mask, variance));
-    exposure.setWcs(std::move(wcs));
+    Exposure exposure(MaskedImageF(image, mask, variance), std::move(header.wcs));
+    exposure.setVisitInfo(std::move(header.visitInfo));
+    exposure.setPhotoCalib(std::move(header.photoCalib));
+    exposure.setDetector(header.detector);
+    exposure.setMetadata(std::move(header.metadata));
 
     // PSF (optional).
     if (auto psf = readExposurePsf(f, file, options.requirePsf)) exposure.setPsf(std::move(psf));
@@ -390,9 +371,10 @@ Exposure readImageAsExposure(const std::filesystem::path& imagePath, int imageHd
 }
 
 Exposure imageAsExposure(FitsImage in, float variance, std::int64_t* finitePixels) {
-    // Both planes are written in full below.
+    // The mask is written in full below; the variance is uniform (shared pages, core/Image.h SharedFill) but
+    // for the +inf written at non-finite pixels.
     Mask mask(Image<MaskPixel>(in.image.bbox(), kNoFill), std::make_shared<MaskPlaneDict>());
-    ImageF var(in.image.bbox(), kNoFill);
+    ImageF var(in.image.bbox(), variance, kSharedFill);
     const MaskPixel noData = mask.planeBitMask("NO_DATA");
     const float inf = std::numeric_limits<float>::infinity();
     constexpr float big = std::numeric_limits<float>::max();
@@ -406,10 +388,12 @@ Exposure imageAsExposure(FitsImage in, float variance, std::int64_t* finitePixel
         int n = 0;
         for (int x = 0; x < w; ++x) {
             const bool ok = std::fabs(ir[x]) <= big;
-            vr[x] = ok ? variance : inf;
             mr[x] = ok ? MaskPixel(0) : noData;
             n += ok;
         }
+        if (n < w)
+            for (int x = 0; x < w; ++x)
+                if (!(std::fabs(ir[x]) <= big)) vr[x] = inf;
         finite += n;
     }
     if (finitePixels) *finitePixels = finite;

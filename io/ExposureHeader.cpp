@@ -12,9 +12,7 @@
 
 namespace drp {
 
-ExposureHeader readExposureHeader(const std::filesystem::path& path, const ExposureReadOptions& options) {
-    const std::string file = path.string();
-    FitsFile f = withFileContext(file, "", [&] { return FitsFile(path, FitsFile::Mode::Read); });
+ExposureHeader readPrimaryAndImageHeaders(FitsFile& f, const std::string& file, const ExposureReadOptions& options) {
     ExposureHeader out;
 
     PropertyList primary = withFileContext(file, "", [&] { return f.readHeader(); });
@@ -43,7 +41,13 @@ ExposureHeader readExposureHeader(const std::filesystem::path& path, const Expos
     out.wcs = withFileContext(file, imageWhere, [&] { return wcsFromFitsMetadata(imageHeader, xy0, &wcsProblem); });
     if (!out.wcs && options.requireWcs)
         throw NotFoundError(imageWhere + "no celestial WCS, and one is required (" + wcsProblem + ")", file);
+    return out;
+}
 
+ExposureHeader readExposureHeader(const std::filesystem::path& path, const ExposureReadOptions& options) {
+    const std::string file = path.string();
+    FitsFile f = withFileContext(file, "", [&] { return FitsFile(path, FitsFile::Mode::Read); });
+    ExposureHeader out = readPrimaryAndImageHeaders(f, file, options);
     out.psf = readExposurePsf(f, file, options.requirePsf);
     return out;
 }

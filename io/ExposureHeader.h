@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "core/Box.h"
 #include "core/PhotoCalib.h"
@@ -34,5 +35,10 @@ struct ExposureHeader {
 /// options.requireWcs / requirePsf: NotFoundError if missing. Errors are typed and name the file and HDU
 /// like readExposure's.
 ExposureHeader readExposureHeader(const std::filesystem::path& path, const ExposureReadOptions& options = {});
+
+/// The primary and IMAGE headers of the exposure file open in `f` (named `file` in errors): every member
+/// of ExposureHeader but psf (options.requireWcs: NotFoundError without a WCS). `f` is left at the IMAGE
+/// HDU, its pixels unread. The one parser of those headers, shared by readExposureHeader and readExposure.
+ExposureHeader readPrimaryAndImageHeaders(FitsFile& f, const std::string& file, const ExposureReadOptions& options);
 
 }  // namespace drp

@@ -557,7 +557,7 @@ Image<T> FitsFile::readImage() const {
         if (!info.shape.empty()) os << ")";
         throw InvalidInputError(os.str(), path_.string());
     }
-    Image<T> img(info.width(), info.height());
+    Image<T> img(info.width(), info.height(), kNoFill);  // every pixel is read from the file below
     int status = 0, anynul = 0;
     const LONGLONG n = LONGLONG(info.width()) * info.height();
     if constexpr (std::is_floating_point_v<T>) {

@@ -24,10 +24,10 @@ P
 cp /usr/share/source-extractor/gauss_3.0_7x7.conv "$work/filter.conv"
 # The calexp is background-subtracted; SExtractor estimates its own background and noise (as drp does
 # without a weight map), detects at 1.5 sigma per pixel over 5 pixels after Gaussian filtering.
-# Wall time and, with /usr/bin/time, the CPU time (user + sys) of each: on a shared machine the CPU time is
-# the fairer measure (drp's wall time also includes the MPI start-up: 2.8 s wall, 0.06 s CPU, for a
-# measure-image of a missing file on a loaded 2-core machine).
-cpu() { if [ -x /usr/bin/time ]; then /usr/bin/time -f "%U %S" -o "$1" "${@:2}"; else echo "nan nan" > "$1"; "${@:2}"; fi; }
+# Wall time and, with /usr/bin/time, the CPU time (user + sys), peak resident set and minor page faults of
+# each: on a shared machine the CPU time is the fairer measure (drp's wall time also includes its start-up:
+# 0.03 s for a measure-image of a missing file on the 2-core VM).
+cpu() { if [ -x /usr/bin/time ]; then /usr/bin/time -f "%U %S %M %R" -o "$1" "${@:2}"; else echo "nan nan nan nan" > "$1"; "${@:2}"; fi; }
 t0=$(date +%s.%N)
 cpu "$work/sex.cpu" source-extractor "$calexp[1]" -c /dev/null -PARAMETERS_NAME "$work/sex.param" -FILTER_NAME "$work/filter.conv" \
   -CATALOG_TYPE ASCII_HEAD -CATALOG_NAME "$work/sex.cat" -DETECT_THRESH 1.5 -DETECT_MINAREA 5 \
@@ -38,9 +38,9 @@ t2=$(date +%s.%N)
 /usr/bin/python3 - "$work/sex.cat" "$work/drp.h5" "$truth" "$t0" "$t1" "$t2" "$work/sex.cpu" "$work/drp.cpu" <<'PY'
 import sys, numpy as np, h5py
 sexcat, drpcat, truthf, t0, t1, t2, sexcpu, drpcpu = sys.argv[1:]
-def cputime(f):  # user, sys seconds (the last line: /usr/bin/time may print a status line first)
-    u, s = open(f).read().split("\n")[-2].split()[:2]
-    return float(u), float(s)
+def cputime(f):  # user, sys seconds, peak RSS KB, minor faults (the last line: /usr/bin/time may print a status line first)
+    u, s, m, r = open(f).read().split("\n")[-2].split()[:4]
+    return float(u), float(s), float(m), float(r)
 s = np.loadtxt(sexcat, comments="#", ndmin=2)
 sx, sy, sflux = s[:, 1] - 1, s[:, 2] - 1, s[:, 3]            # SExtractor pixels are 1-based
 d = h5py.File(drpcat)["src"]
@@ -61,11 +61,12 @@ def evaluate(x, y, flux, label, seconds, cpu):
     ratios = np.array(ratios); ratios = ratios / np.median(ratios)
     spurious = sum(1 for j in range(len(x)) if np.min(np.hypot(tx - x[j], ty - y[j])) > 2.0)
     mad = 1.4826 * np.median(np.abs(ratios - 1))
-    print(f"{label:12s} {seconds:7.2f} s (CPU user {cpu[0]:.2f} s + sys {cpu[1]:.2f} s)  {len(x):6d} detections  completeness(S/N>10 stars) {100*found/max(len(sel),1):5.1f}%  "
+    print(f"{label:12s} {seconds:7.2f} s (CPU user {cpu[0]:.2f} s + sys {cpu[1]:.2f} s, peak RSS {cpu[2]/1024:.0f} MB, "
+          f"{cpu[3]/1000:.1f}k page faults)  {len(x):6d} detections  completeness(S/N>10 stars) {100*found/max(len(sel),1):5.1f}%  "
           f"unmatched {100*spurious/max(len(x),1):5.1f}%  flux scatter (S/N 20-200) {100*mad:5.2f}%")
     return seconds
 sc, dc = cputime(sexcpu), cputime(drpcpu)
 a = evaluate(sx, sy, sflux, "SExtractor", float(t1) - float(t0), sc)
 b = evaluate(dx, dy, dflux, "drp", float(t2) - float(t1), dc)
-print(f"time ratio drp/SExtractor: wall {b/a:.2f}, user CPU {dc[0]/sc[0]:.2f}, user+sys CPU {sum(dc)/sum(sc):.2f}")
+print(f"time ratio drp/SExtractor: wall {b/a:.2f}, user CPU {dc[0]/sc[0]:.2f}, user+sys CPU {(dc[0]+dc[1])/(sc[0]+sc[1]):.2f}")
 PY

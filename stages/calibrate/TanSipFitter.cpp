@@ -24,18 +24,10 @@ std::vector<std::size_t> usablePoints(const std::vector<Point2D>& pixels, const 
     return use;
 }
 
-}  // namespace
-
-std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
-                                     const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess,
-                                     int order) {
-    if (pixels.size() != sky.size() || (!weights.empty() && weights.size() != pixels.size()))
-        throw LogicError("fitTanSip: pixels, sky and weights differ in size");
-    if (order < 0 || order > Wcs::maxSipOrder) {
-        std::ostringstream os;
-        os << "fitTanSip: order " << order << " is outside [0, " << Wcs::maxSipOrder << "]";
-        throw LogicError(os.str());
-    }
+/// fitTanSip over the points `use` (usablePoints) of sizes already checked, order in [0, Wcs::maxSipOrder].
+std::shared_ptr<const Wcs> fitTanSipOf(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
+                                       const std::vector<double>& weights, const std::vector<std::size_t>& use,
+                                       Point2D crpix, const SpherePoint& crvalGuess, int order) {
     const int deg = std::max(order, 1);
     const int nTerms = polynomialTermCount(deg);
     // Term k <-> (p, q), ordered by total degree: (0,0), (1,0), (0,1), (2,0), (1,1), (0,2), ...
@@ -43,7 +35,6 @@ std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const s
     for (int d = 0; d <= deg; ++d)
         for (int q = 0; q <= d; ++q) terms.emplace_back(d - q, q);
 
-    const std::vector<std::size_t> use = usablePoints(pixels, weights);
     double scale = 1.0;
     for (std::size_t i : use) scale = std::max({scale, std::fabs(pixels[i].x - crpix.x), std::fabs(pixels[i].y - crpix.y)});
     if (use.size() < std::size_t(nTerms)) {
@@ -109,6 +100,21 @@ std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const s
     return std::make_shared<const Wcs>(crpix, crval, cd, sip);
 }
 
+}  // namespace
+
+std::shared_ptr<const Wcs> fitTanSip(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
+                                     const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess,
+                                     int order) {
+    if (pixels.size() != sky.size() || (!weights.empty() && weights.size() != pixels.size()))
+        throw LogicError("fitTanSip: pixels, sky and weights differ in size");
+    if (order < 0 || order > Wcs::maxSipOrder) {
+        std::ostringstream os;
+        os << "fitTanSip: order " << order << " is outside [0, " << Wcs::maxSipOrder << "]";
+        throw LogicError(os.str());
+    }
+    return fitTanSipOf(pixels, sky, weights, usablePoints(pixels, weights), crpix, crvalGuess, order);
+}
+
 std::shared_ptr<const Wcs> fitTanRadial(const std::vector<Point2D>& pixels, const std::vector<SpherePoint>& sky,
                                         const std::vector<double>& weights, Point2D crpix, const SpherePoint& crvalGuess) {
     if (pixels.size() != sky.size() || (!weights.empty() && weights.size() != pixels.size()))
@@ -121,16 +127,9 @@ std::shared_ptr<const Wcs> fitTanRadial(const std::vector<Point2D>& pixels, cons
         os << "fitTanRadial: " << use.size() << " usable points for 7 parameters (at least 4 are needed)";
         throw NumericalError(os.str());
     }
-    // Start from the plain TAN fit; work with d / scale (so kappa' = kappa scale^2 and CD' = CD scale are O(1)).
-    std::vector<Point2D> usedPix;
-    std::vector<SpherePoint> usedSky;
-    std::vector<double> usedW;
-    for (std::size_t i : use) {
-        usedPix.push_back(pixels[i]);
-        usedSky.push_back(sky[i]);
-        usedW.push_back(weights.empty() ? 1.0 : weights[i]);
-    }
-    const auto tan = fitTanSip(usedPix, usedSky, usedW, crpix, crvalGuess, 1);
+    // Start from the plain TAN fit (of the same points); work with d / scale (so kappa' = kappa scale^2 and
+    // CD' = CD scale are O(1)).
+    const auto tan = fitTanSipOf(pixels, sky, weights, use, crpix, crvalGuess, 1);
     SpherePoint crval = tan->crval();
     Eigen::Matrix2d cdn = tan->cd() * scale;
     double kn = 0.0;
@@ -141,11 +140,12 @@ std::shared_ptr<const Wcs> fitTanRadial(const std::vector<Point2D>& pixels, cons
         Eigen::MatrixXd jac(2 * n, 7);
         Eigen::VectorXd res(2 * n);
         for (Eigen::Index r = 0; r < n; ++r) {
-            const double sw = std::sqrt(usedW[std::size_t(r)]);
-            const Eigen::Vector2d d((usedPix[std::size_t(r)].x - crpix.x) / scale, (usedPix[std::size_t(r)].y - crpix.y) / scale);
+            const std::size_t i = use[std::size_t(r)];
+            const double sw = std::sqrt(weights.empty() ? 1.0 : weights[i]);
+            const Eigen::Vector2d d((pixels[i].x - crpix.x) / scale, (pixels[i].y - crpix.y) / scale);
             const double r2 = d.squaredNorm();
             const Eigen::Vector2d g = d * (1.0 + kn * r2);
-            const Eigen::Vector2d y = tp.projectDegrees(usedSky[std::size_t(r)]);
+            const Eigen::Vector2d y = tp.projectDegrees(sky[i]);
             if (!y.allFinite()) throw NumericalError("fitTanRadial: a sky point is 90 deg or more from the tangent point");
             const Eigen::Vector2d dk = cdn * d * r2;
             const Eigen::Vector2d e = y - cdn * g;

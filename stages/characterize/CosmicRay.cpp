@@ -1,11 +1,11 @@
 #include "stages/characterize/CosmicRay.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <new>
+#include <unordered_set>
 #include <vector>
 
 #include "core/Error.h"
@@ -68,13 +68,6 @@ DRP_SIMD_CLONES int skipNotAbove(const float* row, int x0, int xEnd, float b, do
     return x;
 }
 
-/// The first x in [x0, w) with flagRow[x] != 0, or w.
-int nextFlagged(const unsigned char* flagRow, int x0, int w) {
-    if (x0 >= w) return w;
-    const void* p = std::memchr(flagRow + x0, 1, std::size_t(w - x0));
-    return p ? int(static_cast<const unsigned char*>(p) - flagRow) : w;
-}
-
 }  // namespace
 
 int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const CosmicRayConfig& config) {
@@ -97,11 +90,10 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
         return !(mask(x, y) & bad) && std::isfinite(img(x, y)) && std::isfinite(var(x, y)) && var(x, y) >= 0.0f;
     };
     // 1. Seeds.
-    // One byte per pixel, zero-filled by calloc (which does not clear a fresh mapping again).
-    const std::unique_ptr<unsigned char, void (*)(void*)> flagBlock(
-        static_cast<unsigned char*>(std::calloc(std::size_t(w) * std::size_t(h), 1)), std::free);
-    if (!flagBlock) throw std::bad_alloc();
-    unsigned char* const flag = flagBlock.get();
+    // The flagged pixels (index y w + x): a handful in an image, so a set rather than a plane (a 16 MB byte
+    // plane was 4,000 page faults and a scan of every byte for nothing).
+    std::unordered_set<std::int64_t> flagged;
+    auto index = [w](int x, int y) { return std::int64_t(y) * w + x; };
     std::vector<Point2I> frontier;
     const int dxs[4] = {1, 0, 1, 1}, dys[4] = {0, 1, 1, -1};
     const double minS = config.minSigma, minE = config.minElectrons, cf = config.contrastFactor, nf = config.noiseFactor;
@@ -132,7 +124,7 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
                 if (cf * ratio[std::size_t(d)] * (v - nf * sig) > m + nf * s) seed = true;
             }
             if (seed) {
-                flag[std::size_t(y) * std::size_t(w) + std::size_t(x)] = 1;
+                flagged.insert(index(x, y));
                 frontier.push_back({x, y});
             }
         }
@@ -145,30 +137,26 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
                 for (int dx = -1; dx <= 1; ++dx) {
                     const int x = p.x + dx, y = p.y + dy;
                     if (x < 0 || y < 0 || x >= w || y >= h) continue;
-                    unsigned char& f = flag[std::size_t(y) * std::size_t(w) + std::size_t(x)];
-                    if (f || !usable(x, y)) continue;
+                    if (flagged.count(index(x, y)) || !usable(x, y)) continue;
                     const double v = double(img(x, y)) - b;
                     if (v > config.growSigma * std::sqrt(double(var(x, y)))) {
-                        f = 1;
+                        flagged.insert(index(x, y));
                         next.push_back({x, y});
                     }
                 }
         }
         frontier.swap(next);
     }
-    // 3. Count hits.
+    // 3. Count hits. The flagged pixels in raster order, as runs.
+    std::vector<std::int64_t> order(flagged.begin(), flagged.end());
+    std::sort(order.begin(), order.end());
     std::vector<Span> spans;
-    for (int y = 0; y < h; ++y) {
-        int x = 0;
-        while (x < w) {
-            if (!flag[std::size_t(y) * std::size_t(w) + std::size_t(x)]) {
-                x = nextFlagged(flag + std::size_t(y) * std::size_t(w), x, w);
-                continue;
-            }
-            const int x0 = x;
-            while (x < w && flag[std::size_t(y) * std::size_t(w) + std::size_t(x)]) ++x;
-            spans.push_back({y + image.xy0().y, x0 + image.xy0().x, x - 1 + image.xy0().x});
-        }
+    for (std::size_t i = 0; i < order.size();) {
+        const int y = int(order[i] / w), x0 = int(order[i] % w);
+        std::size_t j = i + 1;
+        while (j < order.size() && order[j] == order[j - 1] + 1 && order[j] % w != 0) ++j;
+        spans.push_back({y + image.xy0().y, x0 + image.xy0().x, x0 + int(j - i) - 1 + image.xy0().x});
+        i = j;
     }
     if (spans.empty()) return 0;
     std::size_t nHits = 0;
@@ -178,7 +166,7 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
     }
     // 4. Repair: interpolate along rows and columns between the nearest usable non-CR pixels.
     auto good = [&](int x, int y) {
-        return x >= 0 && y >= 0 && x < w && y < h && !flag[std::size_t(y) * std::size_t(w) + std::size_t(x)] && usable(x, y);
+        return x >= 0 && y >= 0 && x < w && y < h && !flagged.count(index(x, y)) && usable(x, y);
     };
     struct Fix {
         int x, y;
@@ -186,45 +174,46 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
     };
     std::vector<Fix> fixes;
     const int maxD = config.maxRepairDistance;
-    for (int y = 0; y < h; ++y)
-        for (int x = nextFlagged(flag + std::size_t(y) * std::size_t(w), 0, w); x < w;
-             x = nextFlagged(flag + std::size_t(y) * std::size_t(w), x + 1, w)) {
-            double sum = 0.0, vsum = 0.0;
-            int n = 0, nv = 0;
-            for (int axis = 0; axis < 2; ++axis) {
-                const int ax = axis == 0 ? 1 : 0, ay = axis == 0 ? 0 : 1;
-                int lo = 0, hi = 0;
-                for (int d = 1; d <= maxD; ++d)
-                    if (good(x - ax * d, y - ay * d)) {
-                        lo = d;
-                        break;
-                    }
-                for (int d = 1; d <= maxD; ++d)
-                    if (good(x + ax * d, y + ay * d)) {
-                        hi = d;
-                        break;
-                    }
-                if (lo && hi) {
-                    const double a = img(x - ax * lo, y - ay * lo), c = img(x + ax * hi, y + ay * hi);
-                    sum += (a * hi + c * lo) / (lo + hi);
-                    vsum += 0.5 * (double(var(x - ax * lo, y - ay * lo)) + double(var(x + ax * hi, y + ay * hi)));
-                    ++n;
-                    ++nv;
-                } else if (lo || hi) {
-                    const int d = lo ? -lo : hi;
-                    sum += img(x + ax * d, y + ay * d);
-                    vsum += var(x + ax * d, y + ay * d);
-                    ++n;
-                    ++nv;
+    for (const std::int64_t k : order) {
+        const int x = int(k % w), y = int(k / w);
+        double sum = 0.0, vsum = 0.0;
+        int n = 0, nv = 0;
+        for (int axis = 0; axis < 2; ++axis) {
+            const int ax = axis == 0 ? 1 : 0, ay = axis == 0 ? 0 : 1;
+            int lo = 0, hi = 0;
+            for (int d = 1; d <= maxD; ++d)
+                if (good(x - ax * d, y - ay * d)) {
+                    lo = d;
+                    break;
                 }
+            for (int d = 1; d <= maxD; ++d)
+                if (good(x + ax * d, y + ay * d)) {
+                    hi = d;
+                    break;
+                }
+            if (lo && hi) {
+                const double a = img(x - ax * lo, y - ay * lo), c = img(x + ax * hi, y + ay * hi);
+                sum += (a * hi + c * lo) / (lo + hi);
+                vsum += 0.5 * (double(var(x - ax * lo, y - ay * lo)) + double(var(x + ax * hi, y + ay * hi)));
+                ++n;
+                ++nv;
+            } else if (lo || hi) {
+                const int d = lo ? -lo : hi;
+                sum += img(x + ax * d, y + ay * d);
+                vsum += var(x + ax * d, y + ay * d);
+                ++n;
+                ++nv;
             }
-            const float value = n ? float(sum / n) : b;
-            const float variance = nv ? float(vsum / nv) : var(x, y);
-            fixes.push_back({x, y, value, variance});
         }
+        const float value = n ? float(sum / n) : b;
+        const float variance = nv ? float(vsum / nv) : var(x, y);
+        fixes.push_back({x, y, value, variance});
+    }
     for (const Fix& f : fixes) {
         img(f.x, f.y) = f.value;
-        var(f.x, f.y) = f.variance;
+        // Not written when it is already the repaired value (a uniform variance stays in shared pages,
+        // core/Image.h SharedFill): the same bits either way.
+        if (std::bit_cast<std::uint32_t>(var(f.x, f.y)) != std::bit_cast<std::uint32_t>(f.variance)) var(f.x, f.y) = f.variance;
         mask(f.x, f.y) |= crBit | intrpBit;
     }
     return int(nHits);

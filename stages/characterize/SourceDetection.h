@@ -11,8 +11,9 @@
 //
 // Footprints: connected pixels (8-connectivity) with significance >= thresholdSigma (and, with
 // includeNegative, <= -thresholdSigma) with at least minPixels pixels; peaks are the local maxima of the
-// significance image (core/Footprint.h; peakValue and significance are both the S/N); then every footprint
-// is grown by round(growFactor x sigma) pixels and touching footprints merged (FootprintSet::dilated).
+// significance image (core/Footprint.h, here row by row: stages/characterize/RowFootprints.h; peakValue and
+// significance are both the S/N); then every footprint is grown by round(growFactor x sigma) pixels and
+// touching footprints merged (FootprintSet::dilated).
 // The grown footprints set DETECTED (DETECTED_NEGATIVE) in the image's mask, after clearing those planes.
 //
 // Edges: the pixels within the kernel half-width of the border (where the whole filter does not fit) get the
@@ -94,6 +95,15 @@ struct DetectionResult {
 /// Detect sources in `image` (background-subtracted; variance plane required) with a Gaussian matched
 /// filter of sigma psfSigmaPixels (> 0). Modifies the mask (EDGE, DETECTED, DETECTED_NEGATIVE) and, with
 /// reEstimateBackground, the image. Throws ConfigError / InvalidInputError.
+/// The significance image is made in bands of 32 rows and thresholded row by row (RowFootprints.h): no
+/// full-size plane besides the image's own.
 DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const SourceDetectionConfig& config);
+
+/// The significance image detectSources thresholds (filtered / filtered noise; NaN where it is not filtered,
+/// outside the pruned regions and in the edge band without detectAtEdges, and where the window holds no usable
+/// pixel), whole: detectSources' footprints
+/// and peaks before growing are detectFootprints of it with threshold thresholdSigma (and noiseSigma 1). For
+/// tests and inspection; the mask is not modified.
+ImageF detectionSignificance(const MaskedImageF& image, double psfSigmaPixels, const SourceDetectionConfig& config);
 
 }  // namespace drp

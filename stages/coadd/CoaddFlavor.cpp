@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/Error.h"
+#include "core/Statistics.h"
 
 namespace drp {
 
@@ -28,7 +29,7 @@ std::vector<std::size_t> selectCoaddInputs(const std::vector<WarpMetadata>& inpu
             if (inputs.empty()) break;
             std::vector<double> s;
             for (const auto& m : inputs) s.push_back(m.psfSigmaPx);
-            const double q = quantileLinear(std::move(s), config.seeingQuantile);
+            const double q = quantile(s, config.seeingQuantile);
             for (std::size_t i = 0; i < inputs.size(); ++i)
                 if (inputs[i].psfSigmaPx <= q) out.push_back(i);
             break;
@@ -37,20 +38,10 @@ std::vector<std::size_t> selectCoaddInputs(const std::vector<WarpMetadata>& inpu
     return out;
 }
 
-double quantileLinear(std::vector<double> s, double q) {
-    if (s.empty()) return std::numeric_limits<double>::quiet_NaN();
-    std::sort(s.begin(), s.end());
-    const double pos = std::clamp(q, 0.0, 1.0) * double(s.size() - 1);
-    const std::size_t lo = std::size_t(std::floor(pos));
-    const std::size_t hi = std::min(lo + 1, s.size() - 1);
-    return s[lo] + (pos - double(lo)) * (s[hi] - s[lo]);
-}
-
-double bestSeeingThreshold(const std::vector<VisitSeeing>& visits, double quantile) {
+double bestSeeingThreshold(const std::vector<VisitSeeing>& visits, double q) {
     std::vector<double> s;
-    for (const auto& v : visits)
-        if (std::isfinite(v.seeing)) s.push_back(v.seeing);
-    return quantileLinear(std::move(s), quantile);
+    for (const auto& v : visits) s.push_back(v.seeing);
+    return quantile(s, q);  // of the finite seeings
 }
 
 std::vector<std::int64_t> selectBestSeeingVisits(const std::vector<VisitSeeing>& visits, double quantile) {

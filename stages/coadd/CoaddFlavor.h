@@ -3,9 +3,9 @@
 //
 // Selection (selectCoaddInputs), over the inputs' WarpMetadata:
 //   * Deep: every input.
-//   * BestSeeing: inputs whose psfSigmaPx <= the seeingQuantile quantile of the inputs' psfSigmaPx
-//     (quantileLinear), e.g. 0.25 = the first quartile of the realised seeing. At least one input (the
-//     best) is always selected. This is the per-patch rule; a campaign selects survey-wide instead
+//   * BestSeeing: inputs whose psfSigmaPx <= the seeingQuantile quantile of the inputs' finite psfSigmaPx
+//     (core/Statistics quantile(): linear between order statistics, numpy's default), e.g. 0.25 = the
+//     first quartile of the realised seeing. At least one input (the best) is always selected. This is the per-patch rule; a campaign selects survey-wide instead
 //     (selectBestSeeingVisits below, as Rubin's best-seeing visit selection does), so that every
 //     patch of a band uses the same visits.
 //   * ShortPeriod: inputs with mjdBegin <= mjd < mjdEnd (e.g. one year of the survey).
@@ -61,18 +61,15 @@ struct CoaddFlavorConfig {
 /// Indices (increasing) of the inputs the flavour selects.
 std::vector<std::size_t> selectCoaddInputs(const std::vector<WarpMetadata>& inputs, const CoaddFlavorConfig& config);
 
-/// The q quantile (q in [0, 1]) of `values` with linear interpolation between order statistics
-/// (numpy's default: position q (n - 1) in the sorted list). NaN if `values` is empty.
-double quantileLinear(std::vector<double> values, double q);
-
 /// One visit of a band and its seeing (any unit, the same for every visit).
 struct VisitSeeing {
     std::int64_t visit = 0;
     double seeing = 0.0;
 };
 
-/// The survey-wide best-seeing threshold of one band: quantileLinear of the finite seeings (NaN if none).
-double bestSeeingThreshold(const std::vector<VisitSeeing>& visits, double quantile);
+/// The survey-wide best-seeing threshold of one band: the quantile (core/Statistics quantile(); q in
+/// [0, 1], ConfigError otherwise) of the finite seeings (NaN if none).
+double bestSeeingThreshold(const std::vector<VisitSeeing>& visits, double q);
 
 /// The visits (increasing visit id, each once) whose finite seeing is <= bestSeeingThreshold(visits,
 /// quantile). quantile in (0, 1] (ConfigError otherwise).

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/Error.h"
+#include "stages/measure/MeasurementPlugin.h"
 
 namespace drp {
 
@@ -212,12 +213,9 @@ MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const 
         // nothing, or the pixel that rounding let in.)
         const double disc = std::max(0.0, B * B * dy * dy - A * (C * dy * dy - limit));
         const double sq = std::sqrt(disc);
-        int x0 = std::max(box.minX(), int(std::floor((-B * dy - sq) / A + c.x)));
-        int x1 = std::min(box.maxX(), int(std::ceil((-B * dy + sq) / A + c.x)));
-        while (x0 > box.minX() && qOf(x0 - 1) <= limit) --x0;
-        while (x0 <= x1 && qOf(x0) > limit) ++x0;
-        while (x1 < box.maxX() && qOf(x1 + 1) <= limit) ++x1;
-        while (x1 >= x0 && qOf(x1) > limit) --x1;
+        const auto [x0, x1] = exactRowInterval(int(std::floor((-B * dy - sq) / A + c.x)),
+                                               int(std::ceil((-B * dy + sq) / A + c.x)), box.minX(), box.maxX(),
+                                               [&](int x) { return qOf(x) <= limit; });
         if (x1 < x0) continue;
         const T* row = image.row(y - o.y);
         const float* vrow = variance.row(y - o.y);
@@ -227,7 +225,7 @@ MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const 
         double g = std::exp(-0.5 * (A * (2.0 * dx + 1.0) + 2.0 * B * dy));
         for (int x = x0; x <= x1; ++x, dx += 1.0, wt *= g, g *= stepRatio) {
             const double d = row[x - o.x], v = vrow[x - o.x];
-            if (!std::isfinite(d) || !std::isfinite(v) || v < 0 || (mrow && (mrow[x - o.x] & badBits))) continue;
+            if (!usablePixel(row[x - o.x], vrow[x - o.x], mrow ? mrow[x - o.x] : 0, badBits)) continue;
             const Pixel p{wt, v, {dx * dx, dy * dy, dx * dy}};
             s0 += wt * d;
             for (int k = 0; k < 3; ++k) s[k] += wt * d * p.q[k];

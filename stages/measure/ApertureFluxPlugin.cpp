@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "stages/measure/CircleOverlap.h"
 
@@ -24,39 +25,6 @@ const std::string& ApertureFluxPlugin::name() const {
     static const std::string n = "apFlux";
     return n;
 }
-
-namespace {
-
-/// The pixels x of one row for which `test(x)` holds, where `test` is monotone in |x - cx| (true near cx):
-/// an interval [lo, hi] (lo > hi: none) found from the estimate [ceil(cx - s), floor(cx + s)] and
-/// corrected by evaluating `test` itself, so it is exactly the set a per-pixel scan would select.
-template <typename Test>
-std::pair<int, int> monotoneInterval(double cx, double s, const Test& test) {
-    if (s > 0 && std::isfinite(s)) {  // the usual case: the estimate is right, two checks at each end
-        const int lo = int(std::ceil(cx - s)), hi = int(std::floor(cx + s));
-        if (lo <= hi && test(lo) && !test(lo - 1) && test(hi) && !test(hi + 1)) return {lo, hi};
-    }
-    const int xc = int(std::floor(cx + 0.5));  // the pixel nearest the centre: in the set unless it is empty
-    if (!test(xc)) return {1, 0};
-    int lo = xc, hi = xc;
-    if (s > 0 && std::isfinite(s)) {
-        lo = std::min(xc, int(std::ceil(cx - s)));
-        hi = std::max(xc, int(std::floor(cx + s)));
-    }
-    if (test(lo)) {
-        while (test(lo - 1)) --lo;
-    } else {
-        while (!test(lo)) ++lo;
-    }
-    if (test(hi)) {
-        while (test(hi + 1)) ++hi;
-    } else {
-        while (!test(hi)) --hi;
-    }
-    return {lo, hi};
-}
-
-}  // namespace
 
 ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF& mi, Point2D c,
                                                               const std::vector<double>& radii, MaskPixel badBits) {
@@ -106,9 +74,6 @@ ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF
     // bins are summed cumulatively at the end) and gets exact weights in the circles that cross it. The
     // sums are taken row by row in increasing x, the order of a plain scan, so every accumulator sees the
     // same additions in the same order as a per-pixel loop.
-    auto usable = [&](float d, float v, MaskPixel m) {
-        return std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(m & badBits);
-    };
     for (int y = box.minY(); y <= box.maxY(); ++y) {
         const double dy = y - c.y, ady = std::fabs(dy);
         const double ny = std::max(ady - 0.5, 0.0), fy = ady + 0.5;
@@ -122,14 +87,16 @@ ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF
             const double nx = std::max(std::fabs(x - c.x) - 0.5, 0.0);
             return nx * nx + ny2;
         };
+        // Both sets are {|x - cx| <= s}: estimated from s, then made exact (exactRowInterval).
+        auto interval = [&](double s, auto&& test) {
+            return exactRowInterval(int(std::ceil(c.x - s)), int(std::floor(c.x + s)), box.minX(), box.maxX(), test);
+        };
         for (std::size_t k = 0; k < nr; ++k) {
             const double rk2 = r2[k];
-            auto [ilo, ihi] = monotoneInterval(c.x, std::sqrt(std::max(0.0, rk2 - fy2)) - 0.5,
-                                               [&](int x) { return dmax2(x) <= rk2; });
-            auto [tlo, thi] = monotoneInterval(c.x, std::sqrt(std::max(0.0, rk2 - ny2)) + 0.5,
-                                               [&](int x) { return dmin2(x) < rk2; });
-            insideLo[k] = std::max(ilo, box.minX()), insideHi[k] = std::min(ihi, box.maxX());
-            touchLo[k] = std::max(tlo, box.minX()), touchHi[k] = std::min(thi, box.maxX());
+            std::tie(insideLo[k], insideHi[k]) =
+                interval(std::sqrt(std::max(0.0, rk2 - fy2)) - 0.5, [&](int x) { return dmax2(x) <= rk2; });
+            std::tie(touchLo[k], touchHi[k]) =
+                interval(std::sqrt(std::max(0.0, rk2 - ny2)) + 0.5, [&](int x) { return dmin2(x) < rk2; });
         }
         const float* drow = image.row(y - img.minY()) - ox;
         const float* vrow = var.row(y - img.minY()) - ox;
@@ -143,7 +110,7 @@ ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF
             double f = fullFlux[k], w = fullVar[k];
             for (int x = x0; x <= x1; ++x) {
                 const float d = drow[x], v = vrow[x];
-                if (!usable(d, v, mrow[x])) {
+                if (!usablePixel(d, v, mrow[x], badBits)) {
                     markTruncated(x);
                     continue;
                 }
@@ -157,7 +124,7 @@ ApertureFluxPlugin::Sums ApertureFluxPlugin::measureApertures(const MaskedImageF
             double f = out.flux[k], w = out.variance[k];
             for (int x = x0; x <= x1; ++x) {
                 const float d = drow[x], v = vrow[x];
-                if (!usable(d, v, mrow[x])) {
+                if (!usablePixel(d, v, mrow[x], badBits)) {
                     markTruncated(x);
                     continue;
                 }

@@ -140,6 +140,11 @@ double CirclePixelGrid::boundaryFraction(int x, int y) const {
     return std::clamp(stripIntegral(i, j + 1) - stripIntegral(i, j), 0.0, 1.0);
 }
 
+CirclePixelGrid::Cover CirclePixelGrid::cover(int x, int y) const {
+    const double t = trivialFraction(x - centre_.x, y - centre_.y, r_);
+    return t > 0 ? Cover::Inside : (t == 0 ? Cover::Outside : Cover::Crossed);
+}
+
 double CirclePixelGrid::fraction(int x, int y) const {
     const double t = trivialFraction(x - centre_.x, y - centre_.y, r_);
     if (t >= 0) return t;

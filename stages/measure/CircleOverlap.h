@@ -36,10 +36,16 @@ public:
     CirclePixelGrid(Point2D centre, double radius, const Box2I& box) { reset(centre, radius, box); }
     /// Re-initialise for another circle or box (reusing the storage).
     void reset(Point2D centre, double radius, const Box2I& box);
+    /// Where pixel (x, y) lies, from the distances of its farthest and nearest points to the centre.
+    enum class Cover {
+        Outside,  ///< wholly outside the circle: fraction 0
+        Inside,   ///< wholly inside: fraction 1
+        Crossed,  ///< crossed by the circle: fraction boundaryFraction(x, y)
+    };
+    Cover cover(int x, int y) const;
     /// Fraction of pixel (x, y) (inside the box) within the circle.
     double fraction(int x, int y) const;
-    /// The same for a pixel known to be crossed by the circle (neither wholly inside nor wholly outside,
-    /// as classified by the corner distances): skips that classification.
+    /// The same for a pixel known to be crossed by the circle (Cover::Crossed): skips the classification.
     double boundaryFraction(int x, int y) const;
 
 private:

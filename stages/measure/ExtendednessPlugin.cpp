@@ -39,19 +39,14 @@ double ExtendednessPlugin::psfEnclosedFraction(const ImageD& psf, Point2D c, dou
     if (box.empty() || !(radius > 0)) return 0.0;
     thread_local CirclePixelGrid grid;
     grid.reset(c, radius, box);
-    const double r2 = radius * radius;
     double f = 0;
     for (int y = box.minY(); y <= box.maxY(); ++y) {
-        const double ady = std::fabs(y - c.y);
-        const double ny = std::max(ady - 0.5, 0.0), fy = ady + 0.5;
         const double* row = psf.row(y - psf.xy0().y) - psf.xy0().x;
         for (int x = box.minX(); x <= box.maxX(); ++x) {
-            const double adx = std::fabs(x - c.x);
-            const double fx = adx + 0.5, nx = std::max(adx - 0.5, 0.0);
-            if (fx * fx + fy * fy <= r2) {
-                f += row[x];
-            } else if (nx * nx + ny * ny < r2) {
-                f += row[x] * grid.boundaryFraction(x, y);
+            switch (grid.cover(x, y)) {
+                case CirclePixelGrid::Cover::Inside: f += row[x]; break;
+                case CirclePixelGrid::Cover::Crossed: f += row[x] * grid.boundaryFraction(x, y); break;
+                case CirclePixelGrid::Cover::Outside: break;
             }
         }
     }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "stages/measure/MeasurementPlugin.h"
+
 namespace drp {
 
 namespace {
@@ -28,8 +30,8 @@ double smoothedAt(const PixelAccess& px, Point2I p, const std::vector<double>& g
         const float* vrow = px.mi.variance().row(y - oy) - ox;
         const MaskPixel* mrow = px.mi.mask().row(y - oy) - ox;
         for (int x = box.minX(); x <= box.maxX(); ++x) {
-            const float v = irow[x], var = vrow[x];
-            if (!(std::isfinite(v) && std::isfinite(var) && var >= 0.0f && !(mrow[x] & px.badBits))) continue;
+            const float v = irow[x];
+            if (!usablePixel(v, vrow[x], mrow[x], px.badBits)) continue;
             const double w = gy * gx[x];
             s += w * v;
             sw += w;
@@ -86,10 +88,9 @@ Point2D sdssStart(const PixelAccess& px, Point2D start, double sigma) {
 }
 
 struct MomentSums {
-    double fx = 0, fy = 0;           // f(c)
     double jxx = 0, jyy = 0, jxy = 0;  // J
     double cxx = 0, cyy = 0, cxy = 0;  // Cov(f)
-    double s0 = 0, sx = 0, sy = 0;     // sum w I, sum w I dx, ...
+    double s0 = 0, sx = 0, sy = 0;     // sum w I, sum w I dx, ...: f(c) = (sx, sy)
     long n = 0;
     bool edge = false;
 };
@@ -122,11 +123,8 @@ MomentSums sums(const PixelAccess& px, Point2D c, double sigma) {
             return dx * dx + dy * dy <= rad2;
         };
         const double half = std::sqrt(std::max(0.0, rad2 - dy * dy));
-        int x0 = std::max(box.minX(), int(std::ceil(c.x - half))), x1 = std::min(box.maxX(), int(std::floor(c.x + half)));
-        while (x0 > box.minX() && inside(x0 - 1)) --x0;
-        while (x0 <= x1 && !inside(x0)) ++x0;
-        while (x1 < box.maxX() && inside(x1 + 1)) ++x1;
-        while (x1 >= x0 && !inside(x1)) --x1;
+        const auto [x0, x1] =
+            exactRowInterval(int(std::ceil(c.x - half)), int(std::floor(c.x + half)), box.minX(), box.maxX(), inside);
         const float* irow = mi.image().row(y - oy) - ox;
         const float* vrow = mi.variance().row(y - oy) - ox;
         const MaskPixel* mrow = mi.mask().row(y - oy) - ox;
@@ -134,7 +132,7 @@ MomentSums sums(const PixelAccess& px, Point2D c, double sigma) {
         for (int x = x0; x <= x1; ++x) {
             const double dx = x - c.x;
             const float v = irow[x], var = vrow[x];
-            if (!(std::isfinite(v) && std::isfinite(var) && var >= 0.0f && !(mrow[x] & px.badBits))) {
+            if (!usablePixel(v, var, mrow[x], px.badBits)) {
                 edge = true;
                 continue;
             }
@@ -155,8 +153,6 @@ MomentSums sums(const PixelAccess& px, Point2D c, double sigma) {
     m.s0 = s0, m.sx = sx, m.sy = sy, m.jxx = jxx, m.jyy = jyy, m.jxy = jxy, m.cxx = cxx, m.cyy = cyy, m.cxy = cxy;
     m.n = n;
     m.edge = edge;
-    m.fx = m.sx;  // the same sums
-    m.fy = m.sy;
     return m;
 }
 
@@ -184,9 +180,9 @@ GaussianCentroidResult measureGaussianCentroid(const MaskedImageF& image, Point2
         }
         const double det = m.jxx * m.jyy - m.jxy * m.jxy;
         Point2D step;
-        if (m.jxx < 0 && det > 0) {  // negative definite: Newton step c -= J^-1 f
-            step.x = -(m.jyy * m.fx - m.jxy * m.fy) / det;
-            step.y = -(-m.jxy * m.fx + m.jxx * m.fy) / det;
+        if (m.jxx < 0 && det > 0) {  // negative definite: Newton step c -= J^-1 f, f = (sx, sy)
+            step.x = -(m.jyy * m.sx - m.jxy * m.sy) / det;
+            step.y = -(-m.jxy * m.sx + m.jxx * m.sy) / det;
         } else {  // weighted-mean step
             step.x = m.sx / m.s0;
             step.y = m.sy / m.s0;

@@ -51,8 +51,8 @@ void KronFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
     };
 
     // The columns of row y where a predicate convex along rows holds (`test` true on an interval of x):
-    // estimated from the ellipse x^T qInv x = rad^2 (+- 1 pixel) and then checked with `test` itself, so
-    // the same pixels as a scan of the box.
+    // estimated from the ellipse x^T qInv x = rad^2 (+- 1 pixel) and then checked with `test` itself
+    // (exactRowInterval), so the same pixels as a scan of the box.
     auto rowInterval = [&](int y, double rad, const Box2I& box, auto&& test) {
         const double dy = y - c.y;
         // qInv.xx dx^2 + 2 qInv.xy dy dx + qInv.yy dy^2 - rad^2 = 0
@@ -60,13 +60,9 @@ void KronFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
         // nothing, or the pixel that rounding let in.)
         const double disc = std::max(0.0, qInv.xy * qInv.xy * dy * dy - qInv.xx * (qInv.yy * dy * dy - rad * rad));
         const double sq = std::sqrt(disc);
-        int x0 = std::max(box.minX(), int(std::floor((-qInv.xy * dy - sq) / qInv.xx + c.x)) - 1);
-        int x1 = std::min(box.maxX(), int(std::ceil((-qInv.xy * dy + sq) / qInv.xx + c.x)) + 1);
-        while (x0 > box.minX() && test(x0 - 1, y)) --x0;
-        while (x1 < box.maxX() && test(x1 + 1, y)) ++x1;
-        while (x0 <= x1 && !test(x0, y)) ++x0;
-        while (x1 >= x0 && !test(x1, y)) --x1;
-        return std::pair<int, int>{x0, x1};
+        return exactRowInterval(int(std::floor((-qInv.xy * dy - sq) / qInv.xx + c.x)) - 1,
+                                int(std::ceil((-qInv.xy * dy + sq) / qInv.xx + c.x)) + 1, box.minX(), box.maxX(),
+                                [&](int x) { return test(x, y); });
     };
     const int ox = img.minX(), oy = img.minY();
 
@@ -82,8 +78,8 @@ void KronFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
         const MaskPixel* mrow = mask.row(y - oy) - ox;
         for (int x = x0; x <= x1; ++x) {
             const double r = radiusOf(x - c.x, y - c.y);
-            const float d = irow[x], v = vrow[x];
-            if (!(std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(mrow[x] & ctx.badBits))) continue;
+            const float d = irow[x];
+            if (!usablePixel(d, vrow[x], mrow[x], ctx.badBits)) continue;
             sumI += d;
             sumRI += r * d;
         }
@@ -152,7 +148,7 @@ void KronFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
                 if (inside == 0) continue;
             }
             const float d = irow[x], v = vrow[x];
-            if (!(std::isfinite(d) && std::isfinite(v) && v >= 0.0f && !(mrow[x] & ctx.badBits))) {
+            if (!usablePixel(d, v, mrow[x], ctx.badBits)) {
                 edge = true;
                 continue;
             }

@@ -4,66 +4,9 @@
 #include <cmath>
 #include <vector>
 
+#include "core/Statistics.h"
+
 namespace drp {
-
-namespace {
-
-/// The k-th smallest of a[0, n) (k < n; no NaN), partially reordering a: a quickselect whose partitions
-/// have no data-dependent branch (the order statistic is a value, so any exact selection returns the
-/// same bits as std::nth_element; the annulus pixels are noise, on which nth_element's comparisons are
-/// coin flips for the branch predictor).
-template <typename T>
-T selectKth(T* a, std::size_t n, std::size_t k) {
-    std::size_t lo = 0, hi = n;  // the k-th is in [lo, hi)
-    while (hi - lo > 16) {
-        T p0 = a[lo], p1 = a[lo + (hi - lo) / 2], p2 = a[hi - 1];
-        if (p1 < p0) std::swap(p0, p1);
-        if (p2 < p1) std::swap(p1, p2);
-        if (p1 < p0) std::swap(p0, p1);
-        const T pivot = p1;
-        // [lo, j) < pivot
-        std::size_t j = lo;
-        for (std::size_t i = lo; i < hi; ++i) {
-            const T v = a[i];
-            const bool less = v < pivot;
-            a[i] = a[j];
-            a[j] = v;
-            j += less;
-        }
-        if (k < j) {
-            hi = j;
-            continue;
-        }
-        if (j > lo) {
-            lo = j;
-            continue;
-        }
-        // Nothing was below the pivot (the minimum, maybe repeated): split off the values equal to it,
-        // [j, j2) (the pivot is one of the values, so j2 > j and the range shrinks).
-        std::size_t j2 = j;
-        for (std::size_t i = j; i < hi; ++i) {
-            const T v = a[i];
-            const bool notAbove = !(pivot < v);
-            a[i] = a[j2];
-            a[j2] = v;
-            j2 += notAbove;
-        }
-        if (k < j2) return pivot;
-        lo = j2;
-    }
-    for (std::size_t i = lo + 1; i < hi; ++i) {  // insertion sort of the last few
-        const T v = a[i];
-        std::size_t m = i;
-        while (m > lo && v < a[m - 1]) {
-            a[m] = a[m - 1];
-            --m;
-        }
-        a[m] = v;
-    }
-    return a[k];
-}
-
-}  // namespace
 
 LocalSkyPlugin::LocalSkyPlugin(Schema& schema, const MeasurementConfig& config)
     : excludePlanes_(config.skyExcludeMaskPlanes) {
@@ -132,8 +75,7 @@ void LocalSkyPlugin::measure(const MeasurementContext& ctx, Table& table, std::s
             for (int x = x0; x <= x1; ++x) {
                 const double dx = x - c.x, r2 = dx * dx + dy * dy;
                 const float d = irow[x], v = vrow[x];
-                const bool ok = (r2 > rin2) & (r2 <= rout2) & std::isfinite(d) & std::isfinite(v) & (v >= 0.0f) &
-                                ((mrow[x] & exclude) == 0);
+                const bool ok = (r2 > rin2) & (r2 <= rout2) & usablePixel(d, v, mrow[x], exclude);
                 values[count] = d;
                 count += ok;
             }

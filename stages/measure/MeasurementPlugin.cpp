@@ -15,8 +15,7 @@ bool MeasurementContext::usable(int x, int y) const {
     const Box2I box = exposure.bbox();
     if (!box.contains(Point2I{x, y})) return false;
     const int lx = x - box.minX(), ly = y - box.minY();
-    const float v = exposure.image()(lx, ly), var = exposure.variance()(lx, ly);
-    return std::isfinite(v) && std::isfinite(var) && var >= 0.0f && !(exposure.mask()(lx, ly) & badBits);
+    return usablePixel(exposure.image()(lx, ly), exposure.variance()(lx, ly), exposure.mask()(lx, ly), badBits);
 }
 
 double MeasurementContext::psfSigma() const {

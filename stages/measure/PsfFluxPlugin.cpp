@@ -58,8 +58,8 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
         const float* vrow = variance.row(y - img.minY()) + (box.minX() - img.minX());
         const MaskPixel* mrow = mask.row(y - img.minY()) + (box.minX() - img.minX());
         for (int x = 0; x < box.width(); ++x) {
+            if (!usablePixel(drow[x], vrow[x], mrow[x], ctx.badBits)) continue;
             const double d = drow[x], v = vrow[x], p = prow[x];
-            if (!std::isfinite(d) || !std::isfinite(v) || v < 0 || (mrow[x] & ctx.badBits)) continue;
             if (weighted && !(v > 0)) continue;
             const double w = weighted ? 1.0 / v : 1.0;
             spd += w * p * d;
@@ -95,7 +95,7 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
         const MaskPixel* mrow = mask.row(y - img.minY()) + (box.minX() - img.minX());
         for (int x = 0; x < box.width(); ++x) {
             const double d = drow[x], v = vrow[x];
-            if (!std::isfinite(d) || !std::isfinite(v) || !(v > 0) || (mrow[x] & ctx.badBits)) continue;
+            if (!usablePixel(drow[x], vrow[x], mrow[x], ctx.badBits) || !(v > 0)) continue;
             const double r = d - flux * prow[x];
             chi2 += r * r / v;
             if (!(v == lastV)) {

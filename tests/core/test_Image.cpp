@@ -165,67 +165,75 @@ TEST(HugePages, BlocksAreZeroAlignedAndWritable) {
     EXPECT_THROW(allocateHugePageBlock(0), LogicError);
 }
 
-TEST(HugePages, FreedBlocksAreUnmappedOutsideAReuseScope) {
-    const std::size_t bytes = kHugePageMinBlockBytes + 7 * 4096;
-    for (int rep = 0; rep < 3; ++rep) {
-        bool zeroed = false;
-        auto a = allocateHugePageBlock(bytes, &zeroed);
-        EXPECT_TRUE(zeroed);  // never a reused block
-        std::memset(a.get(), 0x77, bytes);
+TEST(HugePages, UniformBlocksReadAsTheirPatternAndCopyOnWrite) {
+    const float a = 3.25f, b = -7.5f;
+    const std::size_t chunkFloats = kUniformChunkBytes / sizeof(float);
+    for (std::size_t bytes : {std::size_t(4), kUniformChunkBytes, 3 * kUniformChunkBytes + 4 * 4097, std::size_t(65152000)}) {
+        auto pa = allocateUniformBlock(bytes, &a, sizeof a);
+        auto pb = allocateUniformBlock(bytes, &b, sizeof b);  // another file: no sharing with the first
+        ASSERT_NE(pa.get(), nullptr);
+        ASSERT_NE(pb.get(), nullptr);
+        const std::size_t n = bytes / sizeof(float);
+        auto* fa = reinterpret_cast<float*>(pa.get());
+        auto* fb = reinterpret_cast<float*>(pb.get());
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < n; i += 1 + i / 32) wrong += (fa[i] != a) + (fb[i] != b);
+        EXPECT_EQ(wrong + (fa[n - 1] != a) + (fb[n - 1] != b), 0u) << bytes;
+        // A write changes that pixel only: not the same offset of the other chunks, nor the other block.
+        fa[0] = 1.0f;
+        if (n > chunkFloats) {
+            fa[chunkFloats + 1] = 2.0f;
+            EXPECT_EQ(fa[chunkFloats], a);
+            EXPECT_EQ(fa[chunkFloats + 1], 2.0f);
+            EXPECT_EQ(fa[1], a);
+        }
+        EXPECT_EQ(fa[0], 1.0f);
+        EXPECT_EQ(fb[0], b);
+        if (n > 1) {
+            EXPECT_EQ(fa[n - 1], a);
+        }
+        std::memset(pa.get(), 0, bytes);  // the whole block is writable
+        EXPECT_EQ(fa[n - 1], 0.0f);
     }
-    {
-        FreedBlockReuse reuse;
-        { auto a = allocateHugePageBlock(bytes); }
-    }
-    bool zeroed = false;
-    auto b = allocateHugePageBlock(bytes, &zeroed);  // the scope's end gave the kept block back
-    EXPECT_TRUE(zeroed);
+    // More than 1024 chunks: larger chunks, the same contents (sparse reads of a 258 MB block).
+    const std::int16_t v = -12345;
+    const std::size_t big = 1030 * kUniformChunkBytes + 6;
+    auto pv = allocateUniformBlock(big, &v, sizeof v);
+    ASSERT_NE(pv.get(), nullptr);
+    auto* iv = reinterpret_cast<std::int16_t*>(pv.get());
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < big / 2; i += 4093) wrong += iv[i] != v;
+    EXPECT_EQ(wrong + (iv[big / 2 - 1] != v), 0u);
+    const char three[3] = {1, 2, 3};
+    EXPECT_THROW(allocateUniformBlock(12, three, 3), LogicError);
+    EXPECT_THROW(allocateUniformBlock(0, &a, sizeof a), LogicError);
 }
 
-TEST(HugePages, TheLastFreedBlockIsReusedAndClearedOnRequest) {
-    FreedBlockReuse reuse;
-    FreedBlockReuse nested;
-    const std::size_t bytes = kHugePageMinBlockBytes + 3 * 4096 + 5;
-    std::byte* first = nullptr;
-    {
-        bool zeroed = false;
-        auto a = allocateHugePageBlock(bytes, &zeroed);
-        first = a.get();
-        std::memset(a.get(), 0x5a, bytes);
+TEST(Image, SharedFillHoldsTheSamePixelsAsAFill) {
+    // Below and above kUniformMinBlockBytes (1000 x 1100 floats = 4.4 MB), every pixel type.
+    for (int h : {10, 1100}) {
+        const Box2I box({-3, 7}, 1000, h);
+        ImageF f(box, 2.5f, kSharedFill);
+        EXPECT_EQ(f.bbox(), box);
+        EXPECT_TRUE(f.isContiguous());
+        EXPECT_TRUE(f.identical(ImageF(box, 2.5f)));
+        f(999, h - 1) = -1.0f;  // written pixels are the image's own
+        f(0, 0) = 4.0f;
+        ImageF g(box, 2.5f);
+        g(999, h - 1) = -1.0f;
+        g(0, 0) = 4.0f;
+        EXPECT_TRUE(f.identical(g));
+        ImageF c = f.clone();
+        EXPECT_TRUE(c.identical(g));
+        f(1, 0) = 9.0f;
+        EXPECT_EQ(c(1, 0), 2.5f);
+        EXPECT_EQ(f.subImage(Box2I({-2, 7}, 1, 1))(0, 0), 9.0f);
+        EXPECT_TRUE(ImageD(box, -0.0, kSharedFill).identical(ImageD(box, -0.0)));
+        EXPECT_TRUE(allBitsEqual(ImageD(box, -0.0, kSharedFill), -0.0));
+        EXPECT_TRUE(ImageI(box, -5, kSharedFill).identical(ImageI(box, -5)));
+        EXPECT_TRUE(ImageU(box, 65535, kSharedFill).identical(ImageU(box, 65535)));
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        EXPECT_TRUE(allBitsEqual(ImageF(box, nan, kSharedFill), nan));
     }
-    {
-        bool zeroed = true;
-        auto b = allocateHugePageBlock(bytes, &zeroed);  // same length: the kept block, as its owner left it
-        EXPECT_EQ(b.get(), first);
-        EXPECT_FALSE(zeroed);
-        EXPECT_EQ(b[bytes / 2], std::byte{0x5a});
-    }
-    {
-        auto c = allocateHugePageBlock(bytes);  // zero-filled on request
-        EXPECT_EQ(c.get(), first);
-        std::size_t nonZero = 0;
-        for (std::size_t i = 0; i < bytes; ++i) nonZero += c[i] != std::byte{0};
-        EXPECT_EQ(nonZero, 0u);
-        std::memset(c.get(), 0x11, bytes);
-    }
-    {
-        bool zeroed = false;
-        auto d = allocateHugePageBlock(2 * bytes, &zeroed);  // another length: a new mapping
-        EXPECT_TRUE(zeroed);
-        EXPECT_EQ(d[bytes], std::byte{0});
-    }
-    // Images on a reused block still hold their fill value, zero included.
-    for (int rep = 0; rep < 3; ++rep) {
-        ImageF dirty(Box2I({0, 0}, 3000, 3000), 7.0f);
-        dirty(3, 3) = -1.0f;
-    }
-    EXPECT_TRUE(allBitsEqual(ImageF(Box2I({0, 0}, 3000, 3000)), 0.0f));
-    {
-        ImageI dirty(Box2I({0, 0}, 3000, 3000), -5);
-    }
-    EXPECT_TRUE(allBitsEqual(Mask(Box2I({0, 0}, 3000, 3000)), MaskPixel(0)));
-    {
-        ImageF dirty(Box2I({0, 0}, 3000, 3000), 7.0f);
-    }
-    EXPECT_TRUE(allBitsEqual(ImageF(Box2I({0, 0}, 3000, 3000), -0.0f), -0.0f));
+    EXPECT_TRUE(ImageF(Box2I({0, 0}, 0, 5), 1.0f, kSharedFill).empty());
 }

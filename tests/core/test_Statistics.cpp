@@ -501,3 +501,90 @@ TEST(Statistics, NestedBracketsGiveExactOrderStatistics) {
         }
     }
 }
+
+// selectKth against a full sort: the k-th value, the partition around it (as std::nth_element leaves it)
+// and the same multiset, for floats and doubles, many sizes (the insertion-sort tail, one and several
+// partition rounds) and orders that trouble pivot choices: sorted, reversed, organ pipe, sawtooth, all
+// equal, a few distinct values, zeros of both signs.
+template <typename T>
+void checkSelectKth(std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> g(0.0, 1.0);
+    for (std::size_t n : {1, 2, 3, 16, 17, 18, 100, 1000, 5000}) {
+        for (int pattern = 0; pattern < 8; ++pattern) {
+            std::vector<T> v(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                const double x = double(i), m = double(n);
+                switch (pattern) {
+                    case 0: v[i] = T(100 + 10 * g(rng)); break;
+                    case 1: v[i] = T(x); break;
+                    case 2: v[i] = T(m - x); break;
+                    case 3: v[i] = T(std::min(x, m - x)); break;
+                    case 4: v[i] = T(std::fmod(x, 7.0)); break;
+                    case 5: v[i] = T(3); break;
+                    case 6: v[i] = T(int(rng() % 3)); break;
+                    default: v[i] = rng() % 2 ? T(0.0) : T(-0.0); break;
+                }
+            }
+            std::vector<T> sorted = v;
+            std::sort(sorted.begin(), sorted.end());
+            for (std::size_t k : {std::size_t(0), n / 2, n - 1, std::size_t(rng() % n)}) {
+                std::vector<T> a = v;
+                const T r = selectKth(a.data(), n, k);
+                SCOPED_TRACE(::testing::Message() << "n " << n << " pattern " << pattern << " k " << k);
+                ASSERT_EQ(r, sorted[k]);
+                ASSERT_EQ(std::signbit(r), std::signbit(a[k]));  // the value returned is the one at k
+                ASSERT_EQ(r, a[k]);
+                for (std::size_t i = 0; i < k; ++i) ASSERT_LE(a[i], r);
+                for (std::size_t i = k + 1; i < n; ++i) ASSERT_GE(a[i], r);
+                std::sort(a.begin(), a.end());
+                ASSERT_EQ(a, sorted);
+            }
+        }
+    }
+}
+
+TEST(Statistics, SelectKthIsTheOrderStatisticAndPartitions) {
+    for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+        checkSelectKth<float>(seed);
+        checkSelectKth<double>(seed);
+    }
+}
+
+// quantile() of plain values: the type-7 quantile of the finite entries (the full-sort reference), the
+// same value as makeStatistics' quantiles, NaN with no finite entry, ConfigError for q outside [0, 1].
+TEST(Statistics, QuantileOfValuesIsTheTypeSevenQuantileOfTheFiniteOnes) {
+    const double kInf = std::numeric_limits<double>::infinity();
+    std::mt19937_64 rng(21);
+    std::uniform_real_distribution<double> u(0, 1);
+    for (int t = 0; t < 300; ++t) {
+        const std::size_t n = 1 + rng() % (t % 10 == 0 ? 20000 : 200);
+        std::vector<double> values, finite;
+        for (std::size_t i = 0; i < n; ++i) {
+            double x = 50 * u(rng) - 10;
+            if (t % 3 == 0) x = std::round(x);  // ties
+            if (u(rng) < 0.05) x = i % 3 == 0 ? kNaN : (i % 3 == 1 ? kInf : -kInf);
+            values.push_back(x);
+            if (std::isfinite(x)) finite.push_back(x);
+        }
+        for (double q : {0.0, 1.0, 0.5, 0.25, u(rng), u(rng)}) {
+            const double got = quantile(values, q);
+            if (finite.empty()) {
+                EXPECT_TRUE(std::isnan(got));
+                continue;
+            }
+            EXPECT_EQ(got, refQuantile(finite, q)) << "t " << t << " q " << q;
+            StatisticsControl ctrl;
+            ctrl.properties = kStatQuantiles;
+            ctrl.quantiles = {q};
+            EXPECT_EQ(got, makeStatistics(std::span<const double>(values), ctrl).quantiles[0]);
+        }
+    }
+    EXPECT_TRUE(std::isnan(quantile({}, 0.5)));
+    const std::vector<double> some{3.0, 1.0, 2.0};
+    EXPECT_EQ(quantile(some, 0.5), 2.0);
+    EXPECT_EQ(quantile(some, 0.75), 2.5);
+    EXPECT_THROW(quantile(some, -0.1), ConfigError);
+    EXPECT_THROW(quantile(some, 1.5), ConfigError);
+    EXPECT_THROW(quantile(some, kNaN), ConfigError);
+}

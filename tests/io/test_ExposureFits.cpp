@@ -11,6 +11,7 @@
 #include "core/Error.h"
 #include "io/AtomicFile.h"
 #include "io/ExposureFits.h"
+#include "io/ExposureHeader.h"
 #include "stages/coadd/CoaddPsf.h"
 #include "tests/support/TestSupport.h"
 
@@ -203,6 +204,49 @@ TEST(ExposureFits, RoundTripIsBitExactForManySeeds) {
         const Point2D p{exp.xy0().x + 3.5, exp.xy0().y + 7.25};
         EXPECT_EQ(back.wcs()->pixelToSky(p), exp.wcs()->pixelToSky(p));
     }
+}
+
+TEST(ExposureFits, HeaderReaderAgreesWithTheFullReader) {
+    // readExposureHeader and readExposure share one parser of the primary and IMAGE headers: on every seed
+    // (plain and compressed layouts, with and without SIP, both PSF kinds) the header reader returns exactly
+    // the non-pixel members the full reader does, and the written ones.
+    test::TempDir dir("expfits-hdr");
+    for (unsigned seed = 0; seed < 12; ++seed) {
+        SCOPED_TRACE("seed " + std::to_string(seed));
+        const Exposure exp = randomExposure(seed);
+        const fs::path path = dir / ("exp" + std::to_string(seed) + ".fits");
+        writeExposure(path, exp, seed % 2 ? ExposureWriteOptions::compressed() : ExposureWriteOptions{});
+        const Exposure back = readExposure(path, {.requireWcs = true, .requirePsf = true});
+        const ExposureHeader h = readExposureHeader(path, {.requireWcs = true, .requirePsf = true});
+        EXPECT_EQ(h.bbox, back.bbox());
+        EXPECT_EQ(h.bbox, exp.bbox());
+        ASSERT_TRUE(h.wcs && back.hasWcs());
+        EXPECT_TRUE(*h.wcs == *back.wcs());
+        ASSERT_TRUE(h.psf && back.hasPsf());
+        EXPECT_TRUE(h.psf->toRecord() == back.psf()->toRecord());
+        ASSERT_TRUE(h.photoCalib && back.hasPhotoCalib());
+        EXPECT_EQ(*h.photoCalib, *back.photoCalib());
+        EXPECT_EQ(h.visitInfo, back.visitInfo());
+        EXPECT_EQ(h.visitInfo, exp.visitInfo());
+        EXPECT_EQ(h.metadata, back.metadata()) << dump(h.metadata) << "\n---\n" << dump(back.metadata());
+        EXPECT_EQ(h.metadata, exp.metadata());
+        EXPECT_EQ(h.detector, back.detector());
+        EXPECT_EQ(h.detector, exp.detector());
+    }
+    // Without a WCS or PSF: null members, or NotFoundError from both readers when required.
+    Exposure bare = randomExposure(3);
+    bare.setWcs(nullptr);
+    bare.setPsf(nullptr);
+    const fs::path path = dir / "bare.fits";
+    writeExposure(path, bare);
+    const ExposureHeader h = readExposureHeader(path);
+    EXPECT_FALSE(h.wcs);
+    EXPECT_FALSE(h.psf);
+    EXPECT_EQ(h.bbox, bare.bbox());
+    EXPECT_THROW(readExposureHeader(path, {.requireWcs = true}), NotFoundError);
+    EXPECT_THROW(readExposure(path, {.requireWcs = true}), NotFoundError);
+    EXPECT_THROW(readExposureHeader(path, {.requirePsf = true}), NotFoundError);
+    EXPECT_THROW(readExposure(path, {.requirePsf = true}), NotFoundError);
 }
 
 TEST(ExposureFits, CompressedRoundTripIsBitExactForManySeeds) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <numbers>
 #include <random>
 
@@ -241,6 +242,44 @@ TEST(AstrometryFit, TanRadialFitterRecoversTheSimulatorsDistortionExactly) {
         sky.push_back(w->pixelToSky(pix.back()));
     }
     EXPECT_THROW(fitTanRadial(pix, sky, {}, w->crpix(), w->crval()), NumericalError);
+}
+
+TEST(AstrometryFit, FittersIgnoreUnusablePointsExactly) {
+    // Points with a non-finite pixel position or a weight that is not finite and > 0, interleaved with the
+    // good ones, change nothing: fitTanSip and fitTanRadial return the WCS (to the bit) of the good points
+    // alone; and no weights equals unit weights.
+    const auto camera = makeLsstLikeCamera();
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+        const SimField f = simulate(*camera, int(seed % 9), seed, 40, 0.05, 30.0, 0.5, 5.0);
+        std::mt19937_64 rng(seed);
+        std::uniform_real_distribution<double> u(0.5, 2.0);
+        std::vector<Point2D> pix, goodPix;
+        std::vector<SpherePoint> sky, goodSky;
+        std::vector<double> w, goodW;
+        for (std::size_t i = 0; i < f.sources.size(); ++i) {
+            pix.push_back(f.sources[i].position), sky.push_back(f.refs[i].position), w.push_back(u(rng));
+            goodPix.push_back(pix.back()), goodSky.push_back(sky.back()), goodW.push_back(w.back());
+            if (i % 7 == 3) {  // an unusable point after it
+                const int kind = int(i / 7) % 5;
+                Point2D p = f.sources[i].position;
+                double wi = 1.0;
+                if (kind == 0) p.x = nan;
+                if (kind == 1) p.y = inf;
+                if (kind == 2) wi = 0.0;
+                if (kind == 3) wi = -1.0;
+                if (kind == 4) wi = inf;
+                pix.push_back(p), sky.push_back(f.refs[(i + 5) % f.refs.size()].position), w.push_back(wi);
+            }
+        }
+        ASSERT_GT(pix.size(), goodPix.size());
+        const SpherePoint guess = f.header->pixelToSky(Box2D(f.bbox).center());
+        const Point2D crpix = f.header->crpix();
+        EXPECT_TRUE(*fitTanRadial(pix, sky, w, crpix, guess) == *fitTanRadial(goodPix, goodSky, goodW, crpix, guess));
+        EXPECT_TRUE(*fitTanSip(pix, sky, w, crpix, guess, 3) == *fitTanSip(goodPix, goodSky, goodW, crpix, guess, 3));
+        const std::vector<double> ones(goodPix.size(), 1.0);
+        EXPECT_TRUE(*fitTanRadial(goodPix, goodSky, {}, crpix, guess) == *fitTanRadial(goodPix, goodSky, ones, crpix, guess));
+    }
 }
 
 TEST(AstrometryFit, FewMatchesOffTheAxisUseTheRadialModel) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <random>
 #include <vector>
@@ -672,6 +673,48 @@ TEST(CoaddFlavor, SelectionsPickTheRightInputs) {
     EXPECT_EQ(y.back(), 14u);
     yr.mjdEnd = 60000;
     EXPECT_THROW(selectCoaddInputs(in, yr), ConfigError);
+}
+
+TEST(CoaddFlavor, BestSeeingThresholdIsTheLinearQuantileOfTheFiniteSeeings) {
+    // numpy.quantile's default (linear) on hand-checked values, with non-finite seeings ignored (neither
+    // counted nor selected), ties and a single visit; NaN with no finite seeing; many random sets against
+    // the sorted-list formula, exactly.
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    std::vector<VisitSeeing> v = {{10, 0.9}, {11, nan}, {12, 0.7}, {13, 1.3}, {14, inf}, {15, 1.1}};
+    EXPECT_DOUBLE_EQ(bestSeeingThreshold(v, 0.25), 0.85);  // 0.7 0.9 1.1 1.3: position 0.75
+    EXPECT_DOUBLE_EQ(bestSeeingThreshold(v, 0.5), 1.0);
+    EXPECT_EQ(bestSeeingThreshold(v, 1.0), 1.3);
+    EXPECT_EQ(bestSeeingThreshold(v, 0.0), 0.7);
+    EXPECT_EQ(selectBestSeeingVisits(v, 0.5), (std::vector<std::int64_t>{10, 12}));
+    EXPECT_EQ(bestSeeingThreshold({{1, 2.0}}, 0.3), 2.0);
+    EXPECT_EQ(bestSeeingThreshold({{1, 2.0}, {2, 2.0}, {3, 2.0}}, 0.4), 2.0);
+    EXPECT_TRUE(std::isnan(bestSeeingThreshold({}, 0.5)));
+    EXPECT_TRUE(std::isnan(bestSeeingThreshold({{1, nan}, {2, -inf}}, 0.5)));
+    EXPECT_THROW(bestSeeingThreshold(v, 1.5), ConfigError);
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> u(0.5, 2.0), uq(0.0, 1.0);
+    for (int t = 0; t < 200; ++t) {
+        std::vector<VisitSeeing> vs;
+        std::vector<double> sorted;
+        for (int i = 0, n = 1 + int(rng() % 60); i < n; ++i) {
+            const double s = t % 4 == 0 ? std::round(4 * u(rng)) / 4 : u(rng);  // ties every fourth set
+            vs.push_back({i, s});
+            sorted.push_back(s);
+        }
+        std::sort(sorted.begin(), sorted.end());
+        const double q = t % 5 == 0 ? 0.25 : uq(rng);
+        const double pos = q * double(sorted.size() - 1);
+        const std::size_t lo = std::size_t(std::floor(pos)), hi = std::min(lo + 1, sorted.size() - 1);
+        EXPECT_EQ(bestSeeingThreshold(vs, q), sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo])) << t;
+    }
+    // Per patch: an input of infinite seeing does not move the threshold of the others, and is not selected.
+    std::vector<WarpMetadata> in(9);
+    for (int i = 0; i < 9; ++i) in[i].id = i, in[i].psfSigmaPx = 1.0 + 0.1 * i;
+    in[8].psfSigmaPx = inf;
+    CoaddFlavorConfig best;
+    best.kind = CoaddFlavorConfig::Kind::BestSeeing;
+    best.seeingQuantile = 0.5;
+    EXPECT_EQ(selectCoaddInputs(in, best), (std::vector<std::size_t>{0, 1, 2, 3}));  // quantile 1.35 of 1.0 .. 1.7
 }
 
 TEST(CoaddFlavor, DetectionCoadd) {

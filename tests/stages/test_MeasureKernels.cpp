@@ -1,9 +1,12 @@
 // The pure kernels of single-frame measurement against exact answers: exact circle/pixel overlap,
 // adaptive moments of Gaussians of known covariance, the Gaussian-weighted centroid on noiseless
-// sources, and the config's validation.
+// sources, the pixel-loop helpers (usablePixel, exactRowInterval against a scan) and the config's
+// validation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <random>
 
@@ -16,6 +19,7 @@
 #include "stages/measure/CircleOverlap.h"
 #include "stages/measure/GaussianCentroid.h"
 #include "stages/measure/MeasurementConfig.h"
+#include "stages/measure/MeasurementPlugin.h"
 
 using namespace drp;
 
@@ -67,6 +71,40 @@ TEST(CircleOverlap, TheGridFormEqualsThePerPixelForm) {
         for (int y = box.minY(); y <= box.maxY(); ++y)
             for (int x = box.minX(); x <= box.maxX(); ++x) {
                 ASSERT_NEAR(grid.fraction(x, y), pixelCircleFraction(x - c.x, y - c.y, r), 1e-12) << x << "," << y;
+            }
+    }
+}
+
+TEST(CircleOverlap, CoverIsTheCornerClassification) {
+    // cover(): Inside exactly when the pixel's farthest point is within r, Outside exactly when its nearest
+    // point is at r or beyond (computed here from the corners and the nearest point), and then fraction()
+    // is 1, 0 or boundaryFraction(); random circles, some centred on integer and half-integer positions.
+    std::mt19937_64 rng(6);
+    std::uniform_real_distribution<double> off(-0.5, 0.5), rad(0.3, 12.0);
+    for (int t = 0; t < 60; ++t) {
+        Point2D c{20 + off(rng), -7 + off(rng)};
+        if (t % 4 == 0) c = {20.0, -7.0};
+        if (t % 4 == 1) c = {20.5, -7.0};
+        const double r = t % 8 == 2 ? 2.5 : rad(rng);
+        const Box2I box = Box2I::fromCorners({int(c.x - r) - 2, int(c.y - r) - 2}, {int(c.x + r) + 2, int(c.y + r) + 2});
+        const CirclePixelGrid grid(c, r, box);
+        for (int y = box.minY(); y <= box.maxY(); ++y)
+            for (int x = box.minX(); x <= box.maxX(); ++x) {
+                double far2 = 0, near2 = 0;
+                for (double cx : {x - 0.5, x + 0.5})
+                    for (double cy : {y - 0.5, y + 0.5})
+                        far2 = std::max(far2, (cx - c.x) * (cx - c.x) + (cy - c.y) * (cy - c.y));
+                const double nx = std::clamp(c.x, x - 0.5, x + 0.5) - c.x, ny = std::clamp(c.y, y - 0.5, y + 0.5) - c.y;
+                near2 = nx * nx + ny * ny;
+                const CirclePixelGrid::Cover cover = grid.cover(x, y);
+                const CirclePixelGrid::Cover expected = far2 <= r * r   ? CirclePixelGrid::Cover::Inside
+                                                        : near2 >= r * r ? CirclePixelGrid::Cover::Outside
+                                                                         : CirclePixelGrid::Cover::Crossed;
+                ASSERT_EQ(int(cover), int(expected)) << "t " << t << " pixel " << x << "," << y;
+                const double want = cover == CirclePixelGrid::Cover::Inside    ? 1.0
+                                    : cover == CirclePixelGrid::Cover::Outside ? 0.0
+                                                                               : grid.boundaryFraction(x, y);
+                EXPECT_EQ(grid.fraction(x, y), want);
             }
     }
 }
@@ -223,6 +261,67 @@ TEST(GaussianCentroid, GarbageNeverThrows) {
     EXPECT_TRUE(measureGaussianCentroid(mi, {10, 10}, ctl).failed());
     EXPECT_TRUE(measureGaussianCentroid(mi, {-100, 10}, ctl).failed());
     EXPECT_TRUE(measureGaussianCentroid(mi, {std::nan(""), 10}, ctl).failed());
+}
+
+TEST(MeasurementHelpers, UsablePixelIsTheDocumentedTest) {
+    const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+    const MaskPixel bad = 4 | 16;
+    EXPECT_TRUE(usablePixel(1.5f, 2.0f, 0, bad));
+    EXPECT_TRUE(usablePixel(-3.0f, 0.0f, 0, bad));   // a zero variance is usable
+    EXPECT_TRUE(usablePixel(-3.0f, -0.0f, 0, bad));  // so is -0
+    EXPECT_TRUE(usablePixel(1.0f, 1.0f, 1 | 8, bad));  // bits that are not bad
+    EXPECT_TRUE(usablePixel(1.0e300, 1.0f, 0, bad));   // a double value is tested as a double
+    EXPECT_FALSE(usablePixel(nan, 1.0f, 0, bad));
+    EXPECT_FALSE(usablePixel(inf, 1.0f, 0, bad));
+    EXPECT_FALSE(usablePixel(-inf, 1.0f, 0, bad));
+    EXPECT_FALSE(usablePixel(1.0f, nan, 0, bad));
+    EXPECT_FALSE(usablePixel(1.0f, inf, 0, bad));
+    EXPECT_FALSE(usablePixel(1.0f, -1e-30f, 0, bad));
+    EXPECT_FALSE(usablePixel(1.0f, 1.0f, 16, bad));
+    EXPECT_FALSE(usablePixel(1.0f, 1.0f, 4 | 1, bad));
+    EXPECT_FALSE(usablePixel(std::nan(""), 1.0f, 0, bad));
+}
+
+TEST(MeasurementHelpers, ExactRowIntervalEqualsAScan) {
+    // Random ellipses q(dx, dy) = A dx^2 + 2 B dx dy + C dy^2 <= L, every row of a random box, estimates from
+    // the roots of q = L moved by up to one column in or two out at each end (rows the ellipse misses get the
+    // tangent estimate): the interval is exactly the columns a scan of the box selects.
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::uniform_int_distribution<int> shiftLo(-2, 1), shiftHi(-1, 2);
+    long rows = 0, empty = 0;
+    for (int t = 0; t < 400; ++t) {
+        const double sx = 0.5 + 8 * u(rng), sy = 0.5 + 8 * u(rng), rho = 1.8 * u(rng) - 0.9;
+        const double det = sx * sx * sy * sy * (1 - rho * rho);
+        const double A = sy * sy / det, C = sx * sx / det, B = -rho * sx * sy / det, L = 1 + 9 * u(rng);
+        Point2D c{30 * u(rng) - 5, 30 * u(rng) - 5};
+        if (t % 5 == 0) c = {std::floor(c.x), std::floor(c.y) + 0.5};
+        const int minX = int(std::floor(20 * u(rng))) - 10, maxX = minX + int(std::floor(30 * u(rng))) - 1;
+        for (int y = -40; y <= 40; ++y) {
+            const double dy = y - c.y;
+            auto inside = [&](int x) {
+                const double dx = x - c.x;
+                return A * dx * dx + 2 * B * dx * dy + C * dy * dy <= L;
+            };
+            const double sq = std::sqrt(std::max(0.0, B * B * dy * dy - A * (C * dy * dy - L)));
+            const int e0 = int(std::floor((-B * dy - sq) / A + c.x)) + shiftLo(rng);
+            const int e1 = int(std::ceil((-B * dy + sq) / A + c.x)) + shiftHi(rng);
+            const auto [x0, x1] = exactRowInterval(e0, e1, minX, maxX, inside);
+            int lo = maxX + 1, hi = minX - 1;
+            for (int x = minX; x <= maxX; ++x)
+                if (inside(x)) lo = std::min(lo, x), hi = std::max(hi, x);
+            ++rows;
+            if (lo > hi) {
+                ++empty;
+                EXPECT_GT(x0, x1) << "t " << t << " y " << y;
+            } else {
+                EXPECT_EQ(x0, lo) << "t " << t << " y " << y;
+                EXPECT_EQ(x1, hi) << "t " << t << " y " << y;
+            }
+        }
+    }
+    EXPECT_GT(empty, rows / 10);  // both cases are exercised
+    EXPECT_LT(empty, rows - rows / 10);
 }
 
 TEST(MeasurementConfig, ValidatesAndNamesApertures) {

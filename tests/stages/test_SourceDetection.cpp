@@ -3,6 +3,7 @@
 // negative detection.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -10,9 +11,11 @@
 #include <random>
 
 #include "core/Error.h"
+#include "core/Footprint.h"
 #include "core/MoffatPsf.h"
 #include "core/Render.h"
 #include "stages/measure/AdaptiveMoments.h"
+#include "stages/characterize/DetectionFilter.h"
 #include "stages/characterize/SourceDetection.h"
 
 using namespace drp;
@@ -345,6 +348,104 @@ TEST(SourceDetection, PruningByTheBoundGivesTheSameFootprintsAndPeaks) {
         }
     }
     EXPECT_GE(pruned, 12);  // most high-threshold cases took the pruned path
+}
+
+TEST(SourceDetection, RowByRowDetectionEqualsDetectFootprintsOfTheWholeSignificance) {
+    // detectSources thresholds the significance band by band and row by row; the reference holds it whole
+    // (detectionSignificance) and runs detectFootprints on it. Sizes not multiples of the 32-row bands, one
+    // smaller than the kernel, flat and varying variance, masked and NaN pixels, both polarities, pruned and
+    // not, with and without the edge band.
+    const MoffatPsf psf(3.0, 2.5);
+    const double sigma = matchedSigma(psf);
+    const std::pair<int, int> sizes[] = {{250, 203}, {97, 161}, {13, 11}};
+    int compared = 0;
+    for (std::uint64_t seed = 1; seed <= 4; ++seed)
+        for (const auto& [w, h] : sizes) {
+            MaskedImageF mi = blank(seed * 131 + std::uint64_t(w), w, h);
+            mi.setXY0({seed % 2 ? -40 : 7, 300});
+            if (w > 80) {
+                inject(mi, psf, {4.0, 6.0, 12.0, 60.0, 150.0}, seed);
+                inject(mi, psf, {5.5, 9.0}, seed + 99, -1.0);
+            }
+            std::mt19937_64 rng(seed);
+            std::uniform_real_distribution<double> u(0.0, 1.0);
+            if (seed % 2 == 0)  // a varying variance (a weight map)
+                for (int y = 0; y < h; ++y)
+                    for (int x = 0; x < w; ++x) mi.variance()(x, y) = float(kSkyVar * (0.8 + 0.4 * u(rng)));
+            if (seed >= 3) {  // masked and non-finite pixels
+                const MaskPixel bad = mi.mask().planeBitMask("BAD");
+                for (int k = 0; k < w * h / 200; ++k) mi.mask()(int(u(rng) * w), int(u(rng) * h)) |= bad;
+                mi.image()(w / 2, h / 2) = std::numeric_limits<float>::quiet_NaN();
+            }
+            for (bool prune : {false, true})
+                for (bool edges : {false, true})
+                    for (bool negative : {false, true})
+                        for (double thr : {5.0, 50.0}) {
+                            SourceDetectionConfig cfg;
+                            cfg.thresholdSigma = thr;
+                            cfg.pruneByBound = prune;
+                            cfg.detectAtEdges = edges;
+                            cfg.includeNegative = negative;
+                            const std::string what = "seed " + std::to_string(seed) + " " + std::to_string(w) + "x" +
+                                                     std::to_string(h) + " prune " + std::to_string(prune) + " edges " +
+                                                     std::to_string(edges) + " neg " + std::to_string(negative) +
+                                                     " thr " + std::to_string(thr);
+                            MaskedImageF a = mi.clone();
+                            const ImageF sn = detectionSignificance(a, sigma, cfg);
+                            const DetectionResult r = detectSources(a, sigma, cfg);
+                            DetectionConfig dc;
+                            dc.threshold = thr;
+                            dc.noiseSigma = 1.0;
+                            dc.minPeakSeparation = cfg.minPeakSeparation;
+                            const int grow = int(std::lround(cfg.growFactor * sigma));
+                            for (bool neg : {false, true}) {
+                                if (neg && !negative) {
+                                    EXPECT_EQ(r.negative.size(), 0u) << what;
+                                    continue;
+                                }
+                                dc.negative = neg;
+                                const FootprintSet ref = detectFootprints(sn, dc).dilated(grow);
+                                const FootprintSet& got = neg ? r.negative : r.positive;
+                                ASSERT_EQ(got.size(), ref.size()) << what << " neg pass " << neg;
+                                for (std::size_t i = 0; i < ref.size(); ++i)
+                                    EXPECT_TRUE(got[i] == ref[i]) << what << " neg pass " << neg << " footprint " << i;
+                                compared += ref.size() > 0;
+                            }
+                        }
+        }
+    EXPECT_GT(compared, 60);
+}
+
+TEST(SourceDetection, NoiseSampleMedianIsTheMedianOfEveryValueWrittenOut) {
+    // Runs of equal values (flat rows) mixed with single values: the element at index n / 2 of the sorted
+    // values written out one by one, as nth_element over them gives.
+    std::mt19937_64 rng(77);
+    std::uniform_int_distribution<int> pick(0, 9), count(0, 300);
+    for (int trial = 0; trial < 200; ++trial) {
+        detection::NoiseSample s;
+        std::vector<double> all;
+        const int parts = 1 + trial % 17;
+        for (int k = 0; k < parts; ++k) {
+            const double v = 1.0 + 0.25 * pick(rng);  // few distinct values: ties across runs and singles
+            if (trial % 3 == 0 || pick(rng) < 5) {
+                s.add(v);
+                all.push_back(v);
+            } else {
+                const int n = count(rng);
+                s.addRepeated(v, n);
+                all.insert(all.end(), std::size_t(n), v);
+            }
+        }
+        if (all.empty()) {
+            EXPECT_TRUE(s.empty());
+            EXPECT_EQ(s.median(), 0.0);
+            continue;
+        }
+        EXPECT_FALSE(s.empty());
+        auto mid = all.begin() + std::ptrdiff_t(all.size() / 2);
+        std::nth_element(all.begin(), mid, all.end());
+        EXPECT_EQ(s.median(), *mid) << "trial " << trial;
+    }
 }
 
 TEST(SourceDetection, ConfigValidation) {
