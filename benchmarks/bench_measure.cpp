@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "core/Footprint.h"
@@ -38,6 +39,16 @@ struct Field {
     Exposure exposure;
     FootprintSet footprints;
 };
+
+/// The field's sky variance (e-^2) and its detection configuration (5 sigma of the sky, 5 pixels).
+constexpr float kSkyVar = 1000.0f + 81.0f;
+DetectionConfig fieldDetection() {
+    DetectionConfig dc;
+    dc.threshold = 5.0 * std::sqrt(kSkyVar);
+    dc.minPixels = 5;
+    dc.noiseSigma = std::sqrt(kSkyVar);
+    return dc;
+}
 
 const Field& field() {
     static const Field f = [] {
@@ -62,17 +73,14 @@ const Field& field() {
             }
         }
         std::normal_distribution<float> g(0.0f, 1.0f);
-        const float skyVar = 1000.0f + 81.0f;
+        const float skyVar = kSkyVar;
         for (int y = 0; y < kHeight; ++y)
             for (int x = 0; x < kWidth; ++x) {
                 const float var = skyVar + std::max(0.0f, model(x, y));
                 mi.image()(x, y) = model(x, y) + std::sqrt(var) * g(rng);
                 mi.variance()(x, y) = var;
             }
-        DetectionConfig dc;
-        dc.threshold = 5.0 * std::sqrt(skyVar);
-        dc.minPixels = 5;
-        dc.noiseSigma = std::sqrt(skyVar);
+        const DetectionConfig dc = fieldDetection();
         Mask& mask = mi.mask();
         FootprintSet fs = detectFootprints(mi.image(), dc, &mask).dilated(2);
         return Field{Exposure(mi, nullptr, psf), std::move(fs)};
@@ -117,28 +125,44 @@ std::size_t forEachPeak(const Field& f, std::size_t limit, F&& fn) {
     return n;
 }
 
-/// Raw baseline: 8 apertures by pixel-centre inclusion at the peaks (no exact overlap, masks, variance).
-void BM_RawApertureLoop(benchmark::State& state) {
+/// Time perPeak(peak) -> double over the first `limit` peaks of the field (their sum kept from the optimiser).
+template <typename F>
+void timePerPeak(benchmark::State& state, std::size_t limit, F&& perPeak) {
     const Field& f = field();
-    const std::vector<double> radii = MeasurementConfig{}.apertureRadii;
-    const ImageF& img = f.exposure.image();
     std::size_t n = 0;
     for (auto _ : state) {
         double total = 0;
-        n = forEachPeak(f, SIZE_MAX, [&](const PeakRecord& p) {
-            double sums[8] = {};
-            const int r = int(std::ceil(radii.back()));
-            for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
-                for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x) {
-                    const double d2 = double(x - p.ix) * (x - p.ix) + double(y - p.iy) * (y - p.iy);
-                    for (std::size_t k = 0; k < radii.size(); ++k)
-                        if (d2 <= radii[k] * radii[k]) sums[k] += img(x, y);
-                }
-            total += sums[7];
-        });
+        n = forEachPeak(f, limit, [&](const PeakRecord& p) { total += perPeak(p); });
         benchmark::DoNotOptimize(total);
     }
     state.SetItemsProcessed(std::int64_t(state.iterations() * n));
+}
+
+/// The default aperture radii (8: the raw loops below keep one sum per radius).
+const std::vector<double>& apertureRadii() {
+    static const std::vector<double> radii = [] {
+        std::vector<double> r = MeasurementConfig{}.apertureRadii;
+        if (r.size() != 8) throw std::logic_error("bench_measure: the raw aperture loops expect 8 radii");
+        return r;
+    }();
+    return radii;
+}
+
+/// Raw baseline: 8 apertures by pixel-centre inclusion at the peaks (no exact overlap, masks, variance).
+void BM_RawApertureLoop(benchmark::State& state) {
+    const std::vector<double>& radii = apertureRadii();
+    const ImageF& img = field().exposure.image();
+    timePerPeak(state, SIZE_MAX, [&](const PeakRecord& p) {
+        double sums[8] = {};
+        const int r = int(std::ceil(radii.back()));
+        for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
+            for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x) {
+                const double d2 = double(x - p.ix) * (x - p.ix) + double(y - p.iy) * (y - p.iy);
+                for (std::size_t k = 0; k < radii.size(); ++k)
+                    if (d2 <= radii[k] * radii[k]) sums[k] += img(x, y);
+            }
+        return sums[7];
+    });
 }
 
 /// Floor of the PSF plugins: one Psf::computeImage per peak.
@@ -161,49 +185,27 @@ constexpr std::size_t kKernelPeaks = 1000;
 /// The aperture kernel (ApertureFluxPlugin::measureApertures: per-row intervals, cumulative bins, exact
 /// weights for the crossed pixels only) at every peak, 8 radii.
 void BM_ApertureKernel(benchmark::State& state) {
-    const Field& f = field();
-    const std::vector<double> radii = MeasurementConfig{}.apertureRadii;
-    std::size_t n = 0;
-    for (auto _ : state) {
-        double total = 0;
-        n = forEachPeak(f, kKernelPeaks, [&](const PeakRecord& p) {
-            total += ApertureFluxPlugin::measureApertures(f.exposure.maskedImage(), {p.x + 0.3, p.y - 0.2}, radii, 0).flux.back();
-        });
-        benchmark::DoNotOptimize(total);
-    }
-    state.SetItemsProcessed(std::int64_t(state.iterations() * n));
+    const std::vector<double>& radii = apertureRadii();
+    const MaskedImageF& mi = field().exposure.maskedImage();
+    timePerPeak(state, kKernelPeaks, [&](const PeakRecord& p) {
+        return ApertureFluxPlugin::measureApertures(mi, {p.x + 0.3, p.y - 0.2}, radii, 0).flux.back();
+    });
 }
 
 /// Its brute-force reference: every pixel of the largest box, every radius, pixelCircleFraction each.
 void BM_AperturePerPixelReference(benchmark::State& state) {
-    const Field& f = field();
-    const std::vector<double> radii = MeasurementConfig{}.apertureRadii;
-    const ImageF& img = f.exposure.image();
-    std::size_t n = 0;
-    for (auto _ : state) {
-        double total = 0;
-        n = forEachPeak(f, kKernelPeaks, [&](const PeakRecord& p) {
-            const Point2D c{p.x + 0.3, p.y - 0.2};
-            double sums[8] = {};
-            const int r = int(std::ceil(radii.back())) + 1;
-            for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
-                for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x)
-                    for (std::size_t k = 0; k < radii.size(); ++k)
-                        sums[k] += pixelCircleFraction(x - c.x, y - c.y, radii[k]) * img(x, y);
-            total += sums[7];
-        });
-        benchmark::DoNotOptimize(total);
-    }
-    state.SetItemsProcessed(std::int64_t(state.iterations() * n));
-}
-
-/// The field's detection configuration (5 sigma of the sky, 5 pixels).
-DetectionConfig fieldDetection() {
-    DetectionConfig dc;
-    dc.threshold = 5.0 * std::sqrt(1081.0);
-    dc.minPixels = 5;
-    dc.noiseSigma = std::sqrt(1081.0);
-    return dc;
+    const std::vector<double>& radii = apertureRadii();
+    const ImageF& img = field().exposure.image();
+    timePerPeak(state, kKernelPeaks, [&](const PeakRecord& p) {
+        const Point2D c{p.x + 0.3, p.y - 0.2};
+        double sums[8] = {};
+        const int r = int(std::ceil(radii.back())) + 1;
+        for (int y = std::max(0, p.iy - r); y <= std::min(kHeight - 1, p.iy + r); ++y)
+            for (int x = std::max(0, p.ix - r); x <= std::min(kWidth - 1, p.ix + r); ++x)
+                for (std::size_t k = 0; k < radii.size(); ++k)
+                    sums[k] += pixelCircleFraction(x - c.x, y - c.y, radii[k]) * img(x, y);
+        return sums[7];
+    });
 }
 
 /// Baseline: detectFootprints on the whole image.

@@ -155,39 +155,6 @@ void DetectionConfig::validate() const {
 
 namespace {
 
-/// Raster pass: collect the maximal above-threshold runs (local coordinates) and join them.
-/// `Neg`: pixels count when v <= lim; otherwise when v >= lim.
-template <bool Neg>
-void findRuns(const Image<float>& image, float lim, int slack, std::vector<Span>& runs, RunUnionFind& uf) {
-    const int w = image.width();
-    std::size_t prevBegin = 0, prevEnd = 0;
-    for (int j = 0; j < image.height(); ++j) {
-        const float* row = image.row(j);
-        const std::size_t rowBegin = runs.size();
-        appendRowRuns(row, w, j, lim, Neg, runs);
-        const std::size_t rowEnd = runs.size();
-        uf.parent.resize(rowEnd);
-        for (std::size_t r = rowBegin; r < rowEnd; ++r) uf.parent[r] = std::uint32_t(r);
-        // Join with the previous row (two-pointer sweep; both rows sorted and disjoint).
-        if (prevEnd > prevBegin && rowEnd > rowBegin && runs[prevBegin].y == j - 1) {
-            std::size_t p = prevBegin, q = rowBegin;
-            while (p < prevEnd && q < rowEnd) {
-                const Span& a = runs[p];
-                const Span& b = runs[q];
-                if (a.x0 <= b.x1 + slack && b.x0 <= a.x1 + slack) uf.unite(std::uint32_t(p), std::uint32_t(q));
-                (a.x1 < b.x1) ? ++p : ++q;
-            }
-        }
-        prevBegin = rowBegin;
-        prevEnd = rowEnd;
-    }
-}
-
-
-}  // namespace
-
-namespace {
-
 template <bool Neg>
 void appendRowRunsOf(const float* row, int w, int y, float lim, std::vector<Span>& runs) {
     constexpr int kChunk = 32;
@@ -218,6 +185,26 @@ void appendRowRuns(const float* row, int w, int y, float lim, bool negative, std
     else appendRowRunsOf<false>(row, w, y, lim, runs);
 }
 
+std::size_t appendAndJoinRowRuns(const float* row, int w, int y, float lim, bool negative, int slack, std::size_t prevBegin,
+                                 std::vector<Span>& runs, RunUnionFind& uf) {
+    const std::size_t rowBegin = runs.size();
+    appendRowRuns(row, w, y, lim, negative, runs);
+    const std::size_t rowEnd = runs.size();
+    uf.parent.resize(rowEnd);
+    for (std::size_t r = rowBegin; r < rowEnd; ++r) uf.parent[r] = std::uint32_t(r);
+    // Join with the previous row (two-pointer sweep; both rows sorted and disjoint).
+    if (rowBegin > prevBegin && rowEnd > rowBegin && runs[prevBegin].y == y - 1) {
+        std::size_t p = prevBegin, q = rowBegin;
+        while (p < rowBegin && q < rowEnd) {
+            const Span& a = runs[p];
+            const Span& b = runs[q];
+            if (a.x0 <= b.x1 + slack && b.x0 <= a.x1 + slack) uf.unite(std::uint32_t(p), std::uint32_t(q));
+            (a.x1 < b.x1) ? ++p : ++q;
+        }
+    }
+    return rowBegin;
+}
+
 SpanSet RunGroups::spans(std::uint32_t g) const {
     return SpanSet::fromNormalizedSpans(std::vector<Span>(sorted.begin() + offset[g], sorted.begin() + offset[g + 1]));
 }
@@ -245,13 +232,17 @@ float floatThresholdAbove(double t) {
     return f;
 }
 
-RunGroups groupRuns(const std::vector<Span>& runs, const std::vector<std::uint32_t>& roots, std::int64_t minPixels) {
+float runThreshold(double threshold, bool negative) {
+    return negative ? -floatThresholdAbove(threshold) : floatThresholdAbove(threshold);
+}
+
+RunGroups groupRuns(const std::vector<Span>& runs, RunUnionFind& uf, std::int64_t minPixels) {
     const std::size_t nRuns = runs.size();
     std::vector<std::uint32_t> group(nRuns);
     std::vector<std::int64_t> groupArea;
     std::vector<std::uint32_t> groupOfRoot(nRuns, UINT32_MAX);
     for (std::size_t r = 0; r < nRuns; ++r) {
-        const std::uint32_t root = roots[r];
+        const std::uint32_t root = uf.find(std::uint32_t(r));
         if (groupOfRoot[root] == UINT32_MAX) {
             groupOfRoot[root] = std::uint32_t(groupArea.size());
             groupArea.push_back(0);
@@ -318,14 +309,14 @@ FootprintSet detectFootprints(const Image<float>& image, const DetectionConfig& 
     }
     const bool neg = config.negative;
     const int slack = config.connectivity == Connectivity::EIGHT ? 1 : 0;
+    // Raster pass: the maximal above-threshold runs (local coordinates), joined row to row.
     std::vector<Span> runs;
     RunUnionFind uf;
-    if (neg) findRuns<true>(image, -floatThresholdAbove(config.threshold), slack, runs, uf);
-    else findRuns<false>(image, floatThresholdAbove(config.threshold), slack, runs, uf);
+    const float lim = runThreshold(config.threshold, neg);
+    for (int j = 0, prevBegin = 0; j < image.height(); ++j)
+        prevBegin = int(appendAndJoinRowRuns(image.row(j), image.width(), j, lim, neg, slack, std::size_t(prevBegin), runs, uf));
 
-    std::vector<std::uint32_t> roots(runs.size());
-    for (std::size_t r = 0; r < runs.size(); ++r) roots[r] = uf.find(std::uint32_t(r));
-    const RunGroups groups = groupRuns(runs, roots, config.minPixels);
+    const RunGroups groups = groupRuns(runs, uf, config.minPixels);
 
     const int w = image.width(), h = image.height();
     const Point2I xy0 = image.xy0();

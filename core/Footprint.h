@@ -138,8 +138,17 @@ FootprintSet detectFootprints(const Image<float>& image, const DetectionConfig& 
 /// The float f such that, for every float v, (v >= f) == (double(v) >= t): a double threshold applied to float pixels.
 float floatThresholdAbove(double t);
 
+/// The float limit detection compares pixels with: floatThresholdAbove(threshold), negated for negative detection.
+float runThreshold(double threshold, bool negative);
+
 /// Append the maximal runs of row y (w pixels) that are above threshold: v >= lim, or v <= lim when `negative`.
 void appendRowRuns(const float* row, int w, int y, float lim, bool negative, std::vector<Span>& runs);
+
+/// appendRowRuns, each new run a singleton of `uf`, joined with the runs of row y - 1 (runs[prevBegin .. the new row's
+/// first run)) that overlap it or come within `slack` columns (1: 8-connectivity, 0: 4-connectivity). Returns the new
+/// row's first run index (the next row's prevBegin).
+std::size_t appendAndJoinRowRuns(const float* row, int w, int y, float lim, bool negative, int slack, std::size_t prevBegin,
+                                 std::vector<Span>& runs, RunUnionFind& uf);
 
 /// The peak test of detectFootprints (and the row-streaming detector) at local pixel (x, y) of value v (signed: larger is brighter).
 /// rm / rp are the rows above / below (null at the image edge). With `diagonalSet` (4-connectivity)
@@ -174,9 +183,9 @@ struct RunGroups {
     SpanSet spans(std::uint32_t g) const;
 };
 
-/// Group `runs` (in raster order) by their union-find root (roots[r]: the first run of its group in raster order, so
-/// groups come out in raster order of their first pixel) and keep the groups of at least minPixels pixels.
-RunGroups groupRuns(const std::vector<Span>& runs, const std::vector<std::uint32_t>& roots, std::int64_t minPixels);
+/// Group `runs` (in raster order) by their root in `uf` (the first run of its group in raster order, so groups come
+/// out in raster order of their first pixel) and keep the groups of at least minPixels pixels.
+RunGroups groupRuns(const std::vector<Span>& runs, RunUnionFind& uf, std::int64_t minPixels);
 
 /// A local maximum offered as a peak: position local to the image's xy0, value signed so that larger is brighter.
 struct PeakCandidate {

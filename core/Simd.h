@@ -10,3 +10,14 @@
 #else
 #define DRP_SIMD_CLONES
 #endif
+
+/// True when the CPU has AVX2, for kernels written with AVX2 intrinsics under __attribute__((target("avx2"))) and
+/// dispatched at run time (checked once). False off x86-64 / GCC.
+inline bool cpuHasAvx2() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    static const bool yes = __builtin_cpu_supports("avx2");
+    return yes;
+#else
+    return false;
+#endif
+}

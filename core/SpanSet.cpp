@@ -4,7 +4,6 @@
 #include <cassert>
 #include <climits>
 #include <cmath>
-#include <numeric>
 #include <sstream>
 
 #include "core/Error.h"

@@ -231,7 +231,6 @@ DRP_SIMD_CLONES void clippedSumsUnweighted(const double* x, std::size_t n, doubl
     clippedSumsBody(x, n, centre, halfWidth, prevCentre, prevHalfWidth, cnt, s1, s2, ch);
 }
 
-bool haveAvx2();
 
 // The float interval [lo, hi] holding exactly the floats v with |double(v) - centre| <= halfWidth
 // (v - centre rounds monotonically in v, so they form an interval). False if not found in a few steps
@@ -337,7 +336,7 @@ Moments clippedMoments(const V* x, const double* w, std::size_t n, double centre
 #if DRP_STATS_X86
         if constexpr (std::is_same_v<V, float>) {
             float lo, hi, plo, phi;
-            if (haveAvx2() && floatWindow(centre, halfWidth, &lo, &hi) &&
+            if (cpuHasAvx2() && floatWindow(centre, halfWidth, &lo, &hi) &&
                 floatWindow(prevCentre, prevHalfWidth, &plo, &phi)) {
                 clippedSumsFloatAvx2(x, n, centre, halfWidth, prevCentre, prevHalfWidth, lo, hi, plo, phi, cnt, s1, s2,
                                      ch);
@@ -400,15 +399,6 @@ const PackTables& packTables() {
         return p;
     }();
     return t;
-}
-
-bool haveAvx2() {
-#if DRP_STATS_X86
-    static const bool yes = __builtin_cpu_supports("avx2");
-    return yes;
-#else
-    return false;
-#endif
 }
 
 template <typename R>
@@ -539,7 +529,7 @@ struct FloatValuesPass {
     const float* x;
     std::size_t operator()(std::size_t n, float a, float b, float* out, std::size_t* below, float* minAbove) const {
 #if DRP_STATS_X86
-        if (haveAvx2()) return bracketPassFloatAvx2(x, n, a, b, out, below, minAbove);
+        if (cpuHasAvx2()) return bracketPassFloatAvx2(x, n, a, b, out, below, minAbove);
 #endif
         const float* p = x;
         return bracketPassScalar<float>(n, [p](std::size_t i) { return p[i]; }, a, b, out, below, minAbove);
@@ -552,7 +542,7 @@ struct AbsDevPass {
     double centre;
     std::size_t operator()(std::size_t n, double a, double b, double* out, std::size_t* below, double* minAbove) const {
 #if DRP_STATS_X86
-        if (haveAvx2()) return bracketPassAbsDevAvx2(x, n, centre, a, b, out, below, minAbove);
+        if (cpuHasAvx2()) return bracketPassAbsDevAvx2(x, n, centre, a, b, out, below, minAbove);
 #endif
         const float* p = x;
         const double c = centre;
@@ -875,7 +865,7 @@ Statistics statisticsOfImageImpl(const Image<T>& image, const Mask* mask, const 
             int x = 0;
 #if DRP_STATS_X86
             if constexpr (std::is_same_v<T, float>) {
-                if (haveAvx2()) {
+                if (cpuHasAvx2()) {
                     k += gatherUsedFloatAvx2(r, mr, bad, w, out + k);
                     x = w;
                 }

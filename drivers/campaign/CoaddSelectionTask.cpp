@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <limits>
 #include <map>
 #include <vector>
 
@@ -75,9 +74,7 @@ std::string CampaignWorker::runSelectBestSeeingVisits(const QuantumSpec& q) {
     std::string summary;
     for (const auto& [band, visits] : seeing) {
         std::vector<VisitSeeing> vs;
-        StatisticsControl medianOnly;
-        medianOnly.properties = kStatMedian;
-        for (const auto& [visit, s] : visits) vs.push_back({visit, makeStatistics(std::span<const double>(s), medianOnly).median});
+        for (const auto& [visit, s] : visits) vs.push_back({visit, quantile(s, 0.5)});  // the median seeing
         const double thr = bestSeeingThreshold(vs, coaddConfig_.bestSeeingQuantile);
         const std::vector<std::int64_t> chosen = selectBestSeeingVisits(vs, coaddConfig_.bestSeeingQuantile);
         for (const auto& v : vs) {

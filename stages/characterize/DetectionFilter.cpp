@@ -37,11 +37,6 @@ DRP_SIMD_CLONES void usableRow(float* __restrict d, float* __restrict v, const f
 /// scalar sqrt and division: the same bits).
 #if defined(__SSE2__) && defined(__GNUC__) && !defined(__clang__)
 #define DRP_DETECTION_AVX2 1
-/// True where the AVX2 row kernels below may run (checked once).
-bool haveAvx2() {
-    static const bool yes = __builtin_cpu_supports("avx2");
-    return yes;
-}
 /// significanceRow's first n - n % 8 elements, 8 at a time with the same operations (vsqrtps, vdivps round
 /// as sqrtps, divps: the same bits).
 __attribute__((target("avx2"))) int significanceRowAvx2(float* __restrict s, const float* __restrict d,
@@ -58,7 +53,7 @@ __attribute__((target("avx2"))) int significanceRowAvx2(float* __restrict s, con
 }
 void significanceRow(float* __restrict s, const float* __restrict d, const float* __restrict v, int n) {
     typedef float v4sf __attribute__((vector_size(16)));
-    int x = haveAvx2() ? significanceRowAvx2(s, d, v, n) : 0;
+    int x = cpuHasAvx2() ? significanceRowAvx2(s, d, v, n) : 0;
     for (; x + 4 <= n; x += 4) {
         v4sf vv, dd, ss;
         std::memcpy(&vv, v + x, sizeof vv);
@@ -127,7 +122,7 @@ void addChi2Row(float* __restrict acc, const float* __restrict iv, const float* 
     const float lower = both ? -big : 0.0f;  // d must exceed this (and not be 0) to count
     int x = 0;
 #if defined(__SSE2__) && defined(__GNUC__) && !defined(__clang__)
-    if (haveAvx2()) x = addChi2RowAvx2(acc, iv, vv, mv, bad, n, lower);
+    if (cpuHasAvx2()) x = addChi2RowAvx2(acc, iv, vv, mv, bad, n, lower);
     typedef float v4sf __attribute__((vector_size(16)));
     typedef MaskPixel v4si __attribute__((vector_size(16)));
     static_assert(sizeof(MaskPixel) == 4);

@@ -1,17 +1,16 @@
-// OversampledPsfFit: the least-squares fit of an oversampled PsfexPsf's node grids to undersampled star stamps
+// OversampledPsfFit: the least-squares fit of an oversampled PsfexPsf's node grid to undersampled star stamps
 // (super-resolution, as PSFEx with PSF_SAMPLING < 1 and the effective-PSF method of Anderson & King 2000).
 //
-// A star s at sub-pixel phase (dx, dy) from its stamp's middle pixel sees the model
-//     m_s = R(dx, dy) sum_k T_k(u_s, v_s) C_k,
-// with C_k the M x M node grids (step 1 / q pixels) of the spatial terms (core/PsfexPsf.h) and R the separable
-// cubic B-spline rendering of the nodes at the stamp's pixels (PsfexPsf::renderNodes). The fit minimises
-//     sum_s sum_p W_sp (D_sp - m_sp)^2 + ridge sum |C|^2
-// over every node of every term at once: stars at different phases fill in the nodes between the pixel centres,
-// so the model holds the PSF's shape at every phase instead of the aliased average of sinc-shifted stamps. The
-// normal equations A^T W A C = A^T W D are solved by conjugate gradients, applying A (renderNodes) and A^T
-// (accumulateNodes) star by star (the matrix, (terms x M^2)^2, is never formed), preconditioned by its exact
-// diagonal blocks (one terms x terms block per node). The ridge, ridgeFraction x the mean diagonal, only keeps
-// nodes that no star's pixels reach (outside the stamps' reach) at 0; it is too small to bias the others.
+// A star s at sub-pixel phase (dx, dy) from its stamp's middle pixel sees the model m_s = R(dx, dy) C, with C the
+// M x M node grid (step 1 / q pixels, core/PsfexPsf.h) and R the separable cubic B-spline rendering of the nodes at
+// the stamp's pixels (PsfexPsf::renderNodes). The fit minimises
+//     sum_s sum_p W_sp (D_sp - m_sp)^2 + ridge |C|^2 + smooth |Laplacian(C)|^2
+// over every node at once: stars at different phases fill in the nodes between the pixel centres, so the model holds
+// the PSF's shape at every phase instead of the aliased average of sinc-shifted stamps. (The PSF determiner fits the
+// constant term this way and takes the spatial variation from its native fit: PsfDeterminer.h.) The normal equations
+// are solved by conjugate gradients, applying A (renderNodes) and A^T (accumulateNodes) star by star (the M^2 x M^2
+// matrix is never formed), preconditioned by its diagonal. The ridge, ridgeFraction x the mean diagonal, only keeps
+// nodes that no star's pixels reach at 0; it is too small to bias the others.
 // Pure: no I/O, deterministic (fixed summation order).
 #pragma once
 
@@ -26,7 +25,6 @@ namespace drp {
 struct OversampledStar {
     Image<double> data;    ///< N x N: the stamp over its flux (the fit's target)
     Image<double> weight;  ///< N x N: per-pixel weight (0 for clipped pixels)
-    Point2D uv;            ///< position normalised as PsfexPsf::normalisedPosition
     Point2D phase;         ///< centre minus the middle pixel's centre, each in [-0.5, 0.5]
 };
 
@@ -34,17 +32,14 @@ struct OversampledFitControl {
     int maxIterations = 400;       ///< conjugate-gradient iterations at most
     double tolerance = 1e-6;       ///< stop when |residual| <= tolerance x |right-hand side|
     double ridgeFraction = 1e-9;   ///< ridge as a fraction of the mean diagonal of the normal matrix
-    /// Weight of the roughness penalty sum |Laplacian(C_0)|^2 of the constant term, as a fraction of its mean diagonal
-    /// / 20 (20: the diagonal of the squared 5-point Laplacian). Damps the node patterns that the stars' phases leave
-    /// unconstrained; it widens a well-constrained model by under 1e-4 in T.
+    /// Weight of the roughness penalty sum |Laplacian(C)|^2, as a fraction of the mean diagonal / 20 (20: the diagonal
+    /// of the squared 5-point Laplacian). Damps the node patterns that the stars' phases leave unconstrained; it widens
+    /// a well-constrained model by under 1e-4 in T.
     double smoothness = 3e-4;
-    /// The same for the spatial-variation terms (k > 0), which need no resolution finer than the mean PSF's and are
-    /// constrained by fewer stars per phase.
-    double variationSmoothness = 3;
 };
 
 struct OversampledFitResult {
-    std::vector<Image<double>> components;  ///< numTerms(order) grids, M x M
+    Image<double> nodes;  ///< M x M
     int iterations = 0;
     double relativeResidual = 0.0;  ///< |residual| / |right-hand side| at the end
 };
@@ -54,9 +49,9 @@ struct OversampledFitResult {
 /// gives the stamp back. The oversampled form of a native-sampled PSF component.
 Image<double> upsampleToNodes(const Image<double>& native, int q, int gridSize);
 
-/// Fit the node grids (M = gridSize, odd) of a PsfexPsf of `order` and oversampling q to the stars. `warmStart`,
-/// when it has numTerms(order) grids of M x M, is the starting point (the previous round's solution).
-OversampledFitResult fitOversampledPsf(const std::vector<OversampledStar>& stars, int order, int q, int gridSize,
-                                       const std::vector<Image<double>>& warmStart, const OversampledFitControl& control);
+/// Fit the node grid (M = gridSize, odd) of oversampling q to the stars. `warmStart`, when M x M, is the starting point
+/// (the previous round's solution); otherwise the fit starts from 0.
+OversampledFitResult fitOversampledPsf(const std::vector<OversampledStar>& stars, int q, int gridSize, const Image<double>& warmStart,
+                                       const OversampledFitControl& control);
 
 }  // namespace drp

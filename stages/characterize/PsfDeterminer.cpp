@@ -585,12 +585,12 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         for (const Star* sp : use) {
             const Star& st = *sp;
             OversampledStar o;
-            o.uv = PsfexPsf::normalisedPosition(fitBox, st.centre);
             o.phase = st.phase;
             o.data = st.stamp.clone();
             o.data *= 1.0 / st.flux;
             if (comps.size() > 1) {
-                const std::vector<double> t = PsfexPsf::polynomialTerms(ord, o.uv.x, o.uv.y);
+                const Point2D uv = PsfexPsf::normalisedPosition(fitBox, st.centre);
+                const std::vector<double> t = PsfexPsf::polynomialTerms(ord, uv.x, uv.y);
                 Image<double> variation(gridSize, gridSize, 0.0);
                 for (std::size_t k = 1; k < comps.size(); ++k)
                     for (int y = 0; y < gridSize; ++y)
@@ -607,10 +607,10 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         }
         // Warm start: the previous round's solution, or the native constant term upsampled (the same PSF but for the
         // aliasing the oversampled fit corrects).
-        const std::vector<Image<double>> warm{previousMean.empty() ? upsampleToNodes(native[0], ovs, gridSize) : previousMean};
-        OversampledFitResult fit = fitOversampledPsf(os, 0, ovs, gridSize, warm, OversampledFitControl{});
+        const Image<double> warm = previousMean.empty() ? upsampleToNodes(native[0], ovs, gridSize) : previousMean;
+        OversampledFitResult fit = fitOversampledPsf(os, ovs, gridSize, warm, OversampledFitControl{});
         result.solverIterations += fit.iterations;
-        comps[0] = std::move(fit.components.front());
+        comps[0] = std::move(fit.nodes);
         previousMean = comps[0];
         return comps;
     };

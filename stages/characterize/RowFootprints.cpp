@@ -1,9 +1,6 @@
 #include "stages/characterize/RowFootprints.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <limits>
 #include <memory>
 
 #include "core/Error.h"
@@ -17,33 +14,15 @@ RowFootprintDetector::RowFootprintDetector(const Box2I& bbox, const DetectionCon
         throw ConfigError("RowFootprintDetector: only 8-connectivity (the peak test of 4-connectivity needs the footprint)");
     if (bbox_.empty()) throw InvalidInputError("RowFootprintDetector: empty box");
     sign_ = config_.negative ? -1.0f : 1.0f;
-    lim_ = config_.negative ? -floatThresholdAbove(config_.threshold) : floatThresholdAbove(config_.threshold);
+    lim_ = runThreshold(config_.threshold, config_.negative);
     rows_.resize(std::size_t(3) * std::size_t(bbox_.width()));
     rowStart_.push_back(0);
 }
 
 void RowFootprintDetector::findRunsOfRow(const float* row) {
-    const int w = bbox_.width(), j = y_;
-    const bool neg = config_.negative;
-    const float lim = lim_;
-    const std::size_t rowBegin = runs_.size();
-    appendRowRuns(row, w, j, lim, neg, runs_);
-    const std::size_t rowEnd = runs_.size();
-    uf_.parent.resize(rowEnd);
-    for (std::size_t r = rowBegin; r < rowEnd; ++r) uf_.parent[r] = std::uint32_t(r);
-    // Join with the previous row (8-connectivity: runs that overlap or touch diagonally).
-    const std::size_t prevBegin = j > 0 ? rowStart_[std::size_t(j) - 1] : rowBegin;
-    if (rowBegin > prevBegin && rowEnd > rowBegin) {
-        std::size_t p = prevBegin, q = rowBegin;
-        while (p < rowBegin && q < rowEnd) {
-            const Span& a = runs_[p];
-            const Span& b = runs_[q];
-            if (a.x0 <= b.x1 + 1 && b.x0 <= a.x1 + 1) {
-                uf_.unite(std::uint32_t(p), std::uint32_t(q));
-            }
-            (a.x1 < b.x1) ? ++p : ++q;
-        }
-    }
+    const int j = y_;
+    const std::size_t prevBegin = j > 0 ? rowStart_[std::size_t(j) - 1] : runs_.size();
+    appendAndJoinRowRuns(row, bbox_.width(), j, lim_, config_.negative, 1, prevBegin, runs_, uf_);  // 8-connectivity
 }
 
 void RowFootprintDetector::testPeaksOfRow(int y, const float* rm, const float* r0, const float* rp) {
@@ -88,9 +67,7 @@ FootprintSet RowFootprintDetector::finish() {
     }
     // From here as detectFootprints: group runs by root (the first run in raster order, so groups come out
     // ordered), keep the large enough groups, their runs in raster order.
-    std::vector<std::uint32_t> roots(runs_.size());
-    for (std::size_t r = 0; r < runs_.size(); ++r) roots[r] = uf_.find(std::uint32_t(r));
-    const RunGroups groups = groupRuns(runs_, roots, config_.minPixels);
+    const RunGroups groups = groupRuns(runs_, uf_, config_.minPixels);
     const std::uint32_t nOut = groups.count;
     // The peak candidates of each kept group, in raster order (candidates are in raster order already).
     std::vector<std::uint32_t> candOffset(nOut + 1, 0);

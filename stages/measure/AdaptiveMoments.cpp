@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "core/Error.h"
-#include "stages/measure/MeasurementPlugin.h"
+#include "stages/measure/PixelRows.h"
 
 namespace drp {
 

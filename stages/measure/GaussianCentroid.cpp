@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "stages/measure/MeasurementPlugin.h"
+#include "stages/measure/PixelRows.h"
 
 namespace drp {
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <tuple>
 #include <vector>
 
 namespace drp {
@@ -52,11 +53,14 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
     const ImageF& image = ctx.exposure.image();
     const ImageF& variance = ctx.exposure.variance();
     const Mask& mask = ctx.exposure.mask();
+    // Row y's PSF, image, variance and mask pointers at the box's first column.
+    auto rowsAt = [&](int y) {
+        const int ox = box.minX() - img.minX(), oy = y - img.minY();
+        return std::tuple(psf->row(y - psf->xy0().y) + (box.minX() - psf->xy0().x), image.row(oy) + ox, variance.row(oy) + ox,
+                          mask.row(oy) + ox);
+    };
     for (int y = box.minY(); y <= box.maxY(); ++y) {
-        const double* prow = psf->row(y - psf->xy0().y) + (box.minX() - psf->xy0().x);
-        const float* drow = image.row(y - img.minY()) + (box.minX() - img.minX());
-        const float* vrow = variance.row(y - img.minY()) + (box.minX() - img.minX());
-        const MaskPixel* mrow = mask.row(y - img.minY()) + (box.minX() - img.minX());
+        const auto [prow, drow, vrow, mrow] = rowsAt(y);
         for (int x = 0; x < box.width(); ++x) {
             if (!usablePixel(drow[x], vrow[x], mrow[x], ctx.badBits)) continue;
             const double d = drow[x], v = vrow[x], p = prow[x];
@@ -89,10 +93,11 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
     double f00 = 0, f01 = 0, f02 = 0, f11 = 0, f12 = 0, f22 = 0;  // its upper triangle, summed in registers
     const int pw = psf->width(), ph = psf->height();
     for (int y = box.minY(); y <= box.maxY(); ++y) {
-        const double* prow = psf->row(y - psf->xy0().y) + (box.minX() - psf->xy0().x);
-        const float* drow = image.row(y - img.minY()) + (box.minX() - img.minX());
-        const float* vrow = variance.row(y - img.minY()) + (box.minX() - img.minX());
-        const MaskPixel* mrow = mask.row(y - img.minY()) + (box.minX() - img.minX());
+        const auto [prow, drow, vrow, mrow] = rowsAt(y);
+        // The PSF rows about y for the derivative along y (inside the PSF image), and pixel 0's column in it.
+        const int iy = y - psf->xy0().y, ix0 = box.minX() - psf->xy0().x;
+        const int yl = std::max(iy - 1, 0), yh = std::min(iy + 1, ph - 1);
+        const double *pcur = psf->row(iy), *pyl = psf->row(yl), *pyh = psf->row(yh);
         for (int x = 0; x < box.width(); ++x) {
             const double d = drow[x], v = vrow[x];
             if (!usablePixel(drow[x], vrow[x], mrow[x], ctx.badBits) || !(v > 0)) continue;
@@ -104,12 +109,10 @@ void PsfFluxPlugin::measure(const MeasurementContext& ctx, Table& table, std::si
             }
             sumLnV += lastLn;
             // (ix, iy) is inside the PSF image, and so are the neighbours xl..xh, yl..yh.
-            const int ix = box.minX() + x - psf->xy0().x, iy = y - psf->xy0().y;
+            const int ix = ix0 + x;
             const int xl = std::max(ix - 1, 0), xh = std::min(ix + 1, pw - 1);
-            const int yl = std::max(iy - 1, 0), yh = std::min(iy + 1, ph - 1);
-            const double* pcur = psf->row(iy);
             const double g[3] = {prow[x], xh > xl ? -flux * (pcur[xh] - pcur[xl]) / (xh - xl) : 0.0,
-                                 yh > yl ? -flux * (psf->row(yh)[ix] - psf->row(yl)[ix]) / (yh - yl) : 0.0};
+                                 yh > yl ? -flux * (pyh[ix] - pyl[ix]) / (yh - yl) : 0.0};
             // One division: the Fisher matrix's six terms are products with 1 / V (equal to rounding).
             const double iv = 1.0 / v;
             f00 += g[0] * g[0] * iv, f01 += g[0] * g[1] * iv, f02 += g[0] * g[2] * iv;
