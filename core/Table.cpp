@@ -70,6 +70,14 @@ void Table::checkRow(std::size_t row) const {
         throw LogicError("Table: row " + std::to_string(row) + " out of range (" + std::to_string(rows_) + " rows)");
 }
 
+std::size_t Table::addColumn(const FieldInfo& info) {
+    Schema schema = *schema_;
+    const std::size_t index = schema.addField(info);
+    schema_ = std::make_shared<const Schema>(std::move(schema));
+    columns_.push_back(makeColumn(info.type, rows_));
+    return index;
+}
+
 void Table::append(const Table& other) {
     if (!(schema() == other.schema()))
         throw LogicError("Table::append: schemas differ (" + schema().signature() + " vs " +

@@ -33,6 +33,15 @@ public:
     std::size_t size() const { return rows_; }
     bool empty() const { return rows_ == 0; }
 
+    /// A new column of zero values (false flags) after the existing ones: the schema is copied with the field
+    /// added (tables sharing the old schema keep it). Throws LogicError if the name is taken.
+    template <typename T>
+    Key<T> addColumn(const std::string& name, const std::string& doc, const std::string& unit = {}) {
+        addColumn(FieldInfo{name, FieldTraits<T>::type, unit, doc});
+        return schema_->find<T>(name);
+    }
+    std::size_t addColumn(const FieldInfo& info);
+
     /// Append one zero-valued row; returns its index.
     std::size_t addRow();
     void resize(std::size_t rows);

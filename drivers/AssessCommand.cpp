@@ -15,16 +15,19 @@
 // point sources, true S/N 5-30): the fraction of the optimal S/N the pipeline reaches. Completeness counts
 // the isolated point sources centred on the calexp (the truth also lists sources just off the detector).
 //
-// PSF model size, two ways: "dT/T res" pools the reserved stars of every detector of the band (each
-// detector's mean dT/T on its reserved stars, PSFDTTMN, weighted by their number, PSFDTTN) and gives the
-// mean with its standard error — the "on reserved stars", free of the few-star noise of one
-// detector's median; "dT/T true" is the model against the simulator's true PSF, T = Ixx + Iyy of the
+// PSF model size, two ways: "dT/T res" pools the reserved stars of every detector of the band — the weighted mean
+// of their dT/T (each star weighted by 1 / its expected noise, stages/characterize/PsfDeterminer.h; from each
+// detector's PSFDTTWM, PSFDTTW, PSFDTTWS) with its standard error, sqrt(chi^2 / (n - 1) / sum of weights) about
+// the pooled mean, and the number of stars — the "on reserved stars", free of the few-star noise of one
+// detector and of the faintest stars' scatter; the line after the table pools all bands. "dT/T true" is the
+// model against the simulator's true PSF, T = Ixx + Iyy of the
 // adaptive moments of both kernel images at 3 x 3 positions of each detector: the median over detectors
 // of each detector's mean |dT/T| (the model's own accuracy per detector, photon noise of its stars included).
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/Error.h"
@@ -43,13 +46,38 @@ namespace po = boost::program_options;
 namespace drp {
 namespace {
 
+/// Reserved stars' dT/T pooled over detectors: sums of weights W, of W x mean and of W x mean^2 plus each
+/// detector's weighted sum of squares about its own mean, so chi^2 about the pooled mean follows.
+struct ReservedPool {
+    double w = 0.0, wm = 0.0, wmm = 0.0, ss = 0.0;
+    std::int64_t n = 0;
+    void add(std::int64_t stars, double weight, double mean, double sumSquares) {
+        n += stars;
+        w += weight;
+        wm += weight * mean;
+        wmm += weight * mean * mean;
+        ss += sumSquares;
+    }
+    void add(const ReservedPool& o) { n += o.n, w += o.w, wm += o.wm, wmm += o.wmm, ss += o.ss; }
+    double mean() const { return w > 0.0 ? wm / w : NAN; }
+    double error() const {
+        if (n < 2 || !(w > 0.0)) return NAN;
+        const double chi2 = ss + wmm - wm * wm / w;
+        return std::sqrt(std::max(0.0, chi2) / double(n - 1) / w);
+    }
+    std::string format() const {
+        char out[64];
+        std::snprintf(out, sizeof out, "%+.1e+-%.0e (%lld)", mean(), error(), static_cast<long long>(n));
+        return out;
+    }
+};
+
 struct BandStats {
     std::int64_t truthPoint5 = 0, found5 = 0;   // isolated point sources with true S/N >= 5 (and found)
     std::int64_t truthPoint5to6 = 0, found5to6 = 0;
     std::int64_t detections5 = 0, spurious5 = 0;  // detections with S/N >= 5, and those with no truth object
     std::vector<double> fluxRatioBright, pulls, astromMas, snrRatio;
-    double reservedSum = 0.0, reservedSum2 = 0.0;  // pooled reserved-star dT/T: sum of n mean, of n (scatter^2 + mean^2)
-    std::int64_t reservedN = 0;
+    ReservedPool reserved;
     std::vector<double> modelVsTruth, modelVsTruthSigned;  // per detector: mean |dT/T|, mean dT/T of the model against the true PSF
     int detectors = 0;
 };
@@ -154,13 +182,8 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
         {
             const PropertyList& md = src.metadata();
             const std::int64_t n = md.getInt("PSFDTTN", 0);
-            const double mean = md.getDouble("PSFDTTMN", NAN), scatter = md.getDouble("PSFDTTSC", NAN);
-            if (n > 0 && std::isfinite(mean)) {
-                b.reservedN += n;
-                b.reservedSum += double(n) * mean;
-                // one star: no scatter of its own; the spread between detectors still counts
-                b.reservedSum2 += double(n) * ((n > 1 && std::isfinite(scatter) ? scatter * scatter : 0.0) + mean * mean);
-            }
+            const double mean = md.getDouble("PSFDTTWM", NAN), w = md.getDouble("PSFDTTW", 0.0), ss = md.getDouble("PSFDTTWS", 0.0);
+            if (n > 0 && std::isfinite(mean) && w > 0.0 && std::isfinite(ss)) b.reserved.add(n, w, mean, ss);
         }
         const double sigma = src.metadata().getDouble("PSFSIGMA", 2.0);
         // Per-pixel noise variance in true electrons: the calexp's variance plane near the source (sky, read
@@ -250,22 +273,21 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
     if (bands.empty()) throw NotFoundError("no src datasets in run '" + run + "' with truth in run '" + truthRun + "'");
     std::printf("%-4s %5s %12s %12s %10s %12s %10s %11s %11s %8s %19s %19s\n", "band", "dets", "compl(S/N>5)", "compl(5-6)",
                 "spurious", "fluxbias(%)", "pull sig", "astrom(mas)", "ZP(mmag)", "S/N m/t", "dT/T res (n)", "dT/T true (signed)");
+    ReservedPool allReserved;
     for (auto& [band, b] : bands) {
         Statistics p = makeStatistics(std::span<const double>(b.pulls));
         double ratio = median(b.fluxRatioBright);
-        const double n = double(b.reservedN);
-        const double resMean = n > 0 ? b.reservedSum / n : NAN;
-        const double resErr = n > 1 ? std::sqrt(std::max(0.0, b.reservedSum2 / n - resMean * resMean) / (n - 1)) : NAN;
-        char res[64];
-        std::snprintf(res, sizeof res, "%+.1e+-%.0e (%lld)", resMean, resErr, static_cast<long long>(b.reservedN));
+        const std::string res = b.reserved.format();
+        allReserved.add(b.reserved);
         char tru[64];
         std::snprintf(tru, sizeof tru, "%.1e (%+.1e)", median(b.modelVsTruth), median(b.modelVsTruthSigned));
         std::printf("%-4s %5d %11.1f%% %11.1f%% %9.2f%% %12.3f %10.3f %11.1f %11.1f %8.3f %19s %19s\n", band.c_str(), b.detectors,
                     100.0 * double(b.found5) / double(std::max<std::int64_t>(b.truthPoint5, 1)),
                     100.0 * double(b.found5to6) / double(std::max<std::int64_t>(b.truthPoint5to6, 1)),
                     100.0 * double(b.spurious5) / double(std::max<std::int64_t>(b.detections5, 1)), 100.0 * (ratio - 1.0),
-                    p.madSigma, median(b.astromMas), 1000.0 * 2.5 * std::log10(ratio), median(b.snrRatio), res, tru);
+                    p.madSigma, median(b.astromMas), 1000.0 * 2.5 * std::log10(ratio), median(b.snrRatio), res.c_str(), tru);
     }
+    std::printf("# PSF dT/T on reserved stars, all bands: %s\n", allReserved.format().c_str());
     return 0;
 }
 

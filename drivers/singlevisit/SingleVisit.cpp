@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <tuple>
+#include <vector>
 
 #include "core/Error.h"
 #include "core/Log.h"
@@ -123,6 +125,8 @@ void SingleVisitConfig::bind(ConfigBinder& b) {
            "S/N threshold of a second bright pass when the first finds fewer than psf.minStars candidates");
     b.bind("detection.include_negative", detection.includeNegative, "also detect negative sources");
     b.bind("background.bin_size", background.binSize, "background bin size, pixels");
+    b.bind("background.re_estimate", reEstimateBackground,
+           "estimate the background again with the sources of a first detection masked, before the PSF");
     b.bind("psf.spatial_order", psf.spatialOrder, "polynomial order of the PSF variation over the detector");
     b.bind("psf.reserve_fraction", psf.reserveFraction, "fraction of PSF stars reserved for validation");
     b.bind("psf.oversampling", psf.oversampling, "PSF model nodes per pixel: 1, 2, 3, or 0 = 2 below psf.oversample_below_fwhm");
@@ -256,7 +260,11 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     StepTimer timer(res.summary);
     MaskedImageF& mi = exposure.maskedImage();
 
-    Background bkg = estimateBackground(mi, cfg.background);
+    // With a re-estimate to follow, the first estimate is from a quarter of the pixels (BackgroundConfig::sampleStep):
+    // the sum of both has the re-estimate's noise.
+    BackgroundConfig firstPass = cfg.background;
+    if (cfg.reEstimateBackground) firstPass.sampleStep = 2;
+    Background bkg = estimateBackground(mi, firstPass);
     subtractBackground(mi, bkg);
     res.background = bkg;
     timer.mark("BKG");
@@ -266,6 +274,21 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     res.nCosmicRays = findCosmicRays(mi, *psf0, 0.0, cfg.cosmicRay);
     exposure.setPsf(psf0);
     timer.mark("CR");
+    if (cfg.reEstimateBackground) {
+        // Only the mask of this detection is kept (the bright pass below clears and sets DETECTED again).
+        SourceDetectionConfig masking = cfg.detection;
+        masking.includeNegative = false;
+        masking.reEstimateBackground = true;
+        masking.background = cfg.background;
+        try {
+            DetectionResult first = detectSources(mi, sigma0, masking);
+            if (first.background) bkg += *first.background;
+            res.background = bkg;
+        } catch (const InvalidInputError& e) {  // no bin left with unmasked sky (a field full of one object)
+            DRP_LOG_WARN("characterize", "background not re-estimated: " << e.message());
+        }
+        timer.mark("BKG2");
+    }
 
     // Bright pass: PSF stars.
     SingleFrameMeasurement sfm(cfg.measurement);
@@ -364,12 +387,23 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     Table src = sfm.measure(exposure, det.positive, ccdVisitId);
     timer.mark("MEASURE");
 
+    // The PSF stars in the final catalog (the bright pass's rows are the candidates' indices): Rubin's
+    // calib_psf_candidate (chosen by the star selection), calib_psf_used (in the fit), calib_psf_reserved.
+    const auto finalRows = [&](const std::vector<std::size_t>& brightRows) {
+        auto bx = brightTable.column<double>("x"), by = brightTable.column<double>("y");
+        std::vector<Point2D> positions;
+        for (std::size_t i : brightRows) positions.push_back({bx[i], by[i]});
+        return rowsNear(src, positions, 1.0);
+    };
+    const std::vector<std::size_t> starRows = finalRows(res.psf.used);
+    for (const auto& [name, doc, rows] :
+         {std::tuple{"calib_psf_candidate", "chosen by the PSF star selection", finalRows(res.psf.selected)},
+          std::tuple{"calib_psf_used", "used in the PSF model fit (and the aperture correction)", starRows},
+          std::tuple{"calib_psf_reserved", "a PSF star kept out of the fit to validate the model", finalRows(res.psf.reserved)}}) {
+        auto flag = src.column(src.addColumn<bool>(name, doc));
+        for (std::size_t r : rows) flag[r] = 1;
+    }
     // Aperture correction from the PSF stars actually used.
-    std::vector<Point2D> starPositions;
-    for (std::size_t i : res.psf.used)
-        starPositions.push_back({brightTable.at(brightTable.schema().find<double>("x"), i),
-                                 brightTable.at(brightTable.schema().find<double>("y"), i)});
-    std::vector<std::size_t> starRows = rowsNear(src, starPositions, 1.0);
     ApertureCorrectionResult apc;
     try {
         apc = measureApertureCorrection(src, starRows, cfg.apCorrAperture, cfg.apCorrOrder, exposure.bbox());
@@ -395,6 +429,10 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         s.set("PSFDTTN", n, "reserved stars with a dT/T");
         s.set("PSFDTTMN", n > 0 ? res.psf.reservedMeanSizeResidual : std::numeric_limits<double>::quiet_NaN(),
               "mean dT/T of the PSF model on reserved stars");
+        s.set("PSFDTTWM", n > 0 ? res.psf.reservedWeightedMeanSizeResidual : std::numeric_limits<double>::quiet_NaN(),
+              "S/N-weighted mean dT/T on reserved stars");
+        s.set("PSFDTTW", res.psf.reservedSizeResidualWeightSum, "sum of the reserved stars' dT/T weights");
+        s.set("PSFDTTWS", res.psf.reservedSizeResidualWeightedSs, "sum of weight x (dT/T - PSFDTTWM)^2");
     }
     s.set("APCORR", res.apCorr, "aperture correction at the centre");
     s.set("APCNSTAR", std::int64_t(apc.nStars), "stars in the aperture correction");

@@ -26,6 +26,11 @@ namespace drp {
 struct SingleVisitConfig {
     IsrConfig isr;
     BackgroundConfig background;
+    /// Re-estimate the background once more with the sources of a first detection (at detection's S/N, with the
+    /// seeing guess) masked, before the PSF: the first estimate counts the light of every source beyond its
+    /// clipping in its bins and sits too high; the wings of the stars and galaxies then bias faint stars' sizes
+    /// and fluxes low (Rubin's reEstimateBackground).
+    bool reEstimateBackground = true;
     CosmicRayConfig cosmicRay;
     SourceDetectionConfig detection;          ///< the final detection (S/N 5 by default)
     double psfStarThresholdSigma = 50.0;      ///< detection S/N of the bright pass that finds PSF stars, [5, 1e6]

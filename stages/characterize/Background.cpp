@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 
 #include "core/Error.h"
@@ -114,6 +115,7 @@ void BackgroundConfig::validate() const {
     if (clipIterations < 1 || clipIterations > 100) throw ConfigError("BackgroundConfig.clipIterations must be in [1, 100]");
     if (minBinsForSpline < 2 || minBinsForSpline > 1000) throw ConfigError("BackgroundConfig.minBinsForSpline must be in [2, 1000]");
     if (!(minGoodFraction >= 0.0 && minGoodFraction <= 1.0)) throw ConfigError("BackgroundConfig.minGoodFraction must be in [0, 1]");
+    if (sampleStep < 1 || sampleStep > 16) throw ConfigError("BackgroundConfig.sampleStep must be in [1, 16]");
     for (const auto& p : ignoredMaskPlanes)
         if (p.empty()) throw ConfigError("BackgroundConfig.ignoredMaskPlanes has an empty name");
 }
@@ -136,6 +138,15 @@ Background::Background(const Box2I& bbox, std::vector<double> xCentres, std::vec
     }
     for (double v : values_)
         if (!std::isfinite(v)) throw InvalidInputError("Background: non-finite bin value");
+}
+
+Background& Background::operator+=(const Background& other) {
+    if (!(bbox_ == other.bbox_ && xCentres_ == other.xCentres_ && yCentres_ == other.yCentres_ &&
+          interpolation_ == other.interpolation_ && minBinsForSpline_ == other.minBinsForSpline_))
+        throw InvalidInputError("Background: adding a background of different bins or interpolation");
+    for (std::size_t i = 0; i < values_.size(); ++i) values_[i] += other.values_[i];
+    counts_ = other.counts_;
+    return *this;
 }
 
 ImageF Background::image(const Box2I& box) const {
@@ -289,10 +300,29 @@ Background estimateBackground(const MaskedImageF& image, const BackgroundConfig&
             const int x0 = edge(nxb, bbox.width(), i), x1 = edge(nxb, bbox.width(), i + 1);
             const Box2I bin({bbox.minX() + x0, bbox.minY() + y0}, x1 - x0, y1 - y0);
             const MaskedImageF sub = image.subImage(bin);
-            const Statistics st = makeStatistics(sub.image(), sub.mask(), sc);
+            const int step = config.sampleStep;
+            Statistics st;
+            double area = double(bin.area());
+            if (step == 1) {
+                st = makeStatistics(sub.image(), sub.mask(), sc);
+            } else {  // the sampled pixels, masked ones as NaN (which makeStatistics leaves out)
+                const int sw = (bin.width() + step - 1) / step, sh = (bin.height() + step - 1) / step;
+                ImageF sample(sw, sh, kNoFill);
+                for (int sy = 0; sy < sh; ++sy) {
+                    const float* in = sub.image().row(sy * step);
+                    const MaskPixel* m = sub.mask().row(sy * step);
+                    float* out = sample.row(sy);
+                    for (int sx = 0; sx < sw; ++sx)
+                        out[sx] = (m[sx * step] & bad) ? std::numeric_limits<float>::quiet_NaN() : in[sx * step];
+                }
+                StatisticsControl unmasked = sc;
+                unmasked.badMask = 0;
+                st = makeStatistics(sample, unmasked);
+                area = double(sample.width()) * sample.height();
+            }
             const std::size_t k = std::size_t(j) * std::size_t(nxb) + std::size_t(i);
             const double v = config.statistic == BackgroundConfig::Statistic::Median ? st.median : st.clippedMean;
-            const double need = std::max(3.0, config.minGoodFraction * double(bin.area()));
+            const double need = std::max(3.0, config.minGoodFraction * area);
             if (double(st.count) >= need && std::isfinite(v)) {
                 vals[k] = v;
                 counts[k] = st.count;

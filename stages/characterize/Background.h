@@ -55,6 +55,10 @@ struct BackgroundConfig {
     int minBinsForSpline = 4;
     /// A bin needs at least this fraction of usable pixels (and at least 3). Bounds: [0, 1]. Default 0.05.
     double minGoodFraction = 0.05;
+    /// Every sampleStep-th pixel of every sampleStep-th row of a bin is used (1: all). A rough first estimate that
+    /// a re-estimate corrects need not see every pixel: 2 is 4x cheaper, and the noise of a bin's value doubles.
+    /// Counts are then of the sampled pixels. Bounds: [1, 16]. Default 1.
+    int sampleStep = 1;
 
     /// Throws ConfigError naming the first field out of bounds.
     void validate() const;
@@ -102,6 +106,12 @@ public:
     static Background fromTable(const Table& table);
 
     friend bool operator==(const Background&, const Background&) = default;
+
+    /// Add `other`'s bin values to this one's: the model becomes the sum of the two models (the interpolation is
+    /// linear in the bin values), e.g. a first estimate plus its re-estimate with the detections masked. The
+    /// counts become `other`'s (its usable pixels, the later estimate's). Throws InvalidInputError unless both
+    /// have the same bbox, bin centres and interpolation.
+    Background& operator+=(const Background& other);
 
     /// The model over `box`, one row at a time: sink(y, row) gets row y (0-based within box) as
     /// box.width() floats, the values image(box) holds (the buffer is reused between calls).

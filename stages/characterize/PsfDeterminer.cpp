@@ -710,6 +710,7 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
     //   dT/T = (T(P + eps R) - T(P - eps R)) / (2 eps T(P)),
     // which cancels the even-order terms, so the (always positive) second-order noise bias of T(I) is absent.
     constexpr double eps = 0.1;
+    constexpr double kReservedSizeFloor = 0.003;  // of a reserved star's dT/T noise, in its weight (header)
     std::vector<double> usedRes, resRes, resDe, resDirect;
     double sizeChi2 = 0.0;
     int sizeTerms = 0;
@@ -755,6 +756,8 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         if (s.reserved) {
             result.reserved.push_back(s.index);
             result.reservedSizeResiduals.push_back(dt);
+            result.reservedSizeResidualWeights.push_back(
+                std::isfinite(dt) ? 1.0 / (std::pow(config.sizeNoise / s.snr(), 2) + kReservedSizeFloor * kReservedSizeFloor) : 0.0);
             result.reservedDirectSizeResiduals.push_back(direct);
             if (std::isfinite(dt)) {
                 resRes.push_back(dt);
@@ -780,6 +783,22 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
     result.sizeChi2Terms = sizeTerms;
     const double nan = std::numeric_limits<double>::quiet_NaN();
     result.reservedMeanSizeResidual = resRes.empty() ? nan : std::accumulate(resRes.begin(), resRes.end(), 0.0) / double(resRes.size());
+    {
+        double sw = 0.0, swx = 0.0;
+        for (std::size_t k = 0; k < result.reserved.size(); ++k) {
+            const double w = result.reservedSizeResidualWeights[k];
+            if (w > 0.0) sw += w, swx += w * result.reservedSizeResiduals[k];
+        }
+        const double mean = sw > 0.0 ? swx / sw : nan;
+        double ss = 0.0;
+        for (std::size_t k = 0; k < result.reserved.size(); ++k) {
+            const double w = result.reservedSizeResidualWeights[k];
+            if (w > 0.0) ss += w * std::pow(result.reservedSizeResiduals[k] - mean, 2);
+        }
+        result.reservedWeightedMeanSizeResidual = mean;
+        result.reservedSizeResidualWeightSum = sw;
+        result.reservedSizeResidualWeightedSs = ss;
+    }
     result.reservedDirectMedianSizeResidual = resDirect.empty() ? nan : median(resDirect);
     result.nUsed = int(result.used.size());
     result.reservedMedianSizeResidual = resRes.empty() ? nan : median(resRes);

@@ -62,6 +62,9 @@
 //   linear (reported): dT/T = (T(P + e R) - T(P - e R)) / (2 e T(P)), R = I / F - P, e = 0.1: the first-order
 //           change of T along the star's residual. The even orders, and so the noise bias, cancel; a model
 //           size error dT/T still shows at full size. Its mean and median estimate the model's size bias.
+//           Its noise is about sizeNoise / S/N (2.3 / S/N measured), so the faintest reserved stars dominate
+//           a plain mean; the weighted mean, weights 1 / ((sizeNoise / S/N)^2 + 0.003^2), is the better
+//           estimate of the bias (the floor: a star's own model error, so the brightest do not take over).
 //   de = |e_star - e_psf| (e = (e1, e2) of the direct moments).
 #pragma once
 
@@ -186,7 +189,11 @@ struct PsfDeterminationResult {
     std::vector<std::size_t> reserved;   ///< kept out of the fit
     std::vector<double> reservedSizeResiduals;  ///< dT/T (linear, see header) of each reserved star (same order as reserved)
     std::vector<double> reservedDirectSizeResiduals;  ///< direct dT/T of each reserved star (noise-biased, see header)
+    std::vector<double> reservedSizeResidualWeights;  ///< weight of each reserved star's dT/T (0 without one; see header)
     double reservedMeanSizeResidual = 0.0;      ///< mean dT/T (linear) on the reserved stars
+    double reservedWeightedMeanSizeResidual = 0.0;  ///< weighted mean dT/T (linear) on the reserved stars
+    double reservedSizeResidualWeightSum = 0.0;     ///< sum of the reserved stars' weights
+    double reservedSizeResidualWeightedSs = 0.0;    ///< sum of weight x (dT/T - weighted mean)^2 (for pooling)
     double reservedMedianSizeResidual = 0.0;    ///< median dT/T (linear) on the reserved stars
     double reservedSizeResidualScatter = 0.0;   ///< 1.4826 MAD of dT/T (linear) on the reserved stars
     double reservedDirectMedianSizeResidual = 0.0;  ///< median direct dT/T on the reserved stars

@@ -117,6 +117,29 @@ TEST(Table, RowsStartZeroAndColumnsAreContiguous) {
     EXPECT_THROW(t.column(beyond), LogicError);
 }
 
+TEST(Table, AddColumnAppendsZerosAndLeavesSharedSchemasAlone) {
+    Keys k;
+    Table t(makeSchema(k), 7);
+    t.column(k.f64)[3] = 2.5;
+    const Table before = t;  // shares the schema
+    const std::size_t fields = t.schema().size();
+    auto used = t.addColumn<bool>("calib_psf_used", "a PSF star");
+    auto weight = t.addColumn<double>("w", "a weight", "pixel");
+    EXPECT_EQ(used.index(), fields);
+    EXPECT_EQ(t.schema().size(), fields + 2);
+    EXPECT_EQ(t.schema().field(weight.index()).unit, "pixel");
+    ASSERT_EQ(t.column(used).size(), 7u);
+    for (std::size_t i = 0; i < 7; ++i) EXPECT_EQ(t.column(used)[i], 0);
+    t.column(used)[4] = 1;
+    EXPECT_EQ(t.column<bool>("calib_psf_used")[4], 1);
+    EXPECT_EQ(t.column(k.f64)[3], 2.5);  // the old columns as they were
+    EXPECT_EQ(before.schema().size(), fields);
+    EXPECT_THROW(t.addColumn<double>("ra", "taken"), LogicError);
+    EXPECT_EQ(t.schema().size(), fields + 2);
+    t.resize(9);  // new rows in the new column too
+    EXPECT_EQ(t.column(weight).size(), 9u);
+}
+
 TEST(Table, ConcatenationKeepsEveryRowInOrderManySeeds) {
     Keys k;
     Schema s = makeSchema(k);

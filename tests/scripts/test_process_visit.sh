@@ -26,11 +26,29 @@ for t in calexp src calexpBackground; do grep -q "; $t: 4 " <<<"$list" || bad "e
 qa="$("$drp" assess --repo "$repo" 2>&1)" || bad "assess"$'\n'"$qa"
 echo "$qa"
 while read -r band dets compl compl56 spur bias pull astrom zp snr res resn tru trusigned; do
-  [ "$band" = "band" ] && continue
+  case "$band" in band | "#"*) continue ;; esac
   awk -v c="${compl%\%}" -v s="${spur%\%}" -v b="$bias" -v p="$pull" -v a="$astrom" -v z="$zp" -v t="$tru" \
     'BEGIN { exit !(c >= 85 && s < 3 && b > -1 && b < 1 && p > 0.85 && p < 1.15 && a < 15 && z > -10 && z < 10 && t < 0.01) }' \
     || bad "quality in band $band: $compl $spur $bias $pull $astrom $zp PSF dT/T vs truth $tru"
 done <<<"$qa"
+
+# The PSF stars are flagged in the Source table (Rubin's calib_psf_candidate / _used / _reserved): the used and
+# reserved ones are candidates, never both, nearly all of the fit's stars are found again, and they are point sources.
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import h5py" 2>/dev/null; then
+  flags="$(/usr/bin/python3 -c "
+import glob, h5py, numpy as np
+bad = []
+for f in sorted(glob.glob('$repo/processed/src/*/*/*.h5')):
+    s = h5py.File(f)['src']
+    cand, used, res = (s['calib_psf_' + k][:].astype(bool) for k in ('candidate', 'used', 'reserved'))
+    nused = int(s.attrs['PSFNUSED'])
+    if (used & res).any() or (used & ~cand).any() or (res & ~cand).any(): bad.append(f + ': inconsistent flags')
+    if used.sum() < 0.9 * nused or used.sum() > nused: bad.append(f + ': %d used flags for %d PSF stars' % (used.sum(), nused))
+    if res.sum() < 1 or not np.isfinite(s.attrs['PSFDTTWM']): bad.append(f + ': no reserved star')
+    if np.median(s['extendedness'][:][used]) > 0.5: bad.append(f + ': PSF stars are extended')
+print('\n'.join(bad) if bad else 'ok')")"
+  [ "$flags" = ok ] || bad "PSF star flags: $flags"
+fi
 
 # A blank field (no objects at all): at most a handful of S/N >= 5 detections in 2 Mpix.
 blank="$tmp/blank"

@@ -156,6 +156,7 @@ TEST(PsfDeterminer, RecoversASpatiallyVaryingMoffat) {
 TEST(PsfDeterminer, ReservedStarSizeResidualIsBelow1e3OverManySeeds) {
     const double skyVar = 1200.0;
     std::vector<double> all, direct, truthRes, seedMedians;
+    double sw = 0.0, swx = 0.0, swxx = 0.0, ssWithin = 0.0;  // the S/N-weighted pool, as drp assess pools detectors
     int fields = 0;
     std::size_t offered = 0;
     for (std::uint64_t seed = 101; seed < 121; ++seed) {
@@ -192,6 +193,18 @@ TEST(PsfDeterminer, ReservedStarSizeResidualIsBelow1e3OverManySeeds) {
         }
         seedMedians.push_back(medianOf(res));
         EXPECT_NEAR(r.reservedMedianSizeResidual, medianOf(res), 1e-15);
+        {  // the weighted mean and its sums: a weight for every star with a residual, none for the others
+            ASSERT_EQ(r.reservedSizeResidualWeights.size(), r.reserved.size());
+            double w = 0.0, wx = 0.0;
+            for (std::size_t i = 0; i < r.reserved.size(); ++i) {
+                EXPECT_EQ(r.reservedSizeResidualWeights[i] > 0.0, std::isfinite(r.reservedSizeResiduals[i]));
+                if (r.reservedSizeResidualWeights[i] > 0.0)
+                    w += r.reservedSizeResidualWeights[i], wx += r.reservedSizeResidualWeights[i] * r.reservedSizeResiduals[i];
+            }
+            EXPECT_NEAR(r.reservedSizeResidualWeightSum, w, 1e-9 * w);
+            EXPECT_NEAR(r.reservedWeightedMeanSizeResidual, wx / w, 1e-12);
+            sw += w, swx += wx, swxx += w * std::pow(wx / w, 2), ssWithin += r.reservedSizeResidualWeightedSs;
+        }
         EXPECT_LT(std::fabs(medianOf(res)), 5e-3) << "seed " << seed;
         ++fields;
     }
@@ -204,6 +217,15 @@ TEST(PsfDeterminer, ReservedStarSizeResidualIsBelow1e3OverManySeeds) {
               << ") median " << medianOf(all) << " sd " << sd << "; median of the per-field medians " << medianOf(seedMedians)
               << "; model vs truth at the reserved stars mean " << mean(truthRes) << " median " << medianOf(truthRes)
               << "; direct (noise-biased) dT/T mean " << mean(direct) << " median " << medianOf(direct) << "\n";
+    // The weighted pool: chi^2 per star about its mean near (2.3 / 3)^2 = 0.6 (the weights' sizeNoise 3 against the
+    // measured 2.3 / S/N: they follow the noise), and a smaller error than the plain mean's.
+    const double wMean = swx / sw, chi2 = ssWithin + swxx - swx * swx / sw;
+    const double reducedChi2 = chi2 / double(all.size() - 1), wErr = std::sqrt(reducedChi2 / sw);
+    std::cout << "weighted: dT/T " << wMean << " +- " << wErr << ", chi^2 per star " << reducedChi2 << "\n";
+    EXPECT_LT(std::fabs(wMean), 1e-3);
+    EXPECT_GT(reducedChi2, 0.3);
+    EXPECT_LT(reducedChi2, 1.2);
+    EXPECT_LT(wErr, sd / std::sqrt(double(all.size())));
     EXPECT_GE(double(all.size()), 0.9 * double(offered));  // random positions: ~5% have a neighbour on the core
     EXPECT_LT(std::fabs(meanAll), 1e-3);
     EXPECT_LT(std::fabs(medianOf(all)), 1e-3);
