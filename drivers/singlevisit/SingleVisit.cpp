@@ -11,6 +11,7 @@
 #include "core/Log.h"
 #include "drivers/singlevisit/DpddColumns.h"
 #include "sky/ReferenceCatalog.h"
+#include "stages/characterize/SeeingEstimate.h"
 #include "stages/isr/Isr.h"
 #include "stages/measure/AdaptiveMoments.h"
 #include "stages/measure/ApertureCorrection.h"
@@ -101,6 +102,7 @@ void SingleVisitConfig::validate() const {
     background.validate();
     cosmicRay.validate();
     detection.validate();
+    seeing.validate();
     measurement.validate();
     psf.validate();
     astrometry.validate();
@@ -132,6 +134,7 @@ void SingleVisitConfig::bind(ConfigBinder& b) {
     b.bind("psf.oversampling", psf.oversampling, "PSF model nodes per pixel: 1, 2, 3, or 0 = 2 below psf.oversample_below_fwhm");
     b.bind("psf.oversample_below_fwhm", psf.oversampleBelowFwhm, "FWHM (pixels) below which psf.oversampling 0 oversamples the PSF model");
     b.bind("psf.initial_fwhm_arcsec", initialPsfFwhmArcsec, "seeing guess before the PSF is measured, arcsec");
+    b.bind("psf.measure_seeing", measureSeeing, "measure the seeing on the bright compact sources before cosmic rays and detection");
     b.bind("apcorr.aperture", apCorrAperture, "aperture column PSF fluxes are corrected to");
     b.bind("apcorr.order", apCorrOrder, "polynomial order of the aperture correction");
     b.bind("astrometry.enabled", doAstrometry, "fit the WCS against the reference catalog");
@@ -269,11 +272,9 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     res.background = bkg;
     timer.mark("BKG");
 
-    const double sigma0 = cfg.initialPsfFwhmArcsec / pixelScaleArcsec / kFwhmPerSigma;
-    auto psf0 = GaussianPsf::make(sigma0);
-    res.nCosmicRays = findCosmicRays(mi, *psf0, 0.0, cfg.cosmicRay);
-    exposure.setPsf(psf0);
-    timer.mark("CR");
+    // The re-estimate: a detection with the seeing guess masks the sources.
+    const double sigmaGuess = cfg.initialPsfFwhmArcsec / pixelScaleArcsec / kFwhmPerSigma;
+    std::optional<DetectionResult> first;
     if (cfg.reEstimateBackground) {
         // Only the mask of this detection is kept (the bright pass below clears and sets DETECTED again).
         SourceDetectionConfig masking = cfg.detection;
@@ -281,14 +282,33 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         masking.reEstimateBackground = true;
         masking.background = cfg.background;
         try {
-            DetectionResult first = detectSources(mi, sigma0, masking);
-            if (first.background) bkg += *first.background;
+            first = detectSources(mi, sigmaGuess, masking);
+            if (first->background) bkg += *first->background;
             res.background = bkg;
         } catch (const InvalidInputError& e) {  // no bin left with unmasked sky (a field full of one object)
             DRP_LOG_WARN("characterize", "background not re-estimated: " << e.message());
         }
         timer.mark("BKG2");
     }
+    // The seeing, measured on the bright compact sources (SeeingEstimate.h; those of the first detection when there
+    // is one); the configured guess without them. It sets the bright pass's filter and Gaussian PSF.
+    double sigma0 = sigmaGuess;
+    if (cfg.measureSeeing) {
+        SeeingEstimate seeing;
+        if (first) seeing = estimateSeeing(mi, first->positive, sigmaGuess, cfg.seeing, cfg.psf);
+        // Without that detection, or too few isolated bright peaks in its footprints (which merge neighbours and
+        // noise peaks at 5 sigma): a detection of its own at the bright pass's threshold.
+        if (!first || !std::isfinite(seeing.sigma)) seeing = estimateSeeing(mi, sigmaGuess, cfg.seeing, cfg.psf);
+        if (std::isfinite(seeing.sigma)) sigma0 = seeing.sigma;
+        res.summary.set("SEEINGPX", seeing.sigma, "PSF sigma of the bright compact sources before the PSF model (pixels)");
+        timer.mark("SEEING");
+    }
+    auto psf0 = GaussianPsf::make(sigma0);
+    // The cosmic-ray test with a PSF no broader than the guess or the measurement: against a broader PSF than the
+    // real one every star looks too sharp and has its core "repaired".
+    res.nCosmicRays = findCosmicRays(mi, *GaussianPsf::make(std::min(sigma0, sigmaGuess)), 0.0, cfg.cosmicRay);
+    exposure.setPsf(psf0);
+    timer.mark("CR");
 
     // Bright pass: PSF stars.
     SingleFrameMeasurement sfm(cfg.measurement);

@@ -16,6 +16,7 @@
 #include "stages/characterize/Background.h"
 #include "stages/characterize/CosmicRay.h"
 #include "stages/characterize/PsfDeterminer.h"
+#include "stages/characterize/SeeingEstimate.h"
 #include "stages/characterize/SourceDetection.h"
 #include "stages/isr/IsrCalibrations.h"
 #include "stages/isr/IsrConfig.h"
@@ -42,6 +43,10 @@ struct SingleVisitConfig {
     AstrometryConfig astrometry;
     PhotometryConfig photometry;
     double initialPsfFwhmArcsec = 1.0;        ///< guess of the seeing before the PSF is measured, arcsec (0, 10]
+    /// Measure the seeing on the bright compact sources first (SeeingEstimate.h) and use it instead of the guess
+    /// for the first detections; the cosmic-ray test uses the sharper of the two.
+    bool measureSeeing = true;
+    SeeingEstimateConfig seeing;
     std::string apCorrAperture = "apFlux_17"; ///< the large aperture PSF fluxes are corrected to
     int apCorrOrder = 1;                      ///< polynomial order of the aperture correction over the detector, [0, 2]
     double astrometrySourceMinSnr = 10.0;     ///< sources used for astrometry: psfFlux S/N above this
