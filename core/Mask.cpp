@@ -37,6 +37,13 @@ MaskPixel Mask::planeBitMask(const std::vector<std::string>& names) const {
     return bits;
 }
 
+MaskPixel Mask::planeBitMaskIfPresent(const std::vector<std::string>& names) const {
+    MaskPixel bits = 0;
+    for (const auto& n : names)
+        if (planes_->has(n)) bits |= planeBitMask(n);
+    return bits;
+}
+
 void Mask::setBits(MaskPixel bits) const {
     for (int y = 0; y < height(); ++y) {
         MaskPixel* r = row(y);

@@ -47,6 +47,9 @@ public:
     int addPlane(const std::string& name) { return planes_->add(name); }
     MaskPixel planeBitMask(const std::string& name) const { return MaskPixel(1u << planes_->bit(name)); }
     MaskPixel planeBitMask(const std::vector<std::string>& names) const;
+    /// The bits of those of `names` the mask has (the others are skipped, not an error): a configured list of
+    /// planes to ignore or exclude.
+    MaskPixel planeBitMaskIfPresent(const std::vector<std::string>& names) const;
     const std::map<std::string, int>& planes() const { return planes_->planes(); }
     const std::shared_ptr<MaskPlaneDict>& planeDict() const { return planes_; }
 

@@ -269,7 +269,6 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     if (cfg.reEstimateBackground) firstPass.sampleStep = 2;
     Background bkg = estimateBackground(mi, firstPass);
     subtractBackground(mi, bkg);
-    res.background = bkg;
     timer.mark("BKG");
 
     // The re-estimate: a detection with the seeing guess masks the sources.
@@ -284,12 +283,12 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         try {
             first = detectSources(mi, sigmaGuess, masking);
             if (first->background) bkg += *first->background;
-            res.background = bkg;
         } catch (const InvalidInputError& e) {  // no bin left with unmasked sky (a field full of one object)
             DRP_LOG_WARN("characterize", "background not re-estimated: " << e.message());
         }
         timer.mark("BKG2");
     }
+    res.background = bkg;
     // The seeing, measured on the bright compact sources (SeeingEstimate.h; those of the first detection when there
     // is one); the configured guess without them. It sets the bright pass's filter and Gaussian PSF.
     double sigma0 = sigmaGuess;

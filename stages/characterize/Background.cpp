@@ -275,9 +275,7 @@ Background estimateBackground(const MaskedImageF& image, const BackgroundConfig&
     config.validate();
     const Box2I bbox = image.bbox();
     if (bbox.empty()) throw InvalidInputError("estimateBackground: empty image");
-    MaskPixel bad = 0;
-    for (const auto& p : config.ignoredMaskPlanes)
-        if (image.mask().planeDict()->has(p)) bad |= image.mask().planeBitMask(p);
+    const MaskPixel bad = image.mask().planeBitMaskIfPresent(config.ignoredMaskPlanes);
     const int nxb = std::max(1, int(std::lround(double(bbox.width()) / config.binSize)));
     const int nyb = std::max(1, int(std::lround(double(bbox.height()) / config.binSize)));
     auto edge = [](int n, int length, int i) { return int((std::int64_t(i) * length) / n); };

@@ -77,9 +77,7 @@ int findCosmicRays(MaskedImageF& image, const Psf& psf, double background, const
     if (w < 3 || h < 3) return 0;
     const std::vector<double> ratio = psfContrastRatios(psf, image.bbox());
     Mask& mask = image.mask();
-    MaskPixel bad = 0;
-    for (const auto& p : config.badMaskPlanes)
-        if (mask.planeDict()->has(p)) bad |= mask.planeBitMask(p);
+    const MaskPixel bad = mask.planeBitMaskIfPresent(config.badMaskPlanes);
     const MaskPixel crBit = MaskPixel(1u << mask.addPlane("CR"));
     const MaskPixel intrpBit = MaskPixel(1u << mask.addPlane("INTRP"));
     const ImageF& img = image.image();

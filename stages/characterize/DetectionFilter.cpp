@@ -710,8 +710,7 @@ SignificancePlan planSignificance(const MaskedImageF& image, double psfSigmaPixe
     const Kernel kernel = Kernel::gaussian(psfSigmaPixels, hw);
     const Kernel kernel2 = kernel.squared();
     const Mask& mask = image.mask();
-    for (const auto& p : config.badMaskPlanes)
-        if (mask.planeDict()->has(p)) plan.bad |= mask.planeBitMask(p);
+    plan.bad |= mask.planeBitMaskIfPresent(config.badMaskPlanes);
     const Kernel kn = kernel.normalized();
     plan.valid = validConvolutionBox(image.width(), image.height(), kernel);
     FilterTaps& taps = plan.taps;

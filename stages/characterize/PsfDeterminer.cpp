@@ -430,9 +430,7 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
     const int gridSize = (ovs * n) % 2 ? ovs * n : ovs * n + 1;
     const int half = n / 2, pad = config.padding, big = n + 2 * pad, bigHalf = big / 2;
     const Mask& mask = image.mask();
-    MaskPixel bad = 0;
-    for (const auto& p : config.badMaskPlanes)
-        if (mask.planeDict()->has(p)) bad |= mask.planeBitMask(p);
+    const MaskPixel bad = mask.planeBitMaskIfPresent(config.badMaskPlanes);
     const Box2I bbox = image.bbox();
 
     // Stamps.

@@ -19,20 +19,27 @@ void SeeingEstimateConfig::validate() const {
         if (p.empty()) throw ConfigError("SeeingEstimateConfig.badMaskPlanes has an empty name");
 }
 
-SeeingEstimate estimateSeeing(const MaskedImageF& image, const FootprintSet& sources, double guessSigma,
-                              const SeeingEstimateConfig& config, const PsfDeterminerConfig& locus) {
+namespace {
+
+void checkArguments(const SeeingEstimateConfig& config, double guessSigma) {
     config.validate();
     if (!(guessSigma > 0.0) || !std::isfinite(guessSigma)) throw ConfigError("estimateSeeing: the guess must be a positive width");
-    MaskPixel bad = 0;
-    for (const auto& p : config.badMaskPlanes)
-        if (image.mask().planeDict()->has(p)) bad |= image.mask().planeBitMask(p);
+}
+
+}  // namespace
+
+SeeingEstimate estimateSeeing(const MaskedImageF& image, const FootprintSet& sources, double guessSigma,
+                              const SeeingEstimateConfig& config, const PsfDeterminerConfig& locus) {
+    checkArguments(config, guessSigma);
+    const MaskPixel bad = image.mask().planeBitMaskIfPresent(config.badMaskPlanes);
     AdaptiveMomentsControl control;
     control.recentre = true;
     control.dampOscillation = true;
     const double window = control.windowSigmas * guessSigma;
     const int reach = int(std::ceil(window));
     const Box2I bbox = image.bbox();
-    const Box2I inner = bbox.width() > 2 * reach && bbox.height() > 2 * reach ? bbox.grow(-reach) : Box2I();
+    const int margin = std::max(reach, 2);  // the window, and the 5 x 5 mask check below
+    const Box2I inner = bbox.width() > 2 * margin && bbox.height() > 2 * margin ? bbox.grow(-margin) : Box2I();
     std::vector<PsfCandidate> sizes;
     for (const auto& fp : sources.footprints()) {
         const auto& peaks = fp->peaks();
@@ -43,11 +50,7 @@ SeeingEstimate estimateSeeing(const MaskedImageF& image, const FootprintSet& sou
             for (const PeakRecord& other : peaks)
                 if (&other != &peak && std::hypot(other.x - peak.x, other.y - peak.y) < window) alone = false;
             if (!alone) continue;
-            bool clean = true;
-            for (int y = peak.iy - 2; y <= peak.iy + 2 && clean; ++y)
-                for (int x = peak.ix - 2; x <= peak.ix + 2 && clean; ++x)
-                    clean = (image.mask()(x - bbox.minX(), y - bbox.minY()) & bad) == 0;
-            if (!clean) continue;
+            if (image.mask().subImage(Box2I({peak.ix - 2, peak.iy - 2}, 5, 5)).countBits(bad) > 0) continue;
             control.region = fp->bbox().grow(reach).intersection(bbox);
             const AdaptiveMomentsResult m = computeAdaptiveMoments(image.image(), {peak.x, peak.y}, SecondMoments::circle(guessSigma),
                                                                    control, &image.mask(), bad);
@@ -74,8 +77,7 @@ SeeingEstimate estimateSeeing(const MaskedImageF& image, const FootprintSet& sou
 
 SeeingEstimate estimateSeeing(MaskedImageF& image, double guessSigma, const SeeingEstimateConfig& config,
                               const PsfDeterminerConfig& locus) {
-    config.validate();
-    if (!(guessSigma > 0.0) || !std::isfinite(guessSigma)) throw ConfigError("estimateSeeing: the guess must be a positive width");
+    checkArguments(config, guessSigma);
     SourceDetectionConfig det;
     det.thresholdSigma = config.thresholdSigma;
     det.detectAtEdges = false;

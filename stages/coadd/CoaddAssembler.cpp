@@ -69,10 +69,7 @@ std::size_t CoaddAssembler::pixelStateBytes() const {
 double CoaddAssembler::meanPsfSigmaPx() const { return sumW_ > 0 ? std::sqrt(sumWSigma2_ / sumW_) : 0.0; }
 
 MaskPixel CoaddAssembler::excludedBits(const Mask& mask) const {
-    MaskPixel bits = 0;
-    for (const auto& name : config_.excludedMaskPlanes)
-        if (mask.planeDict()->has(name)) bits |= mask.planeBitMask(name);
-    return bits;
+    return mask.planeBitMaskIfPresent(config_.excludedMaskPlanes);
 }
 
 double CoaddAssembler::inputWeight(const MaskedImageF& warp, const WarpMetadata& meta, MaskPixel excluded) {

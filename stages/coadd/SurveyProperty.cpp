@@ -32,9 +32,7 @@ SurveyPropertyAccumulator::SurveyPropertyAccumulator(const Box2I& patchBox, Surv
 void SurveyPropertyAccumulator::add(const MaskedImageF& warp, const WarpMetadata& meta, double weight) {
     if (warp.bbox() != box_) throw LogicError("SurveyPropertyAccumulator::add: warp bbox differs from the patch bbox");
     meta.validate();
-    MaskPixel excluded = 0;
-    for (const auto& name : config_.excludedMaskPlanes)
-        if (warp.mask().planeDict()->has(name)) excluded |= warp.mask().planeBitMask(name);
+    const MaskPixel excluded = warp.mask().planeBitMaskIfPresent(config_.excludedMaskPlanes);
     std::fill(counts_.begin(), counts_.end(), 0);
     const int b = config_.binSize;
     for (int y = 0; y < box_.height(); ++y) {

@@ -89,11 +89,7 @@ Table SingleFrameMeasurement::measure(const Exposure& exposure, const FootprintS
             throw FatalMeasurementError("measurement plugin '" + p->name() + "' needs a PSF and the exposure has none");
         }
     }
-    MaskPixel badBits = 0;
-    for (const auto& plane : config_.badMaskPlanes) {
-        auto it = exposure.mask().planes().find(plane);
-        if (it != exposure.mask().planes().end()) badBits |= MaskPixel(1u << it->second);
-    }
+    const MaskPixel badBits = exposure.mask().planeBitMaskIfPresent(config_.badMaskPlanes);
 
     // Count rows first (ids and allocation).
     std::size_t nRows = 0;
