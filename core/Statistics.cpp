@@ -692,6 +692,16 @@ unsigned impliedProperties(unsigned props) {
     return props;
 }
 
+/// The control of a clipping start: the median and MAD alone.
+const StatisticsControl& medianAndMad() {
+    static const StatisticsControl c = [] {
+        StatisticsControl k;
+        k.properties = kStatMedian | kStatMadSigma;
+        return k;
+    }();
+    return c;
+}
+
 template <typename V>
 Statistics computeFromValues(std::span<const V> values, const std::vector<double>& weights, V vmin, V vmax,
                              const StatisticsControl& ctrl) {
@@ -699,7 +709,12 @@ Statistics computeFromValues(std::span<const V> values, const std::vector<double
     const std::size_t n = values.size();
     const double* w = ctrl.weighted ? weights.data() : nullptr;
     s.count = std::int64_t(n);
-    const unsigned props = impliedProperties(ctrl.properties);
+    // A strided start (StatisticsControl::clipStartStride): the median and MAD of the subset, for the clipping only.
+    const std::size_t stride = std::size_t(ctrl.clipStartStride);
+    const bool stridedStart = stride > 1 && (ctrl.properties & kStatClipped) &&
+                              !(ctrl.properties & (kStatMedian | kStatMadSigma)) && n >= 2 * stride;
+    unsigned props = impliedProperties(ctrl.properties);
+    if (stridedStart) props &= ~unsigned(kStatMedian | kStatMadSigma);
     if (n == 0) {
         if (props & kStatQuantiles) s.quantiles.assign(ctrl.quantiles.size(), kNaN);
         return s;
@@ -740,6 +755,14 @@ Statistics computeFromValues(std::span<const V> values, const std::vector<double
     if (props & kStatClipped) {
         double centre = s.median;
         double sigma = s.madSigma;
+        if (stridedStart) {
+            thread_local std::vector<V> subset;
+            subset.resize((n + stride - 1) / stride);
+            for (std::size_t i = 0, j = 0; i < n; i += stride, ++j) subset[j] = values[i];
+            const Statistics start = computeFromValues<V>(std::span<const V>(subset), {}, V(0), V(0), medianAndMad());
+            centre = start.median;
+            sigma = start.madSigma;
+        }
         if (!(sigma > 0)) {
             if (!(props & kStatStdev)) {
                 const Moments m0 = momentsAbout(values.data(), w, n, 0.0);
@@ -934,6 +957,8 @@ void StatisticsControl::validate() const {
     for (double q : quantiles)
         if (!(q >= 0 && q <= 1))
             throw ConfigError("StatisticsControl.quantiles entries must be in [0, 1], got " + std::to_string(q));
+    if (clipStartStride < 1 || clipStartStride > 64)
+        throw ConfigError("StatisticsControl.clipStartStride must be in [1, 64], got " + std::to_string(clipStartStride));
     if (properties & ~unsigned(kStatAll))
         throw ConfigError("StatisticsControl.properties has unknown bits");
 }

@@ -78,6 +78,12 @@ struct StatisticsControl {
     std::vector<double> quantiles{};
     /// Which quantities to compute (StatisticsProperty bits). Default: all.
     unsigned properties = kStatAll;
+    /// The clipping (kStatClipped) starts from the median and MAD of every clipStartStride-th used value (in
+    /// raster order) instead of all of them, when neither the median nor the MAD is asked for (they are then NaN
+    /// in the result); the clipped iterations still use every value. For large samples whose clipped mean is
+    /// what is wanted (a background bin of 16k pixels: the start from 4k is within 2% of a sigma, and the
+    /// iterations converge to the same set): the two selections are most of the cost. Bounds: [1, 64]. Default 1.
+    int clipStartStride = 1;
 
     /// Throws ConfigError naming the first field out of bounds.
     void validate() const;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Peer comparison on the same calibrated image: SExtractor (Debian source-extractor) vs
-# `drp measure-image`, both matched to the simulator's truth. Reports the wall and CPU time of each,
+# `drp measure-image`, SExtractor twice (a minimal catalog: position and FLUX_AUTO; and the measurements drp's
+# catalog has, "SExtr. full"), all matched to the simulator's truth. Reports the wall and CPU time of each,
 # completeness of point sources, purity, and flux scatter (robust, after removing each catalog's
 # own median scale, so zero point and aperture choices cancel).
 #   benchmarks/peers/sextractor_vs_drp.sh REPO [VISIT DETECTOR]   (a repo with a processed run)
@@ -21,6 +22,26 @@ FLUX_AUTO
 FLUXERR_AUTO
 FLAGS
 P
+# The same measurements as drp's catalog, where SExtractor has them: windowed centroid and second moments
+# (drp's Gaussian centroid and adaptive moments), Kron flux and radius, drp's eight apertures (radii 3-35 px,
+# SExtractor takes diameters), the local background, the peak and the star/galaxy class (extendedness). Not
+# PSF fluxes, which need a PSFEx model first.
+{ cat "$work/sex.param"; cat <<'P'
+XWIN_IMAGE
+YWIN_IMAGE
+ERRX2WIN_IMAGE
+ERRY2WIN_IMAGE
+X2WIN_IMAGE
+Y2WIN_IMAGE
+XYWIN_IMAGE
+KRON_RADIUS
+FLUX_APER(8)
+FLUXERR_APER(8)
+BACKGROUND
+FLUX_MAX
+CLASS_STAR
+P
+} > "$work/sex_full.param"
 cp /usr/share/source-extractor/gauss_3.0_7x7.conv "$work/filter.conv"
 # The calexp is background-subtracted; SExtractor estimates its own background and noise (as drp does
 # without a weight map), detects at 1.5 sigma per pixel over 5 pixels after Gaussian filtering.
@@ -33,11 +54,17 @@ cpu "$work/sex.cpu" source-extractor "$calexp[1]" -c /dev/null -PARAMETERS_NAME 
   -CATALOG_TYPE ASCII_HEAD -CATALOG_NAME "$work/sex.cat" -DETECT_THRESH 1.5 -DETECT_MINAREA 5 \
   -VERBOSE_TYPE QUIET >/dev/null 2>&1 || true
 t1=$(date +%s.%N)
+cpu "$work/sexfull.cpu" source-extractor "$calexp[1]" -c /dev/null -PARAMETERS_NAME "$work/sex_full.param" -FILTER_NAME "$work/filter.conv" \
+  -CATALOG_TYPE ASCII_HEAD -CATALOG_NAME "$work/sexfull.cat" -DETECT_THRESH 1.5 -DETECT_MINAREA 5 \
+  -PHOT_APERTURES 6,9,12,18,24,34,50,70 -SEEING_FWHM 1.1 -PIXEL_SCALE 0 \
+  -STARNNW_NAME /usr/share/source-extractor/default.nnw -VERBOSE_TYPE QUIET >/dev/null 2>&1 || true
+t1b=$(date +%s.%N)
 cpu "$work/drp.cpu" "$drp" measure-image "$calexp" --hdu 1 --out "$work/drp.h5" >/dev/null
 t2=$(date +%s.%N)
-/usr/bin/python3 - "$work/sex.cat" "$work/drp.h5" "$truth" "$t0" "$t1" "$t2" "$work/sex.cpu" "$work/drp.cpu" <<'PY'
+/usr/bin/python3 - "$work/sex.cat" "$work/drp.h5" "$truth" "$t0" "$t1" "$t2" "$work/sex.cpu" "$work/drp.cpu" \
+  "$work/sexfull.cat" "$t1b" "$work/sexfull.cpu" <<'PY'
 import sys, numpy as np, h5py
-sexcat, drpcat, truthf, t0, t1, t2, sexcpu, drpcpu = sys.argv[1:]
+sexcat, drpcat, truthf, t0, t1, t2, sexcpu, drpcpu, sexfullcat, t1b, sexfullcpu = sys.argv[1:]
 def cputime(f):  # user, sys seconds, peak RSS KB, minor faults (the last line: /usr/bin/time may print a status line first)
     u, s, m, r = open(f).read().split("\n")[-2].split()[:4]
     return float(u), float(s), float(m), float(r)
@@ -65,8 +92,12 @@ def evaluate(x, y, flux, label, seconds, cpu):
           f"{cpu[3]/1000:.1f}k page faults)  {len(x):6d} detections  completeness(S/N>10 stars) {100*found/max(len(sel),1):5.1f}%  "
           f"unmatched {100*spurious/max(len(x),1):5.1f}%  flux scatter (S/N 20-200) {100*mad:5.2f}%")
     return seconds
-sc, dc = cputime(sexcpu), cputime(drpcpu)
+sc, dc, fc = cputime(sexcpu), cputime(drpcpu), cputime(sexfullcpu)
+f = np.loadtxt(sexfullcat, comments="#", ndmin=2)
 a = evaluate(sx, sy, sflux, "SExtractor", float(t1) - float(t0), sc)
-b = evaluate(dx, dy, dflux, "drp", float(t2) - float(t1), dc)
+af = evaluate(f[:, 1] - 1, f[:, 2] - 1, f[:, 3], "SExtr. full", float(t1b) - float(t1), fc)
+b = evaluate(dx, dy, dflux, "drp", float(t2) - float(t1b), dc)
 print(f"time ratio drp/SExtractor: wall {b/a:.2f}, user CPU {dc[0]/sc[0]:.2f}, user+sys CPU {(dc[0]+dc[1])/(sc[0]+sc[1]):.2f}")
+print(f"time ratio drp/SExtractor with the same measurements (SExtr. full): wall {b/af:.2f}, user CPU {dc[0]/fc[0]:.2f}, "
+      f"user+sys CPU {(dc[0]+dc[1])/(fc[0]+fc[1]):.2f}")
 PY

@@ -126,7 +126,11 @@ void SingleVisitConfig::bind(ConfigBinder& b) {
     b.bind("detection.psf_star_threshold_sigma_fallback", psfStarThresholdSigmaFallback,
            "S/N threshold of a second bright pass when the first finds fewer than psf.minStars candidates");
     b.bind("detection.include_negative", detection.includeNegative, "also detect negative sources");
+    b.bind("detection.kernel_half_width_sigma", detection.kernelHalfWidthSigma,
+           "half-width of the matched filter, in PSF sigmas (the filter is the PSF Gaussian truncated there)");
     b.bind("background.bin_size", background.binSize, "background bin size, pixels");
+    b.bind("background.clip_start_stride", background.clipStartStride,
+           "the clipped mean of a background bin starts from the median and MAD of every n-th usable pixel");
     b.bind("background.re_estimate", reEstimateBackground,
            "estimate the background again with the sources of a first detection masked, before the PSF");
     b.bind("psf.spatial_order", psf.spatialOrder, "polynomial order of the PSF variation over the detector");
@@ -309,15 +313,20 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     exposure.setPsf(psf0);
     timer.mark("CR");
 
-    // Bright pass: PSF stars.
+    // Bright pass: PSF stars, measured by the plugins the star selection reads (psfCandidates) and no others.
     SingleFrameMeasurement sfm(cfg.measurement);
+    MeasurementConfig brightMeasurement = cfg.measurement;
+    std::erase_if(brightMeasurement.plugins, [](const std::string& p) {
+        return p != "centroid" && p != "pixelFlags" && p != "shape" && p != "psfFlux";
+    });
+    SingleFrameMeasurement brightSfm(brightMeasurement);
     SourceDetectionConfig brightCfg = cfg.detection;
     brightCfg.thresholdSigma = cfg.psfStarThresholdSigma;
     brightCfg.includeNegative = false;
     brightCfg.detectAtEdges = false;  // PSF stars must not touch the edge: no need to search the band there
     // (Detection clears and resets its mask planes, so the final pass below replaces these.)
     DetectionResult bright = detectSources(mi, sigma0, brightCfg);
-    Table brightTable = sfm.measure(exposure, bright.positive, ccdVisitId);
+    Table brightTable = brightSfm.measure(exposure, bright.positive, ccdVisitId);
     std::vector<PsfCandidate> candidates = psfCandidates(brightTable);
     // A sparse field (faint sky band, short exposure): too few stars above the bright threshold for any
     // pixel model; search again lower (the PSF determiner keeps its own S/N cut, 20 by default), so the
@@ -329,7 +338,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     if (usable(candidates) < cfg.psf.minStars && cfg.psfStarThresholdSigmaFallback < cfg.psfStarThresholdSigma) {
         brightCfg.thresholdSigma = cfg.psfStarThresholdSigmaFallback;
         bright = detectSources(mi, sigma0, brightCfg);
-        brightTable = sfm.measure(exposure, bright.positive, ccdVisitId);
+        brightTable = brightSfm.measure(exposure, bright.positive, ccdVisitId);
         candidates = psfCandidates(brightTable);
         brightThreshold = cfg.psfStarThresholdSigmaFallback;
     }

@@ -116,6 +116,7 @@ void BackgroundConfig::validate() const {
     if (minBinsForSpline < 2 || minBinsForSpline > 1000) throw ConfigError("BackgroundConfig.minBinsForSpline must be in [2, 1000]");
     if (!(minGoodFraction >= 0.0 && minGoodFraction <= 1.0)) throw ConfigError("BackgroundConfig.minGoodFraction must be in [0, 1]");
     if (sampleStep < 1 || sampleStep > 16) throw ConfigError("BackgroundConfig.sampleStep must be in [1, 16]");
+    if (clipStartStride < 1 || clipStartStride > 64) throw ConfigError("BackgroundConfig.clipStartStride must be in [1, 64]");
     for (const auto& p : ignoredMaskPlanes)
         if (p.empty()) throw ConfigError("BackgroundConfig.ignoredMaskPlanes has an empty name");
 }
@@ -287,6 +288,7 @@ Background estimateBackground(const MaskedImageF& image, const BackgroundConfig&
     sc.numSigmaClip = config.clipSigma;
     sc.numIter = config.clipIterations;
     sc.badMask = bad;
+    sc.clipStartStride = config.clipStartStride;
     sc.properties = config.statistic == BackgroundConfig::Statistic::Median ? unsigned(kStatMedian) : unsigned(kStatClipped);
     std::vector<double> vals(std::size_t(nxb) * std::size_t(nyb), 0.0);
     std::vector<std::int64_t> counts(vals.size(), 0);

@@ -59,6 +59,9 @@ struct BackgroundConfig {
     /// a re-estimate corrects need not see every pixel: 2 is 4x cheaper, and the noise of a bin's value doubles.
     /// Counts are then of the sampled pixels. Bounds: [1, 16]. Default 1.
     int sampleStep = 1;
+    /// The clipped mean starts from the median and MAD of every clipStartStride-th usable pixel of the bin
+    /// (StatisticsControl::clipStartStride): the clipping iterations use them all. Bounds: [1, 64]. Default 4.
+    int clipStartStride = 4;
 
     /// Throws ConfigError naming the first field out of bounds.
     void validate() const;

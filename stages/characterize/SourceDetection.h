@@ -56,8 +56,10 @@ struct SourceDetectionConfig {
     double growFactor = 2.4;
     /// Smallest footprint kept, counted before growing. Unit: pixels. Bounds: >= 1. Default 1.
     int minPixels = 1;
-    /// Half-width of the smoothing kernel in units of the PSF sigma. Bounds: [2, 10]. Default 4.
-    double kernelHalfWidthSigma = 4.0;
+    /// Half-width of the smoothing kernel in units of the PSF sigma. Bounds: [2, 10]. Default 2.5: the S/N of a point
+    /// source is within 0.05% of a wide filter's (1 - erf(2.5)^2 of a Gaussian filter's power is outside), and the
+    /// filter costs 13 taps a pass instead of 4 sigmas' 21 for a 2.35 px PSF. It also sets the EDGE band's width.
+    double kernelHalfWidthSigma = 2.5;
     /// Minimum distance between two peaks of one footprint (pixels, >= 0). Default 1.
     double minPeakSeparation = 1.0;
     /// Pixels with these planes (if the mask has them) are given zero weight before filtering.
