@@ -408,9 +408,12 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     timer.mark("PSF");
     res.summary.set("PSFFALLBK", fallback, "PSF fallback: 0 none, 1 constant pixel model, 2 Gaussian from moments");
     const double sigma = res.psf.psf->computeSigma(centre);
+    // The final detection's filter: the PSF's core (matchedFilterSigma; the unweighted `sigma` counts the wings: demo r
+    // band completeness at S/N 5-6 64.4% with it, 67.9% with the core).
+    const double detSigma = matchedFilterSigma(*res.psf.psf, centre);
 
     // Final detection and measurement with the measured PSF.
-    DetectionResult det = detectSources(mi, sigma, cfg.detection);
+    DetectionResult det = detectSources(mi, detSigma, cfg.detection);
     timer.mark("DETECT");
     Table src = sfm.measure(exposure, det.positive, ccdVisitId);
     timer.mark("MEASURE");
@@ -447,6 +450,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     s.set("NCR", res.nCosmicRays, "cosmic rays repaired");
     s.set("BKGMEAN", bkg.image(Box2I(Point2I{int(centre.x), int(centre.y)}, 1, 1))(0, 0), "background at the centre (image units)");
     s.set("PSFSIGMA", sigma, "PSF sigma at the centre (pixels)");
+    s.set("DETSIGMA", detSigma, "sigma of the final detection's Gaussian filter: the PSF core's adaptive size (pixels)");
     s.set("PSFNUSED", res.psf.nUsed, "PSF stars used");
     s.set("PSFOVSMP", std::int64_t(res.psf.oversampling), "PSF model nodes per pixel");
     s.set("PSFDTT", res.psf.reservedMedianSizeResidual, "median dT/T of the PSF model on reserved stars");

@@ -11,6 +11,7 @@
 #include "core/Simd.h"
 #include "stages/characterize/DetectionFilter.h"
 #include "stages/characterize/RowFootprints.h"
+#include "stages/measure/AdaptiveMoments.h"
 
 namespace drp {
 
@@ -119,6 +120,14 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
         result.background = std::move(bg);
     }
     return result;
+}
+
+double matchedFilterSigma(const Psf& psf, Point2D position) {
+    const double sigma = psf.computeSigma(position);
+    const AdaptiveMomentsResult core =
+        computeAdaptiveMoments(psf.computeKernelImage(position), {0.0, 0.0}, SecondMoments::circle(sigma));
+    const double s = core.failed() ? sigma : core.moments.determinantRadius();
+    return std::isfinite(s) && s > 0 ? s : sigma;
 }
 
 }  // namespace drp

@@ -155,6 +155,34 @@ TEST(SourceDetection, TheTruncatedFilterKeepsThePointSourceSignificance) {
     }
 }
 
+// matchedFilterSigma: a Gaussian PSF's own sigma; for Moffat PSFs (beta 2.5-4.7, the atmospheric range) the core's,
+// narrower than Psf::computeSigma's unweighted moments (0.68-0.86 x), and the peak significance of a point source
+// filtered with it is higher, by 0.8% (beta 4.7) to 5.4% (beta 2.5), and within 1% of the best Gaussian filter's (scanned:
+// the core's is the best to the scan's 5% step).
+TEST(SourceDetection, TheMatchedFilterIsThePsfCore) {
+    EXPECT_NEAR(matchedFilterSigma(GaussianPsf(2.1), {0, 0}), 2.1, 2e-3);
+    auto peakSignificance = [](const MaskedImageF& mi, double sigma) {
+        const ImageF sn = detectionSignificance(mi, sigma, SourceDetectionConfig{});
+        double peak = 0;
+        for (int y = 55; y <= 65; ++y)
+            for (int x = 55; x <= 65; ++x) peak = std::max(peak, double(sn(x, y)));
+        return peak;
+    };
+    for (const double beta : {2.5, 3.5, 4.7}) {
+        const MoffatPsf psf(3.2, beta);
+        MaskedImageF mi(121, 121);
+        mi.variance().fill(float(kSkyVar));
+        addPointSource(mi.image(), {60.2, 59.7}, 1e4, psf);
+        const double core = matchedFilterSigma(psf, {0, 0}), unweighted = psf.computeSigma();
+        EXPECT_LT(core, 0.9 * unweighted) << beta;
+        const double atCore = peakSignificance(mi, core), atUnweighted = peakSignificance(mi, unweighted);
+        EXPECT_GT(atCore, 1.005 * atUnweighted) << beta;  // measured: +5.4%, +2.1%, +0.8%
+        double best = 0;
+        for (double f = 0.6; f <= 1.6; f += 0.05) best = std::max(best, peakSignificance(mi, f * core));
+        EXPECT_GT(atCore, 0.99 * best) << beta;
+    }
+}
+
 TEST(SourceDetection, FalseDetectionsFollowGaussianFieldStatistics) {
     // Expected number of excursion sets above u of a smoothed Gaussian field (Euler characteristic density,
     // Adler 1981): N = A lambda / (2 pi)^(3/2) u exp(-u^2 / 2), lambda = 1 / (2 sigma_k^2) for white
