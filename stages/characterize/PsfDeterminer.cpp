@@ -203,6 +203,7 @@ void PsfDeterminerConfig::validate() const {
         if (p.empty()) fail("badMaskPlanes has an empty name");
     moments.validate();
     if (!moments.recentre) fail("moments.recentre must be true (the determiner measures star centres)");
+    if (!(minWeightSigma >= 0.0 && minWeightSigma <= 5.0)) fail("minWeightSigma must be in [0, 5] pixels");
 }
 
 Image<double> sincShift(const Image<double>& in, double dx, double dy) {
@@ -411,6 +412,9 @@ int orderShownByStars(const std::vector<Star*>& use, int maxOrder, const Box2I& 
 PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector<PsfCandidate>& candidates,
                                     const PsfDeterminerConfig& config) {
     config.validate();
+    // The moments of the stars, the model and the residuals, with the weight floor (PsfDeterminer.h).
+    AdaptiveMomentsControl momentsControl = config.moments;
+    momentsControl.minWeightVariance = std::max(momentsControl.minWeightVariance, config.minWeightSigma * config.minWeightSigma);
     PsfDeterminationResult result;
     result.selected = selectPsfStars(candidates, config);
     if (int(result.selected.size()) < config.minStars) {
@@ -438,7 +442,7 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
     for (std::size_t idx : result.selected) {
         const PsfCandidate& c = candidates[idx];
         const SecondMoments start = SecondMoments::circle(std::max(0.5, std::sqrt(0.5 * (c.ixx + c.iyy))));
-        const AdaptiveMomentsResult am = computeAdaptiveMoments(image.image(), c.position, start, config.moments, &mask, bad);
+        const AdaptiveMomentsResult am = computeAdaptiveMoments(image.image(), c.position, start, momentsControl, &mask, bad);
         if (!am.converged || std::hypot(am.centre.x - c.position.x, am.centre.y - c.position.y) > 2.0) continue;
         const Point2D m = am.centre;
         const int ix = int(std::floor(m.x + 0.5)), iy = int(std::floor(m.y + 0.5));
@@ -716,7 +720,7 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
         if (s.rejected) continue;
         const Image<double> pimg = psf->computeImage(s.centre);
         const double sigma0 = std::sqrt(0.5 * s.moments.trace());
-        const AdaptiveMomentsResult pr = computeAdaptiveMoments(pimg, s.centre, SecondMoments::circle(sigma0), config.moments);
+        const AdaptiveMomentsResult pr = computeAdaptiveMoments(pimg, s.centre, SecondMoments::circle(sigma0), momentsControl);
         const SecondMoments& pm = pr.moments;
         if (pr.converged && pm.trace() > 0.0 && s.flux > 0.0) {
             // Size consistency: the star's ln T against the model's, with the star's size noise.
@@ -747,8 +751,8 @@ PsfDeterminationResult determinePsf(const MaskedImageF& image, const std::vector
                 }
             plus.setXY0(pimg.xy0());
             minus.setXY0(pimg.xy0());
-            const double tp = momentsTrace(plus, s.centre, sigma0, config.moments);
-            const double tm = momentsTrace(minus, s.centre, sigma0, config.moments);
+            const double tp = momentsTrace(plus, s.centre, sigma0, momentsControl);
+            const double tm = momentsTrace(minus, s.centre, sigma0, momentsControl);
             dt = (tp - tm) / (2.0 * eps * pm.trace());
         }
         if (s.reserved) {

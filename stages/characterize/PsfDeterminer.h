@@ -20,7 +20,8 @@
 //
 // Fit (determinePsf), native sampling (oversampling 1; the oversampled fit is described after this list):
 //  * each selected star is re-measured on the image with re-centring adaptive moments (stages/measure/
-//    AdaptiveMoments.h): its centre (the centroid the model is centred on) and its size; candidates whose
+//    AdaptiveMoments.h; the weight held at least minWeightSigma wide, so a star sharper than a pixel does not
+//    collapse): its centre (the centroid the model is centred on) and its size; candidates whose
 //    stamp leaves the image or holds a pixel with any of badMaskPlanes, or whose moments fail, are dropped;
 //  * a stamp of stampSize + 2 x padding pixels around the nearest pixel is shifted by minus the
 //    sub-pixel offset with a band-limited (periodic sinc) interpolant, the same interpolant
@@ -172,6 +173,13 @@ struct PsfDeterminerConfig {
     /// measured). Default: defaultMomentsControl(), a wide window (weights down to exp(-25)) and a tight
     /// tolerance, as the star and model moments are compared at the 1e-4 dT/T level.
     AdaptiveMomentsControl moments = defaultMomentsControl();
+    /// Smallest weight sigma (pixels) of those moments in determinePsf (moments.minWeightVariance raised to its
+    /// square; see AdaptiveMomentsControl): the weight of a star sharper than about a pixel (FWHM <~ 2 pixels) would
+    /// otherwise collapse along an axis at pixel-centred phases and its re-centring 2-cycle, leaving almost no usable
+    /// star. Stars, model and residuals are measured alike, so dT/T stays a like-for-like comparison; wider stars are
+    /// unaffected. As the shape plugin's shapeMinWeightSigma, whose sizes select the stars. 0 turns it off.
+    /// Bounds: [0, 5]. Default 1.1.
+    double minWeightSigma = 1.1;
 
     /// The default of `moments`: recentre on, windowSigmas sqrt(50), tolerance 2e-8, other fields default.
     static AdaptiveMomentsControl defaultMomentsControl();

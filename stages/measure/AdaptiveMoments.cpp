@@ -83,13 +83,35 @@ WeightedSums accumulate(const Image<T>& image, Point2D c, const SecondMoments& w
     return s;
 }
 
+/// A Gaussian of flux F and covariance S gives sum w I = F sqrt(det W / det(S + W)) under a weight W centred on
+/// it, F / 2 at W = S: the factor turning the amplitude 2 sum w I into F when W != S.
+double flooredAmplitudeFactor(const SecondMoments& s, const SecondMoments& w) {
+    const SecondMoments sum{s.xx + w.xx, s.yy + w.yy, s.xy + w.xy};
+    return 0.5 * std::sqrt(sum.determinant() / w.determinant());
+}
+
 }  // namespace
+
+SecondMoments floorEigenvalues(const SecondMoments& m, double floor, bool* raised) {
+    if (raised) *raised = false;
+    const double t = 0.5 * (m.xx + m.yy), h = 0.5 * (m.xx - m.yy);
+    const double r = std::sqrt(h * h + m.xy * m.xy);
+    if (!(t - r < floor)) return m;  // (NaN passes through)
+    if (raised) *raised = true;
+    const double l1 = std::max(t + r, floor), l2 = std::max(t - r, floor);
+    if (!(r > 0.0)) return SecondMoments{l2, l2, 0.0};
+    // Same eigenvectors: m = t I + r (cos 2a, sin 2a; sin 2a, -cos 2a).
+    const double c2 = h / r, s2 = m.xy / r, tt = 0.5 * (l1 + l2), d = 0.5 * (l1 - l2);
+    return SecondMoments{tt + d * c2, tt - d * c2, d * s2};
+}
 
 void AdaptiveMomentsControl::validate() const {
     if (maxIter < 1) throw ConfigError("AdaptiveMomentsControl.maxIter must be >= 1");
     if (!(tolerance > 0.0) || !std::isfinite(tolerance)) throw ConfigError("AdaptiveMomentsControl.tolerance must be > 0");
     if (!(windowSigmas > 0.0) || !std::isfinite(windowSigmas)) throw ConfigError("AdaptiveMomentsControl.windowSigmas must be > 0");
     if (!(maxSigma > 0.0)) throw ConfigError("AdaptiveMomentsControl.maxSigma must be > 0");
+    if (!(minWeightVariance >= 0.0 && minWeightVariance <= 100.0))
+        throw ConfigError("AdaptiveMomentsControl.minWeightVariance must be in [0, 100] pixels^2");
 }
 
 template <typename T>
@@ -103,6 +125,10 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
         return result;
     }
     SecondMoments w = initial.isPositiveDefinite() ? initial : SecondMoments::circle(1.0);
+    const double floorVar = control.minWeightVariance;
+    bool wFloored = false;  // w was raised to the floor
+    if (floorVar > 0.0) w = floorEigenvalues(w, floorVar, &wFloored);
+    SecondMoments gauss;  // (M^-1 - W^-1)^-1 with the last weight (floored results)
     const double maxVar = control.maxSigma * control.maxSigma;
     double lastStep[3] = {0.0, 0.0, 0.0};  // the previous step of W (dampOscillation)
     double lastStepNorm = std::numeric_limits<double>::quiet_NaN();  // extrapolateConvergence
@@ -130,6 +156,7 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
         if (next.isPositiveDefinite()) {
             next = next.inverse();
         }
+        gauss = next.isPositiveDefinite() ? next : SecondMoments{};
         if (!next.isPositiveDefinite() || next.xx > 4 * maxVar || next.yy > 4 * maxVar) {
             next = SecondMoments{2 * m.xx, 2 * m.yy, 2 * m.xy};
         }
@@ -141,6 +168,8 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
             result.amplitude = std::numeric_limits<double>::quiet_NaN();
             return result;
         }
+        bool nextFloored = false;
+        if (floorVar > 0.0) next = floorEigenvalues(next, floorVar, &nextFloored);
         if (control.dampOscillation) {
             const double step[3] = {next.xx - w.xx, next.yy - w.yy, next.xy - w.xy};
             if (step[0] * lastStep[0] + step[1] * lastStep[1] + step[2] * lastStep[2] < 0.0) {
@@ -163,6 +192,14 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
             // Weighted-centroid step (exact, with the factor 2, for a Gaussian at W = its covariance),
             // at most one pixel.
             double stepX = 2.0 * s.sx / s.s0, stepY = 2.0 * s.sy / s.s0;
+            if (wFloored && gauss.isPositiveDefinite()) {
+                // The weight is not the light's: the Gaussian step (1 + S W^-1) m1 (header).
+                const double m1x = s.sx / s.s0, m1y = s.sy / s.s0;
+                const double a = 1.0 + gauss.xx * wi.xx + gauss.xy * wi.xy, b = gauss.xx * wi.xy + gauss.xy * wi.yy;
+                const double c = gauss.xy * wi.xx + gauss.yy * wi.xy, d = 1.0 + gauss.xy * wi.xy + gauss.yy * wi.yy;
+                stepX = a * m1x + b * m1y;
+                stepY = c * m1x + d * m1y;
+            }
             const double stepLen = std::hypot(stepX, stepY);
             if (stepLen > 1.0) {
                 stepX /= stepLen;
@@ -171,15 +208,36 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
             result.centre = {result.centre.x + stepX, result.centre.y + stepY};
             done = done && stepLen < control.tolerance * std::sqrt(0.5 * (w.xx + w.yy));
         }
+        // The result belongs to the weight it was measured with: a floored w reports S from this iteration.
+        const bool measuredFloored = wFloored;
+        const SecondMoments measuredWith = w;
         w = next;
+        wFloored = nextFloored;
         if (done) {
             result.converged = true;
+            result.floored = measuredFloored;
+            if (measuredFloored) {
+                result.weight = measuredWith;
+                result.moments = gauss.isPositiveDefinite() ? gauss : measuredWith;
+                result.amplitude *= flooredAmplitudeFactor(result.moments, measuredWith);
+                return result;
+            }
             break;
         }
     }
-    result.moments = w;
+    result.floored = wFloored;
+    result.weight = w;
+    result.moments = wFloored && gauss.isPositiveDefinite() ? gauss : w;
+    if (wFloored) result.amplitude *= flooredAmplitudeFactor(result.moments, w);
     return result;
 }
+
+namespace {
+template <typename T>
+MomentsCovariance covarianceOfMoments(const Image<T>& image, const Image<float>& variance, Point2D c,
+                                      const SecondMoments& w, const AdaptiveMomentsControl& control, const Mask* mask,
+                                      MaskPixel badBits, bool fixedWeight);
+}  // namespace
 
 template <typename T>
 MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const Image<float>& variance, Point2D c,
@@ -189,6 +247,21 @@ MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const 
     if (!w.isPositiveDefinite() || !std::isfinite(c.x) || !std::isfinite(c.y) || image.empty() ||
         !(variance.bbox() == image.bbox()))
         return out;
+    // A floored result: the weight is the floored w, held fixed (header).
+    bool floored = false;
+    const SecondMoments wUsed =
+        control.minWeightVariance > 0.0 ? floorEigenvalues(w, control.minWeightVariance, &floored) : w;
+    return floored ? covarianceOfMoments(image, variance, c, wUsed, control, mask, badBits, true)
+                   : covarianceOfMoments(image, variance, c, w, control, mask, badBits, false);
+}
+
+namespace {
+
+template <typename T>
+MomentsCovariance covarianceOfMoments(const Image<T>& image, const Image<float>& variance, Point2D c,
+                                      const SecondMoments& w, const AdaptiveMomentsControl& control, const Mask* mask,
+                                      MaskPixel badBits, bool fixedWeight) {
+    MomentsCovariance out;
     const SecondMoments inv = w.inverse();
     const double hx = control.windowSigmas * std::sqrt(w.xx), hy = control.windowSigmas * std::sqrt(w.yy);
     const double limit = control.windowSigmas * control.windowSigmas;
@@ -248,6 +321,41 @@ MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const 
         c00 += ww * r0 * r0, c01 += ww * r0 * r1, c02 += ww * r0 * r2;
         c11 += ww * r1 * r1, c12 += ww * r1 * r2, c22 += ww * r2 * r2;
     }
+    if (fixedWeight) {
+        // S = (M^-1 - W^-1)^-1 with W fixed: dS = A dM A^T, A = S M^-1; J maps (dMxx, dMyy, dMxy) to dS.
+        const SecondMoments mm{m[0], m[1], m[2]};
+        const SecondMoments mi = mm.inverse(), wi = w.inverse();
+        const SecondMoments sg = SecondMoments{mi.xx - wi.xx, mi.yy - wi.yy, mi.xy - wi.xy}.inverse();
+        if (!sg.isPositiveDefinite()) return out;
+        const double a00 = sg.xx * mi.xx + sg.xy * mi.xy, a01 = sg.xx * mi.xy + sg.xy * mi.yy;
+        const double a10 = sg.xy * mi.xx + sg.yy * mi.xy, a11 = sg.xy * mi.xy + sg.yy * mi.yy;
+        double jac[3][3];
+        const double basis[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+        for (int k = 0; k < 3; ++k) {
+            const double dxx = basis[k][0], dyy = basis[k][1], dxy = basis[k][2];
+            // (A dM)
+            const double b00 = a00 * dxx + a01 * dxy, b01 = a00 * dxy + a01 * dyy;
+            const double b10 = a10 * dxx + a11 * dxy, b11 = a10 * dxy + a11 * dyy;
+            // (A dM) A^T
+            jac[0][k] = b00 * a00 + b01 * a01;
+            jac[1][k] = b10 * a10 + b11 * a11;
+            jac[2][k] = b00 * a10 + b01 * a11;
+        }
+        const double cm[3][3] = {{c00, c01, c02}, {c01, c11, c12}, {c02, c12, c22}};
+        double cs[3][3] = {};
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j)
+                for (int k = 0; k < 3; ++k)
+                    for (int l = 0; l < 3; ++l) cs[i][j] += jac[i][k] * cm[k][l] * jac[j][l];
+        const double f = 1.0 / (s0 * s0);
+        out.xx_xx = f * cs[0][0];
+        out.yy_yy = f * cs[1][1];
+        out.xy_xy = f * cs[2][2];
+        out.xx_yy = f * cs[0][1];
+        out.xx_xy = f * cs[0][2];
+        out.yy_xy = f * cs[1][2];
+        return out;
+    }
     const double f = 16.0 / (s0 * s0);
     out.xx_xx = f * c00;
     out.yy_yy = f * c11;
@@ -257,6 +365,8 @@ MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const 
     out.yy_xy = f * c12;
     return out;
 }
+
+}  // namespace
 
 template MomentsCovariance computeAdaptiveMomentsCovariance<float>(const Image<float>&, const Image<float>&, Point2D,
                                                                    const SecondMoments&, const AdaptiveMomentsControl&,

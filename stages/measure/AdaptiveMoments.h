@@ -21,6 +21,20 @@
 // limited to one pixel per step, and convergence also needs the step to be below
 // tolerance * sqrt(trace(W) / 2) pixels. The result is then the centre and covariance of the
 // best-matching elliptical Gaussian (the PSF determiner's star and model moments).
+//
+// Weight floor (control.minWeightVariance = F, pixels^2, off by default). A star much sharper than a pixel
+// (FWHM <~ 2 px) has no usable fixed point: the product w I of a weight matched to the light is then narrower
+// than a pixel, its point-sampled moments depend on the sub-pixel phase, and at a pixel-centred phase they
+// shrink faster than W, so W collapses along an axis (|e| -> 1, one eigenvalue -> 0; the re-centring then
+// 2-cycles). With a floor, every update of W has its eigenvalues raised to at least F, so the weight is never
+// narrower than about a pixel, and where it is held there the result is the covariance of the Gaussian that
+// the weighted moments imply, S = (M^-1 - W^-1)^-1 (exact for a Gaussian whatever W: M = (S^-1 + W^-1)^-1),
+// and the re-centring step is (1 + S W^-1) times the weighted first moment (2 at W = S). Where the light
+// needs a weight wider than F the iteration, and so the result, is the plain one, bit for bit.
+// Pixel-integrated Gaussians over sub-pixel phases at F = 1.21 (the shape plugin's and the PSF determiner's
+// default): FWHM 1.4 px, T within -5%/+6% of the truth and |e| <= 0.05 (no fixed point without the floor at
+// pixel-centred phases); FWHM 1.2 px, within 0.12 in both; FWHM 2 px, the phase scatter of e falls from 0.02 to
+// 0.004 (test_AdaptiveMomentsFloor).
 #pragma once
 
 #include <cmath>
@@ -76,6 +90,9 @@ struct AdaptiveMomentsControl {
     /// converged while rho >= 1) instead of on the last step alone: a loose tolerance (a fraction of the
     /// moments' noise) then cannot stop a slow drift far from the fixed point. Off by default.
     bool extrapolateConvergence = false;
+    /// Lower bound (pixels^2) on the eigenvalues of the weight W (see header): 0 (the default) for none; about
+    /// 1.2 (a weight sigma of 1.1 pixels) keeps undersampled stars from collapsing. Bounds: [0, 100], finite.
+    double minWeightVariance = 0.0;
     /// Throws ConfigError naming the first field out of bounds.
     void validate() const;
     friend bool operator==(const AdaptiveMomentsControl&, const AdaptiveMomentsControl&) = default;
@@ -83,6 +100,8 @@ struct AdaptiveMomentsControl {
 
 struct AdaptiveMomentsResult {
     SecondMoments moments;             ///< the adaptive moments W (NaN on failure)
+    /// The final weight W: equal to `moments` unless `floored` (NaN on failure).
+    SecondMoments weight;
     Point2D centre;                    ///< the centre used: the input one, or the re-centred one (control.recentre)
     /// Flux of the matching Gaussian, 2 sum w I with the last weight (exact for a Gaussian at W = its
     /// covariance; image units; NaN on failure).
@@ -93,8 +112,15 @@ struct AdaptiveMomentsResult {
     bool singular = false;       ///< the weighted moments were not positive definite: failure
     bool maxSize = false;        ///< the weight grew beyond maxSigma: failure
     bool truncated = false;      ///< the final window crossed the image edge or unusable pixels
+    /// The final weight was held at control.minWeightVariance along at least one axis; `moments` is then the
+    /// Gaussian-equivalent covariance (M^-1 - W^-1)^-1 (W itself when that is not positive definite).
+    bool floored = false;
     bool failed() const { return noPixels || singular || maxSize; }
 };
+
+/// `m` with its eigenvalues raised to at least `floor` (unchanged, bit for bit, when they already are);
+/// `raised` says whether it changed.
+SecondMoments floorEigenvalues(const SecondMoments& m, double floor, bool* raised = nullptr);
 
 /// Adaptive moments of `image` (parent frame) about `centre`, starting from the weight `initial`
 /// (must be positive definite; a circle of 1 pixel is used otherwise). Never throws for bad data.
@@ -120,7 +146,10 @@ struct MomentsCovariance {
 ///     dM = sum w (q - M) dI / sum w I,   Cov(M) = sum w^2 (q - M)(q - M)^T V / (sum w I)^2,
 /// and at the adaptive fixed point of a Gaussian (M = (S^-1 + W^-1)^-1, W = S) dM = dW / 4 when the weight
 /// follows the light, so dW = 2 dM + 2 dW / 4, i.e. dW = 4 dM and Cov(W) = 16 Cov(M) (the Gaussian
-/// linearisation, as in SDSS-like shape codes). Same window, region and pixel rejection as
+/// linearisation, as in SDSS-like shape codes). With control.minWeightVariance, a `w` with an eigenvalue below
+/// it is a floored result: the weight is then the floored w, held fixed, and the covariance is that of
+/// S = (M^-1 - W^-1)^-1, dS = S M^-1 dM M^-1 S (in one direction only floored, the floored propagation is
+/// used for both: an approximation). Same window, region and pixel rejection as
 /// computeAdaptiveMoments; pixels with non-finite or negative variance are skipped. NaN if `w` is not
 /// positive definite or the weighted flux is not positive.
 template <typename T>

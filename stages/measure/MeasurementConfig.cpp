@@ -72,6 +72,7 @@ void MeasurementConfig::validate() const {
     require(shapeNoiseTolerance >= 0.0 && shapeNoiseTolerance <= 0.1, "shapeNoiseTolerance must be in [0, 0.1]");
     require(shapeWindowSigmas >= 3.0 && shapeWindowSigmas <= 10.0, "shapeWindowSigmas must be in [3, 10]");
     require(shapeMaxSigma >= 1.0 && shapeMaxSigma <= 1000.0, "shapeMaxSigma must be in [1, 1000] pixels");
+    require(shapeMinWeightSigma >= 0.0 && shapeMinWeightSigma <= 5.0, "shapeMinWeightSigma must be in [0, 5] pixels");
 
     require(!apertureRadii.empty() && apertureRadii.size() <= 20, "apertureRadii must hold 1 to 20 radii");
     std::set<std::string> names;

@@ -68,6 +68,12 @@ struct MeasurementConfig {
     /// Largest weight sigma (pixels, sqrt of the largest eigenvalue) before the iteration gives up
     /// (shape_flag_maxSize). Bounds: [1, 1000].
     double shapeMaxSigma = 100.0;
+    /// Smallest weight sigma (pixels) of the adaptive moments (AdaptiveMomentsControl::minWeightVariance, its
+    /// square): a star sharper than about a pixel is measured with the weight held there and reports the
+    /// Gaussian-equivalent covariance, instead of collapsing along an axis at pixel-centred phases (FWHM <~ 2
+    /// pixels); larger sources are unaffected. ixxPSF etc. are measured the same way. 0 turns the floor off.
+    /// Bounds: [0, 5]. Default 1.1.
+    double shapeMinWeightSigma = 1.1;
 
     // ---- PSF flux ----
     /// Weight the PSF fit by the inverse variance plane (optimal; unbiased when the variance plane does not

@@ -6,6 +6,8 @@
 namespace drp {
 
 ShapePlugin::ShapePlugin(Schema& schema, const MeasurementConfig&) {
+    // (With the weight floored at shapeMinWeightSigma for sources sharper than that: the covariance of the
+    // Gaussian the weighted moments imply; see AdaptiveMoments.h.)
     ixx_ = schema.addField<double>("ixx", "adaptive second moment of the source, xx", "pixel^2");
     iyy_ = schema.addField<double>("iyy", "adaptive second moment of the source, yy", "pixel^2");
     ixy_ = schema.addField<double>("ixy", "adaptive second moment of the source, xy", "pixel^2");
@@ -40,6 +42,7 @@ void ShapePlugin::measure(const MeasurementContext& ctx, Table& table, std::size
     control.maxIter = ctx.config.shapeMaxIter;
     control.tolerance = ctx.config.shapeTolerance;
     control.windowSigmas = ctx.config.shapeWindowSigmas;
+    control.minWeightVariance = ctx.config.shapeMinWeightSigma * ctx.config.shapeMinWeightSigma;
     // The weight may not outgrow the footprint: a faint peak on the wing of a bright neighbour would
     // otherwise grow its weight over the neighbour (slow, and meaningless). The cap is the larger of half
     // the footprint box's longer side and 4 PSF sigmas, and at most config.shapeMaxSigma.
