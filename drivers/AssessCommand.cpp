@@ -39,6 +39,7 @@
 #include "io/Hdf5Catalog.h"
 #include "io/Repository.h"
 #include "sky/SpherePoint.h"
+#include "stages/characterize/PsfDeterminer.h"
 #include "stages/measure/AdaptiveMoments.h"
 
 namespace po = boost::program_options;
@@ -136,8 +137,11 @@ std::pair<double, double> modelSizeErrorAgainstTruth(const Psf& model, const Psf
             const Point2D p{bbox.minX() + (i + 0.5) / 3.0 * bbox.width(), bbox.minY() + (j + 0.5) / 3.0 * bbox.height()};
             const double s = truth.computeSigma(p);
             if (!(s > 0)) continue;
-            const AdaptiveMomentsResult mt = computeAdaptiveMoments(truth.computeKernelImage(p), {0.0, 0.0}, SecondMoments::circle(s));
-            const AdaptiveMomentsResult mm = computeAdaptiveMoments(model.computeKernelImage(p), {0.0, 0.0}, SecondMoments::circle(s));
+            // With the PSF determiner's weight floor: a kernel sharper than a pixel has no plain adaptive fixed point.
+            AdaptiveMomentsControl control;
+            control.minWeightVariance = std::pow(PsfDeterminerConfig{}.minWeightSigma, 2);
+            const AdaptiveMomentsResult mt = computeAdaptiveMoments(truth.computeKernelImage(p), {0.0, 0.0}, SecondMoments::circle(s), control);
+            const AdaptiveMomentsResult mm = computeAdaptiveMoments(model.computeKernelImage(p), {0.0, 0.0}, SecondMoments::circle(s), control);
             if (mt.failed() || mm.failed()) continue;
             const double d = mm.moments.trace() / mt.moments.trace() - 1.0;
             sum += std::fabs(d);

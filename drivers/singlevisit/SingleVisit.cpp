@@ -136,6 +136,9 @@ void SingleVisitConfig::bind(ConfigBinder& b) {
     b.bind("psf.spatial_order", psf.spatialOrder, "polynomial order of the PSF variation over the detector");
     b.bind("psf.reserve_fraction", psf.reserveFraction, "fraction of PSF stars reserved for validation");
     b.bind("psf.oversampling", psf.oversampling, "PSF model nodes per pixel: 1, 2, 3, or 0 = 2 below psf.oversample_below_fwhm");
+    b.bind("psf.min_weight_sigma", psf.minWeightSigma, "smallest weight sigma of the PSF determiner's adaptive moments, pixels (0: none)");
+    b.bind("measurement.shape_min_weight_sigma", measurement.shapeMinWeightSigma,
+           "smallest weight sigma of the shape plugin's adaptive moments, pixels (0: none)");
     b.bind("psf.oversample_below_fwhm", psf.oversampleBelowFwhm, "FWHM (pixels) below which psf.oversampling 0 oversamples the PSF model");
     b.bind("psf.initial_fwhm_arcsec", initialPsfFwhmArcsec, "seeing guess before the PSF is measured, arcsec");
     b.bind("psf.measure_seeing", measureSeeing, "measure the seeing on the bright compact sources before cosmic rays and detection");
@@ -387,16 +390,21 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
                          exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
     if (fitted) {
-        // A model fitted from very few stars can be degenerate (zero or undefined width at the centre).
-        const double s = res.psf.psf->computeSigma(centre);
+        // A model fitted from very few stars can be degenerate (zero or undefined width at the centre). The width is
+        // the adaptive one with the determiner's weight floor: the unweighted moments of a model fitted from a few
+        // dozen stars follow the photon noise of its wings (0.4-1.2 px for a 0.65 px PSF at 0.55", a negative
+        // determinant on 5 of 35 detectors).
+        const double s = matchedFilterSigma(*res.psf.psf, centre, cfg.psf.minWeightSigma);
         if (!std::isfinite(s) || s <= 0) {
             gaussianFallback("the fitted model from " + std::to_string(res.psf.nUsed) + " stars has width " + std::to_string(s) +
                              " px at the centre");
         } else if (fallback > 0) {
             // A lower-order model from few, faint stars (a sparse field) must still have the stars' size:
             // its adaptive size at the centre against the median of the candidates' (S/N > 20).
+            AdaptiveMomentsControl mc;  // measured as the candidates' sizes are (the shape plugin's weight floor)
+            mc.minWeightVariance = cfg.measurement.shapeMinWeightSigma * cfg.measurement.shapeMinWeightSigma;
             const AdaptiveMomentsResult m =
-                computeAdaptiveMoments(res.psf.psf->computeKernelImage(centre), {0.0, 0.0}, SecondMoments::circle(s));
+                computeAdaptiveMoments(res.psf.psf->computeKernelImage(centre), {0.0, 0.0}, SecondMoments::circle(s), mc);
             if (nSized > 0 && !m.failed()) {
                 const double ratio = m.moments.trace() / starT;
                 if (!(ratio > 0.75 && ratio < 1.33))
@@ -409,8 +417,9 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     res.summary.set("PSFFALLBK", fallback, "PSF fallback: 0 none, 1 constant pixel model, 2 Gaussian from moments");
     const double sigma = res.psf.psf->computeSigma(centre);
     // The final detection's filter: the PSF's core (matchedFilterSigma; the unweighted `sigma` counts the wings: demo r
-    // band completeness at S/N 5-6 64.4% with it, 67.9% with the core).
-    const double detSigma = matchedFilterSigma(*res.psf.psf, centre);
+    // band completeness at S/N 5-6 64.4% with it, 67.9% with the core), with the determiner's weight floor.
+    double detSigma = matchedFilterSigma(*res.psf.psf, centre, cfg.psf.minWeightSigma);
+    if (!std::isfinite(detSigma)) detSigma = sigma;
 
     // Final detection and measurement with the measured PSF.
     DetectionResult det = detectSources(mi, detSigma, cfg.detection);

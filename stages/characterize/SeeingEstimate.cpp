@@ -35,6 +35,10 @@ SeeingEstimate estimateSeeing(const MaskedImageF& image, const FootprintSet& sou
     AdaptiveMomentsControl control;
     control.recentre = true;
     control.dampOscillation = true;
+    // The PSF determiner's weight floor (AdaptiveMomentsControl::minWeightVariance): the plain adaptive moments of a star
+    // sharper than a pixel collapse at pixel-centred phases, too few sizes are left for a locus, and the cosmic-ray
+    // test then runs against the guess (a 0.55" demo detector: no estimate, 69 star cores "repaired").
+    control.minWeightVariance = locus.minWeightSigma * locus.minWeightSigma;
     const double window = control.windowSigmas * guessSigma;
     const int reach = int(std::ceil(window));
     const Box2I bbox = image.bbox();

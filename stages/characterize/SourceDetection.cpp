@@ -122,12 +122,13 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
     return result;
 }
 
-double matchedFilterSigma(const Psf& psf, Point2D position) {
-    const double sigma = psf.computeSigma(position);
+double matchedFilterSigma(const Psf& psf, Point2D position, double minWeightSigma) {
+    AdaptiveMomentsControl control;
+    control.minWeightVariance = minWeightSigma * minWeightSigma;
     const AdaptiveMomentsResult core =
-        computeAdaptiveMoments(psf.computeKernelImage(position), {0.0, 0.0}, SecondMoments::circle(sigma));
-    const double s = core.failed() ? sigma : core.moments.determinantRadius();
-    return std::isfinite(s) && s > 0 ? s : sigma;
+        computeAdaptiveMoments(psf.computeKernelImage(position), {0.0, 0.0}, SecondMoments::circle(1.0), control);
+    const double s = core.failed() || !core.converged ? std::numeric_limits<double>::quiet_NaN() : core.moments.determinantRadius();
+    return std::isfinite(s) && s > 0 ? s : std::numeric_limits<double>::quiet_NaN();
 }
 
 }  // namespace drp

@@ -105,8 +105,10 @@ DetectionResult detectSources(MaskedImageF& image, double psfSigmaPixels, const 
 /// The sigma of detectSources' Gaussian filter matched to `psf` at `position`: the determinant radius of the adaptive
 /// moments of its kernel image, the Gaussian of its core (the stars' own size measure, and Rubin's PSF shape). Not
 /// Psf::computeSigma, the unweighted moments, which count the wings: 1.27 x the core for the demo's Moffat stars (beta
-/// 3.5), a filter that loses 3% of a faint point source's S/N. computeSigma when the moments fail.
-double matchedFilterSigma(const Psf& psf, Point2D position);
+/// 3.5), a filter that loses 3% of a faint point source's S/N. minWeightSigma (pixels, >= 0) holds the moments'
+/// weight at least that wide (AdaptiveMomentsControl::minWeightVariance: a PSF sharper than a pixel has no plain
+/// adaptive fixed point; the result is then the covariance the floored weight implies). NaN when the moments fail.
+double matchedFilterSigma(const Psf& psf, Point2D position, double minWeightSigma = 0.0);
 
 /// The significance image detectSources thresholds (filtered / filtered noise; NaN where it is not filtered,
 /// outside the pruned regions and in the edge band without detectAtEdges, and where the window holds no usable

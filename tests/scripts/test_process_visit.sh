@@ -51,7 +51,9 @@ print('\n'.join(bad) if bad else 'ok')")"
 fi
 
 # A good-seeing visit, 0.55" at 0.4"/px (FWHM 1.4 px) against the 1" guess: the seeing is measured first, so no star
-# core is taken for a cosmic ray (with the guess every star was) and the astrometric fit finds its stars.
+# core is taken for a cosmic ray (with the guess every star was) and the astrometric fit finds its stars; the moments'
+# weight floor keeps the undersampled stars' sizes, so every detector gets a pixel PSF model (PSFFALLBK 0), not the
+# Gaussian of last resort.
 good="$tmp/good"
 "$drp" sim --repo "$good" --preset demo --set observing.bands=i --set observing.visits_per_band=1 \
   --set observing.seeing_median_arcsec=0.55 --set observing.seeing_scatter=0 \
@@ -62,9 +64,14 @@ grep -q "2 detector-visit(s) processed into run 'processed', 0 failed" <<<"$out"
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import h5py" 2>/dev/null; then
   crs="$(/usr/bin/python3 -c "
 import glob, h5py
-print(' '.join('%d:%.2f' % (h5py.File(f)['src'].attrs['NCR'], h5py.File(f)['src'].attrs['SEEINGPX']) for f in sorted(glob.glob('$good/processed/src/*/*/*.h5'))))")"
-  echo "good seeing: cosmic rays:seeing sigma (px) per detector: $crs"
-  for c in $crs; do [ "${c%%:*}" -le 5 ] || bad "good seeing: ${c%%:*} cosmic rays (star cores taken for hits?)"; done
+a = [h5py.File(f)['src'].attrs for f in sorted(glob.glob('$good/processed/src/*/*/*.h5'))]
+print(' '.join('%d:%.2f:%d' % (x['NCR'], x['SEEINGPX'], x['PSFFALLBK']) for x in a))")"
+  echo "good seeing: cosmic rays:seeing sigma (px):PSF fallback per detector: $crs"
+  [ "$(wc -w <<<"$crs")" -eq 2 ] || bad "good seeing: expected 2 detectors, got '$crs'"
+  for c in $crs; do
+    [ "${c%%:*}" -le 5 ] || bad "good seeing: ${c%%:*} cosmic rays (star cores taken for hits?)"
+    [ "${c##*:}" = 0 ] || bad "good seeing: PSF fallback ${c##*:} (no pixel model)"
+  done
 fi
 
 # A blank field (no objects at all): at most a handful of S/N >= 5 detections in 2 Mpix.

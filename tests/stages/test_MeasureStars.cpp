@@ -11,6 +11,7 @@
 #include "core/Psf.h"
 #include "core/Render.h"
 #include "stages/measure/SingleFrameMeasurement.h"
+#include "tests/support/TestSupport.h"
 
 using namespace drp;
 
@@ -71,20 +72,7 @@ StarField makeStarField(std::uint64_t seed, std::shared_ptr<const Psf> psf, doub
             mi.image()(x, y) = float(v);
             mi.variance()(x, y) = float(mu + readNoise * readNoise);
         }
-    for (std::size_t k = 0; k < f.pos.size(); ++k) {
-        const Point2I c{int(std::lround(f.pos[k].x)), int(std::lround(f.pos[k].y))};
-        PeakRecord peak;
-        peak.id = std::int64_t(k + 1);
-        peak.peakValue = -1e30f;
-        for (int dy = -1; dy <= 1; ++dy)
-            for (int dx = -1; dx <= 1; ++dx) {
-                const float v = mi.image()(c.x + dx, c.y + dy);
-                if (v > peak.peakValue) peak.peakValue = v, peak.ix = c.x + dx, peak.iy = c.y + dy;
-            }
-        peak.x = peak.ix, peak.y = peak.iy;
-        fps.push_back(std::make_shared<const Footprint>(SpanSet::fromShape(10, Stencil::CIRCLE, c),
-                                                        std::vector<PeakRecord>{peak}));
-    }
+    for (std::size_t k = 0; k < f.pos.size(); ++k) fps.push_back(test::starFootprint(mi.image(), f.pos[k], 10, std::int64_t(k + 1)));
     f.exposure = Exposure(mi, nullptr, std::move(psf));
     f.footprints = FootprintSet(std::move(fps), mi.bbox());
     return f;

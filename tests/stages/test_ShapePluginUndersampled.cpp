@@ -14,6 +14,7 @@
 #include "core/MoffatPsf.h"
 #include "core/Render.h"
 #include "stages/measure/SingleFrameMeasurement.h"
+#include "tests/support/TestSupport.h"
 
 using namespace drp;
 
@@ -50,19 +51,7 @@ std::pair<Exposure, FootprintSet> starGrid(std::uint64_t seed, std::shared_ptr<c
             mi.variance()(x, y) = float(v);
         }
     std::vector<std::shared_ptr<const Footprint>> fps;
-    for (std::size_t k = 0; k < pos.size(); ++k) {
-        const Point2I c{int(std::lround(pos[k].x)), int(std::lround(pos[k].y))};
-        PeakRecord peak;
-        peak.id = std::int64_t(k + 1);
-        peak.peakValue = -1e30f;
-        for (int dy = -1; dy <= 1; ++dy)
-            for (int dx = -1; dx <= 1; ++dx) {
-                const float v = mi.image()(c.x + dx, c.y + dy);
-                if (v > peak.peakValue) peak.peakValue = v, peak.ix = c.x + dx, peak.iy = c.y + dy;
-            }
-        peak.x = peak.ix, peak.y = peak.iy;
-        fps.push_back(std::make_shared<const Footprint>(SpanSet::fromShape(8, Stencil::CIRCLE, c), std::vector<PeakRecord>{peak}));
-    }
+    for (std::size_t k = 0; k < pos.size(); ++k) fps.push_back(test::starFootprint(mi.image(), pos[k], 8, std::int64_t(k + 1)));
     const Box2I box = mi.bbox();
     return {Exposure(std::move(mi), nullptr, std::move(psf)), FootprintSet(std::move(fps), box)};
 }

@@ -1,6 +1,7 @@
 #include "tests/support/TestSupport.h"
 
 #include <array>
+#include <cmath>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -54,6 +55,20 @@ std::string pythonWith(const std::string& modules) {
     const std::string py = "/usr/bin/python3";
     if (!std::filesystem::exists(py)) return {};
     return runCommand(py + " -c 'import " + modules + "'") == 0 ? py : std::string();
+}
+
+std::shared_ptr<const Footprint> starFootprint(const ImageF& image, Point2D position, int radius, std::int64_t id) {
+    const Point2I c{int(std::lround(position.x)), int(std::lround(position.y))};
+    PeakRecord peak;
+    peak.id = id;
+    peak.peakValue = -1e30f;
+    for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+            const float v = image(c.x + dx, c.y + dy);
+            if (v > peak.peakValue) peak.peakValue = v, peak.ix = c.x + dx, peak.iy = c.y + dy;
+        }
+    peak.x = peak.ix, peak.y = peak.iy;
+    return std::make_shared<const Footprint>(SpanSet::fromShape(radius, Stencil::CIRCLE, c), std::vector<PeakRecord>{peak});
 }
 
 }  // namespace drp::test

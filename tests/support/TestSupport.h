@@ -1,10 +1,14 @@
-// Helpers shared by the test binaries: scratch directories, paths to shared data, seeded RNGs.
+// Helpers shared by the test binaries: scratch directories, paths to shared data, seeded RNGs, star footprints.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
+
+#include "core/Footprint.h"
+#include "core/Image.h"
 
 namespace drp::test {
 
@@ -28,6 +32,9 @@ std::filesystem::path realDataDir();
 std::filesystem::path sourceDir();
 /// /usr/bin/python3 if it has the named modules (e.g. "astropy,numpy"), else empty.
 std::string pythonWith(const std::string& modules);
+/// A circular footprint of `radius` pixels about the pixel nearest `position`, with one peak (id `id`) on the
+/// brightest pixel of the 3 x 3 around it (as detection would put it on a star).
+std::shared_ptr<const Footprint> starFootprint(const ImageF& image, Point2D position, int radius, std::int64_t id);
 /// Run a shell command, returning its exit status and filling `output` with stdout+stderr.
 int runCommand(const std::string& command, std::string* output = nullptr);
 
