@@ -390,14 +390,16 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
                          exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
     if (fitted) {
-        // A model fitted from very few stars can be degenerate (zero or undefined width at the centre). The width is
-        // the adaptive one with the determiner's weight floor: the unweighted moments of a model fitted from a few
-        // dozen stars follow the photon noise of its wings (0.4-1.2 px for a 0.65 px PSF at 0.55", a negative
-        // determinant on 5 of 35 detectors).
+        // A model fitted from very few stars can be degenerate (zero or undefined width at the centre): both its
+        // adaptive width (with the determiner's weight floor) and its unweighted one (Psf::computeSigma, which the coadd
+        // and the survey-property maps read from the calexp) must be defined. The unweighted moments of a model from a
+        // few stars follow the photon noise of its wings (a negative determinant on 5 of 35 detectors at 0.55"; on 7
+        // u-band demo detectors a model with an undefined unweighted width stopped their coadds).
         const double s = matchedFilterSigma(*res.psf.psf, centre, cfg.psf.minWeightSigma);
-        if (!std::isfinite(s) || s <= 0) {
+        const double unweighted = res.psf.psf->computeSigma(centre);
+        if (!std::isfinite(s) || s <= 0 || !std::isfinite(unweighted) || unweighted <= 0) {
             gaussianFallback("the fitted model from " + std::to_string(res.psf.nUsed) + " stars has width " + std::to_string(s) +
-                             " px at the centre");
+                             " px (unweighted " + std::to_string(unweighted) + " px) at the centre");
         } else if (fallback > 0) {
             // A lower-order model from few, faint stars (a sparse field) must still have the stars' size:
             // its adaptive size at the centre against the median of the candidates' (S/N > 20).
