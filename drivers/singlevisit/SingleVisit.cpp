@@ -376,6 +376,9 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     const double starT = psfLocusSize(candidates, cfg.psf);
     const std::size_t nSized = std::isfinite(starT) ? std::size_t(usable(candidates)) : 0;
     // The Gaussian of last resort: the stellar locus size, or the seeing guess.
+    // The model's core width (matchedFilterSigma, with the determiner's weight floor): the check of a fitted model below
+    // and the final detection's filter; NaN until measured for the model kept.
+    double coreSigma = std::numeric_limits<double>::quiet_NaN();
     auto gaussianFallback = [&](const std::string& why) {
         const double sigmaFallback = nSized > 0 ? std::sqrt(0.5 * starT) : sigma0;
         DRP_LOG_WARN("characterize", "no pixel PSF model (" << why << "): Gaussian of sigma " << sigmaFallback << " px from "
@@ -384,6 +387,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         res.psf.psf = GaussianPsf::make(sigmaFallback);
         res.psf.reservedMedianSizeResidual = std::numeric_limits<double>::quiet_NaN();
         res.psf.reservedSizeResidualScatter = std::numeric_limits<double>::quiet_NaN();
+        coreSigma = std::numeric_limits<double>::quiet_NaN();
         fallback = 2;
     };
     if (!fitted) gaussianFallback(lastError);
@@ -395,10 +399,10 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         // and the survey-property maps read from the calexp) must be defined. The unweighted moments of a model from a
         // few stars follow the photon noise of its wings (a negative determinant on 5 of 35 detectors at 0.55"; on 7
         // u-band demo detectors a model with an undefined unweighted width stopped their coadds).
-        const double s = matchedFilterSigma(*res.psf.psf, centre, cfg.psf.minWeightSigma);
+        coreSigma = matchedFilterSigma(*res.psf.psf, centre, cfg.psf.minWeightSigma);
         const double unweighted = res.psf.psf->computeSigma(centre);
-        if (!std::isfinite(s) || s <= 0 || !std::isfinite(unweighted) || unweighted <= 0) {
-            gaussianFallback("the fitted model from " + std::to_string(res.psf.nUsed) + " stars has width " + std::to_string(s) +
+        if (!std::isfinite(coreSigma) || !std::isfinite(unweighted) || unweighted <= 0) {
+            gaussianFallback("the fitted model from " + std::to_string(res.psf.nUsed) + " stars has width " + std::to_string(coreSigma) +
                              " px (unweighted " + std::to_string(unweighted) + " px) at the centre");
         } else if (fallback > 0) {
             // A lower-order model from few, faint stars (a sparse field) must still have the stars' size:
@@ -406,7 +410,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
             AdaptiveMomentsControl mc;  // measured as the candidates' sizes are (the shape plugin's weight floor)
             mc.minWeightVariance = cfg.measurement.shapeMinWeightSigma * cfg.measurement.shapeMinWeightSigma;
             const AdaptiveMomentsResult m =
-                computeAdaptiveMoments(res.psf.psf->computeKernelImage(centre), {0.0, 0.0}, SecondMoments::circle(s), mc);
+                computeAdaptiveMoments(res.psf.psf->computeKernelImage(centre), {0.0, 0.0}, SecondMoments::circle(coreSigma), mc);
             if (nSized > 0 && !m.failed()) {
                 const double ratio = m.moments.trace() / starT;
                 if (!(ratio > 0.75 && ratio < 1.33))
@@ -418,10 +422,10 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     timer.mark("PSF");
     res.summary.set("PSFFALLBK", fallback, "PSF fallback: 0 none, 1 constant pixel model, 2 Gaussian from moments");
     const double sigma = res.psf.psf->computeSigma(centre);
-    // The final detection's filter: the PSF's core (matchedFilterSigma; the unweighted `sigma` counts the wings: demo r
-    // band completeness at S/N 5-6 64.4% with it, 67.9% with the core), with the determiner's weight floor.
-    double detSigma = matchedFilterSigma(*res.psf.psf, centre, cfg.psf.minWeightSigma);
-    if (!std::isfinite(detSigma)) detSigma = sigma;
+    // The final detection's filter: the PSF's core (the unweighted `sigma` counts the wings: demo r band completeness
+    // at S/N 5-6 64.4% with it, 67.9% with the core); measured here only for a Gaussian of last resort.
+    if (!std::isfinite(coreSigma)) coreSigma = matchedFilterSigma(*res.psf.psf, centre, cfg.psf.minWeightSigma);
+    const double detSigma = std::isfinite(coreSigma) ? coreSigma : sigma;
 
     // Final detection and measurement with the measured PSF.
     DetectionResult det = detectSources(mi, detSigma, cfg.detection);

@@ -129,6 +129,14 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
     bool wFloored = false;  // w was raised to the floor
     if (floorVar > 0.0) w = floorEigenvalues(w, floorVar, &wFloored);
     SecondMoments gauss;  // (M^-1 - W^-1)^-1 with the last weight (floored results)
+    // The result of weight `weight`: itself, or where it is floored the Gaussian covariance S and the flux under it.
+    auto finish = [&](const SecondMoments& weight, bool floored) {
+        result.floored = floored;
+        result.weight = weight;
+        result.moments = floored && gauss.isPositiveDefinite() ? gauss : weight;
+        if (floored) result.amplitude *= flooredAmplitudeFactor(result.moments, weight);
+        return result;
+    };
     const double maxVar = control.maxSigma * control.maxSigma;
     double lastStep[3] = {0.0, 0.0, 0.0};  // the previous step of W (dampOscillation)
     double lastStepNorm = std::numeric_limits<double>::quiet_NaN();  // extrapolateConvergence
@@ -215,21 +223,11 @@ AdaptiveMomentsResult computeAdaptiveMoments(const Image<T>& image, Point2D cent
         wFloored = nextFloored;
         if (done) {
             result.converged = true;
-            result.floored = measuredFloored;
-            if (measuredFloored) {
-                result.weight = measuredWith;
-                result.moments = gauss.isPositiveDefinite() ? gauss : measuredWith;
-                result.amplitude *= flooredAmplitudeFactor(result.moments, measuredWith);
-                return result;
-            }
+            if (measuredFloored) return finish(measuredWith, true);
             break;
         }
     }
-    result.floored = wFloored;
-    result.weight = w;
-    result.moments = wFloored && gauss.isPositiveDefinite() ? gauss : w;
-    if (wFloored) result.amplitude *= flooredAmplitudeFactor(result.moments, w);
-    return result;
+    return finish(w, wFloored);
 }
 
 namespace {
@@ -248,11 +246,10 @@ MomentsCovariance computeAdaptiveMomentsCovariance(const Image<T>& image, const 
         !(variance.bbox() == image.bbox()))
         return out;
     // A floored result: the weight is the floored w, held fixed (header).
+    // (floorEigenvalues returns w itself, bit for bit, when it is not floored.)
     bool floored = false;
-    const SecondMoments wUsed =
-        control.minWeightVariance > 0.0 ? floorEigenvalues(w, control.minWeightVariance, &floored) : w;
-    return floored ? covarianceOfMoments(image, variance, c, wUsed, control, mask, badBits, true)
-                   : covarianceOfMoments(image, variance, c, w, control, mask, badBits, false);
+    const SecondMoments wUsed = floorEigenvalues(w, control.minWeightVariance, &floored);
+    return covarianceOfMoments(image, variance, c, wUsed, control, mask, badBits, floored);
 }
 
 namespace {
