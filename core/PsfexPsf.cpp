@@ -258,6 +258,53 @@ PsfexPsf::PsfexPsf(const Box2I& bbox, int spatialOrder, std::vector<Image<double
     }
 }
 
+std::shared_ptr<const PsfexPsf> PsfexPsf::reframed(const Box2I& bbox, Point2D offset) const {
+    if (bbox.empty()) throw InvalidInputError("PsfexPsf::reframed: the bbox must not be empty");
+    if (!std::isfinite(offset.x) || !std::isfinite(offset.y)) throw InvalidInputError("PsfexPsf::reframed: non-finite offset");
+    if (bbox == bbox_ && offset.x == 0.0 && offset.y == 0.0) return make(bbox_, order_, components_, q_);
+    // u = (x' + ox - cx) / hx = a_x u' + b_x with u' = (x' - cx') / hx': a_x = hx' / hx, b_x = (cx' + ox - cx) / hx.
+    const double cx = 0.5 * (bbox_.minX() + bbox_.maxX()), cy = 0.5 * (bbox_.minY() + bbox_.maxY());
+    const double hx = std::max(0.5, 0.5 * (bbox_.width() - 1)), hy = std::max(0.5, 0.5 * (bbox_.height() - 1));
+    const double cx2 = 0.5 * (bbox.minX() + bbox.maxX()), cy2 = 0.5 * (bbox.minY() + bbox.maxY());
+    const double hx2 = std::max(0.5, 0.5 * (bbox.width() - 1)), hy2 = std::max(0.5, 0.5 * (bbox.height() - 1));
+    const double ax = hx2 / hx, bx = (cx2 + offset.x - cx) / hx, ay = hy2 / hy, by = (cy2 + offset.y - cy) / hy;
+    // Term index of u^i v^j (the header's order: degree-major, then by the power of v).
+    auto termIndex = [](int i, int j) { const int d = i + j; return d * (d + 1) / 2 + j; };
+    auto binomial = [](int n, int k) {
+        double c = 1.0;
+        for (int t = 1; t <= k; ++t) c = c * double(n - k + t) / double(t);
+        return c;
+    };
+    auto power = [](double x, int e) {
+        double r = 1.0;
+        for (int t = 0; t < e; ++t) r *= x;
+        return r;
+    };
+    const int nt = numTerms(order_);
+    // T_(i,j)(u, v) = (a_x u' + b_x)^i (a_y v' + b_y)^j = sum_{i' <= i, j' <= j} C(i, i') C(j, j') a_x^i' b_x^(i-i')
+    // a_y^j' b_y^(j-j') u'^i' v'^j': new component (i', j') = sum over (i, j) of that factor times component (i, j).
+    std::vector<Image<double>> comps;
+    for (int k = 0; k < nt; ++k) comps.emplace_back(gridSize_, gridSize_, 0.0);
+    for (int d = 0; d <= order_; ++d)
+        for (int j = 0; j <= d; ++j) {
+            const int i = d - j;
+            const Image<double>& src = components_[std::size_t(termIndex(i, j))];
+            for (int i2 = 0; i2 <= i; ++i2)
+                for (int j2 = 0; j2 <= j; ++j2) {
+                    const double f = binomial(i, i2) * power(ax, i2) * power(bx, i - i2) * binomial(j, j2) * power(ay, j2) *
+                                     power(by, j - j2);
+                    if (f == 0.0) continue;
+                    Image<double>& dst = comps[std::size_t(termIndex(i2, j2))];
+                    for (int y = 0; y < gridSize_; ++y) {
+                        const double* s = src.row(y);
+                        double* o = dst.row(y);
+                        for (int x = 0; x < gridSize_; ++x) o[x] += f * s[x];
+                    }
+                }
+        }
+    return make(bbox, order_, std::move(comps), q_);
+}
+
 PsfShape PsfexPsf::doComputeShape(Point2D position) const {
     const Point2D uv = normalisedPosition(bbox_, position);
     const std::vector<double> t = polynomialTerms(order_, uv.x, uv.y);

@@ -78,6 +78,14 @@ public:
     /// The node grid side M (N when q = 1).
     int gridSize() const { return gridSize_; }
     const std::vector<Image<double>>& components() const { return components_; }
+    /// The same PSF over `bbox` (another frame, e.g. one detector's), where position p there is p + offset in this
+    /// model's frame: every polynomial re-expanded exactly in the new frame's (u', v') (u = a_x u' + b_x, an affine map,
+    /// so the same order suffices), renormalised over `bbox`. computeKernelImage / computeImage at p equal this model's at
+    /// p + offset to rounding (the sub-pixel phase is that of p: offsets with fractions move the pixel grid, not the
+    /// PSF). With bbox == this->bbox() and a zero offset the components are copied, bit for bit. Throws
+    /// InvalidInputError for an empty bbox or a non-finite offset.
+    std::shared_ptr<const PsfexPsf> reframed(const Box2I& bbox, Point2D offset) const;
+
     /// The polynomial node grid (M x M) at `position` before normalisation (q = 1: the stamp, whose sum is the model's
     /// flux fraction; q > 1: spline coefficients).
     Image<double> evaluateUnnormalised(Point2D position) const;

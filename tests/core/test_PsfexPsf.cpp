@@ -302,3 +302,76 @@ TEST(PsfexPsf, RenderAndAccumulateAreAdjoint) {
         }
     }
 }
+
+// reframed: the polynomials re-expanded in another frame give the same PSF at p as the original at p + offset (orders
+// 0-3, native and oversampled, offsets with fractions, boxes of other sizes), and the identity reframing is a copy.
+TEST(PsfexPsf, ReframedModelEqualsTheOriginalAtTheOffsetPosition) {
+    registerPsfexPsf();
+    for (std::uint64_t seed = 1; seed <= 3; ++seed)
+        for (int q = 1; q <= 2; ++q)
+            for (int order = 0; order <= PsfexPsf::kMaxSpatialOrder; ++order) {
+                std::mt19937_64 rng(seed * 31 + std::uint64_t(q * 7 + order));
+                std::uniform_real_distribution<double> u(-1.0, 1.0);
+                const int m = q == 1 ? 21 : 41;
+                // A positive base profile plus small random variations on every term (the model stays positive on
+                // the visit box: |T_k| <= 1 there).
+                std::vector<Image<double>> comps;
+                for (int k = 0; k < PsfexPsf::numTerms(order); ++k) {
+                    Image<double> c = gaussianEpsfNodes(q, m, 1.6);
+                    if (q > 1) c = PsfexPsf::nodesFromSamples(c);
+                    if (k > 0) {
+                        for (int y = 0; y < m; ++y)
+                            for (int x = 0; x < m; ++x) c(x, y) *= 0.02 * u(rng);
+                    }
+                    comps.push_back(std::move(c));
+                }
+                const Box2I visit({-700, -650}, 1650, 1580);
+                const auto psf = PsfexPsf::make(visit, order, comps, q);
+                // The identity is an exact copy.
+                const auto same = psf->reframed(visit, {0.0, 0.0});
+                for (std::size_t k = 0; k < comps.size(); ++k) EXPECT_TRUE(same->components()[k].identical(psf->components()[k]));
+                for (int trial = 0; trial < 4; ++trial) {
+                    const Box2I det({int(20 * u(rng)), int(20 * u(rng))}, 512 + int(40 * u(rng)), 480 + int(40 * u(rng)));
+                    const bool integral = trial % 2 == 0;
+                    Point2D off{-650.0 + 1100.0 * (0.5 + 0.5 * u(rng)), -600.0 + 1050.0 * (0.5 + 0.5 * u(rng))};
+                    if (integral) off = {std::floor(off.x), std::floor(off.y)};
+                    const auto r = psf->reframed(det, off);
+                    EXPECT_EQ(r->bbox(), det);
+                    EXPECT_EQ(r->spatialOrder(), order);
+                    EXPECT_EQ(r->oversampling(), q);
+                    EXPECT_EQ(r->gridSize(), m);
+                    for (int s = 0; s < 6; ++s) {
+                        const Point2D p{det.minX() + (0.5 + 0.5 * u(rng)) * det.width(), det.minY() + (0.5 + 0.5 * u(rng)) * det.height()};
+                        const Point2D pv{p.x + off.x, p.y + off.y};
+                        // The node grids (unnormalised) agree to rounding, hence the kernel images.
+                        const Image<double> a = r->evaluateUnnormalised(p), b = psf->evaluateUnnormalised(pv);
+                        const Image<double> ka = r->computeKernelImage(p), kb = psf->computeKernelImage(pv);
+                        double worst = 0.0, worstK = 0.0, peak = 0.0;
+                        for (int y = 0; y < m; ++y)
+                            for (int x = 0; x < m; ++x) worst = std::max(worst, std::fabs(a(x, y) - b(x, y))), peak = std::max(peak, std::fabs(b(x, y)));
+                        for (int y = 0; y < ka.height(); ++y)
+                            for (int x = 0; x < ka.width(); ++x) worstK = std::max(worstK, std::fabs(ka(x, y) - kb(x, y)));
+                        EXPECT_LT(worst, 1e-13 * peak) << "order " << order << " q " << q;
+                        EXPECT_LT(worstK, 1e-13) << "order " << order << " q " << q;
+                        // With an integral offset the pixel grids coincide: computeImage agrees too, on the shifted box.
+                        if (integral) {
+                            const Image<double> ia = r->computeImage(p), ib = psf->computeImage(pv);
+                            ASSERT_EQ(ia.width(), ib.width());
+                            EXPECT_EQ(ia.xy0().x + int(off.x), ib.xy0().x);
+                            EXPECT_EQ(ia.xy0().y + int(off.y), ib.xy0().y);
+                            double wi = 0.0;
+                            for (int y = 0; y < ia.height(); ++y)
+                                for (int x = 0; x < ia.width(); ++x) wi = std::max(wi, std::fabs(ia(x, y) - ib(x, y)));
+                            EXPECT_LT(wi, 1e-12) << "order " << order << " q " << q;
+                        }
+                        // The moments (from the components' moments) agree.
+                        const PsfShape sa = r->computeShape(p), sb = psf->computeShape(pv);
+                        EXPECT_NEAR(sa.ixx, sb.ixx, 1e-11);
+                        EXPECT_NEAR(sa.iyy, sb.iyy, 1e-11);
+                        EXPECT_NEAR(sa.ixy, sb.ixy, 1e-11);
+                    }
+                }
+                EXPECT_THROW(psf->reframed(Box2I(), {0.0, 0.0}), InvalidInputError);
+                EXPECT_THROW(psf->reframed(visit, {std::nan(""), 0.0}), InvalidInputError);
+            }
+}
