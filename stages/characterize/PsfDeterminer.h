@@ -67,6 +67,8 @@
 //           a plain mean; the weighted mean, weights 1 / ((sizeNoise / S/N)^2 + 0.003^2), is the better
 //           estimate of the bias (the floor: a star's own model error, so the brightest do not take over).
 //   de = |e_star - e_psf| (e = (e1, e2) of the direct moments).
+// The fit itself (stamps to residuals) is PsfStarFit.h's, which also fits one model to the stars of several detectors
+// (VisitPsf.h: the visit-level model); determinePsf is its one-image case.
 #pragma once
 
 #include <cstdint>
