@@ -23,6 +23,8 @@
 // model against the simulator's true PSF, T = Ixx + Iyy of the
 // adaptive moments of both kernel images at 3 x 3 positions of each detector: the median over detectors
 // of each detector's mean |dT/T| (the model's own accuracy per detector, photon noise of its stars included).
+// A last line counts the detectors of each band by PSF model: the visit-level model (PSFVISIT), their own pixel model,
+// or a Gaussian of last resort (PSFFALLBK 2).
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -81,6 +83,7 @@ struct BandStats {
     ReservedPool reserved;
     std::vector<double> modelVsTruth, modelVsTruthSigned;  // per detector: mean |dT/T|, mean dT/T of the model against the true PSF
     int detectors = 0;
+    int visitPsf = 0, ownPixelPsf = 0, gaussianPsf = 0;  // detectors by PSF model (PSFVISIT, PSFFALLBK)
 };
 
 double median(std::vector<double> v) {
@@ -183,6 +186,12 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
         Table truth = readCatalog(repo.root() / truthRec->relativePath, "sources");
         BandStats& b = bands[rec.dataId.getString(Dimension::Band)];
         b.detectors += 1;
+        if (src.metadata().getInt("PSFVISIT", 0) == 1)
+            b.visitPsf += 1;
+        else if (src.metadata().getInt("PSFFALLBK", 0) == 2)
+            b.gaussianPsf += 1;
+        else
+            b.ownPixelPsf += 1;
         {
             const PropertyList& md = src.metadata();
             const std::int64_t n = md.getInt("PSFDTTN", 0);
@@ -292,6 +301,9 @@ int runAssess(const po::variables_map& vm, const Communicator& comm) {
                     p.madSigma, median(b.astromMas), 1000.0 * 2.5 * std::log10(ratio), median(b.snrRatio), res.c_str(), tru);
     }
     std::printf("# PSF dT/T on reserved stars, all bands: %s\n", allReserved.format().c_str());
+    std::printf("# PSF models (detectors: visit-level / own pixel model / Gaussian):");
+    for (const auto& [band, b] : bands) std::printf(" %s %d/%d/%d", band.c_str(), b.visitPsf, b.ownPixelPsf, b.gaussianPsf);
+    std::printf("\n");
     return 0;
 }
 

@@ -34,6 +34,10 @@ const std::vector<DatasetType>& standardDatasetTypes() {
         {"calexpBackground", StorageClass::Hdf5,
          "{run}/calexpBackground/{band}/{visit}/bkg_{band}_{visit}_{detector}.h5",
          {D::Instrument, D::Band, D::Visit, D::Detector}},
+        // The visit-level PSF: each detector's PSF stars (candidates and cutouts), and the visit's model.
+        {"psfStars", StorageClass::Hdf5, "{run}/psfStars/{band}/{visit}/psfStars_{band}_{visit}_{detector}.h5",
+         {D::Instrument, D::Band, D::Visit, D::Detector}},
+        {"visitPsf", StorageClass::Hdf5, "{run}/visitPsf/{band}/visitPsf_{band}_{visit}.h5", {D::Instrument, D::Band, D::Visit}},
         // Campaign outputs: the Source table of a whole visit (every detector), and the release index
         // listing every catalog partition with its row count and checksum.
         {"sourceTable_visit", StorageClass::Hdf5, "{run}/sourceTable_visit/{band}/sourceTable_{band}_{visit}.h5",

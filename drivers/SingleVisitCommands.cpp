@@ -1,6 +1,8 @@
 // `drp build-calibs` (master bias, dark, flats and defects from raw calibration exposures, detectors
-// dealt over MPI ranks) and `drp process-visit` (raw -> calexp + Source table: the campaign's singleVisit
-// task alone, through the same executor, keeping what is already processed). A failing detector is
+// dealt over MPI ranks) and `drp process-visit` (raw -> calexp + Source table: the campaign's single-visit
+// tasks alone (characterizeImage, measureVisitPsf and singleVisit; singleVisit alone with psf.visit_level=false),
+// through the same executor, keeping what is already processed). With --detector, the visit's PSF is fitted
+// from that detector's stars alone. A failing detector is
 // logged with its data ID and the others go on; the command then exits non-zero.
 #include <chrono>
 #include <cstdio>
@@ -110,7 +112,7 @@ int runProcessVisit(const po::variables_map& vm, const Communicator& comm) {
     o.runs.calib = vm["calib-run"].as<std::string>();
     o.runs.output = vm["output-run"].as<std::string>();
     o.refcatRun = vm.count("refcat-run") ? vm["refcat-run"].as<std::string>() : o.runs.raw;
-    o.onlyTasks = {"singleVisit"};
+    o.onlyTasks = {"characterizeImage", "measureVisitPsf", "singleVisit"};  // with the visit-level PSF when it is on
     if (vm.count("visit")) o.where.set(Dimension::Visit, vm["visit"].as<std::int64_t>());
     if (vm.count("detector")) o.where.set(Dimension::Detector, vm["detector"].as<std::int64_t>());
     if (vm.count("set")) o.settings = vm["set"].as<std::vector<std::string>>();

@@ -184,6 +184,8 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
         try {
             Repository repo = openOrCreateRepository(options.repo);
             std::vector<TaskDef> tasks = pipelineByName(options.pipeline);
+            // psf.visit_level=false: every detector fits its own PSF (no visit-level quanta between their steps).
+            if (effectiveProcessingConfig(options.settings).at("psf.visit_level") == "false") withoutVisitPsf(tasks);
             // Optional coadd flavours, when the coadd config asks for them and the pipeline coadds.
             // The survey-wide best-seeing selection is a global quantum; a pipeline that makes calexps but
             // no coadds (a Slurm campaign's first stage) records it too, so that the coadd stage, a later
@@ -361,6 +363,7 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
                 if (auto it = graphToPlan.find(u); it != graphToPlan.end()) node.upstream.push_back(it->second);
             node.affinity = q.dataId.has(Dimension::Detector) ? std::uint32_t(q.dataId.getInt(Dimension::Detector) + 1) : 0;
             node.priority = 0;
+            node.toleratesFailedUpstream = g.tasks()[q.task].toleratesFailedInputs;
             bool done = !q.outputs.empty();
             for (std::uint32_t d : q.outputs) {
                 if (!plan.datasetRecorded[d]) {
@@ -461,8 +464,13 @@ int runCampaign(const CampaignOptions& options, const Communicator& comm) {
             DRP_LOG_WARN(cmd, "could not write the campaign report: " << e.what());
         }
         if (cmd == "process-visit") {
-            std::printf("process-visit: %zu detector-visit(s) processed into run '%s', %zu failed, %.1f s on %d rank(s)\n",
-                        sum.run + sum.resumed, options.runs.output.c_str(), sum.failed + sum.blocked, secs, comm.size());
+            // Detector-visits: the singleVisit quanta; the visit-level PSF's steps are counted apart when they failed.
+            const Row sv = rows.count("singleVisit") ? rows.at("singleVisit") : Row{};
+            const std::size_t otherFailed = sum.failed + sum.blocked - sv.failed - sv.blocked;
+            std::printf("process-visit: %zu detector-visit(s) processed into run '%s', %zu failed%s, %.1f s on %d rank(s)\n",
+                        sv.run + sv.resumed, options.runs.output.c_str(), sv.failed + sv.blocked,
+                        otherFailed > 0 ? (" (and " + std::to_string(otherFailed) + " step(s) of the visit-level PSF)").c_str() : "",
+                        secs, comm.size());
         } else {
             std::printf("%s: %zu quanta: %zu run, %zu already done, %zu failed, %zu blocked; %.1f s on %d rank(s)\n", cmd.c_str(),
                         sum.total, sum.run, sum.resumed, sum.failed, sum.blocked, secs, comm.size());

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <numbers>
+#include <optional>
 
 #include "core/Error.h"
 #include "core/Log.h"
 #include "drivers/ConfigBinder.h"
 #include "drivers/DatasetTypes.h"
 #include "drivers/campaign/Provenance.h"
+#include "drivers/singlevisit/VisitPsfIo.h"
 #include "io/ExposureFits.h"
 #include "io/Hdf5Catalog.h"
 #include "io/Hdf5File.h"
@@ -131,6 +134,8 @@ CampaignWorker::CampaignWorker(const CampaignWorkerSetup& setup)
 }
 
 std::string CampaignWorker::run(const QuantumSpec& q) {
+    if (q.task == "characterizeImage") return runCharacterizeImage(q);
+    if (q.task == "measureVisitPsf") return runMeasureVisitPsf(q);
     if (q.task == "singleVisit") return runSingleVisit(q);
     if (q.task == "consolidateVisit") return runConsolidateVisit(q);
     if (q.task == "releaseIndex") return runReleaseIndex(q);
@@ -141,16 +146,147 @@ std::string CampaignWorker::run(const QuantumSpec& q) {
     throw NotFoundError("task " + q.task + " has no implementation yet (it is declared for planning only)");
 }
 
-std::string CampaignWorker::runSingleVisit(const QuantumSpec& q) {
+RawExposure CampaignWorker::loadRaw(const QuantumSpec& q, std::vector<DatasetRecord>& used, IsrCalibrations& calibs) {
     const DataId& id = q.dataId;
     const DatasetRecord rawRec = needInput(repo_, onlyInput(q, "raw"));
     const Detector& det = camera_->detector(int(id.getInt(Dimension::Detector)));
-    const std::string band = id.getString(Dimension::Band);
     RawExposure raw = readRaw(repo_.root() / rawRec.relativePath, det);
     // The camera model supplies the optical distortion that the raw's plain-TAN header lacks.
     if (raw.headerWcs) raw.headerWcs = camera_->distortedWcs(raw.headerWcs, det);
-    std::vector<DatasetRecord> used{rawRec};
-    IsrCalibrations calibs = calibs_.get(repo_, setup_.runs.calib, instrument_, det, band, &used);
+    used.push_back(rawRec);
+    calibs = calibs_.get(repo_, setup_.runs.calib, instrument_, det, id.getString(Dimension::Band), &used);
+    return raw;
+}
+
+std::string CampaignWorker::runCharacterizeImage(const QuantumSpec& q) {
+    const DataId& id = q.dataId;
+    const Detector& det = camera_->detector(int(id.getInt(Dimension::Detector)));
+    std::vector<DatasetRecord> used;
+    IsrCalibrations calibs;
+    const RawExposure raw = loadRaw(q, used, calibs);
+    const std::int64_t ccdVisitId = packCcdVisitId(id.getInt(Dimension::Visit), id.getInt(Dimension::Detector));
+    PsfStars stars = characterizePsfStars(raw, det, calibs, ccdVisitId, config_);
+    Provenance prov;
+    prov.task = q.task + " " + id.toString();
+    prov.config = configValues_;
+    for (const auto& r : used) prov.inputs.push_back(provenanceInput(r));
+    prov.addTo(stars.metadata);
+    for (const auto& out : q.outputs) {
+        if (out.datasetType != "psfStars") throw LogicError("characterizeImage cannot write " + out.datasetType);
+        putOutput(repo_, out, prov.task, [&](const auto& p) { writePsfStars(p, stars, config_.psf.badMaskPlanes); });
+    }
+    return "candidates=" + std::to_string(stars.candidates.size()) + " selected=" +
+           std::to_string(stars.metadata.getInt("NPSFSEL", 0));
+}
+
+std::string CampaignWorker::runMeasureVisitPsf(const QuantumSpec& q) {
+    std::vector<DatasetRef> inputs;
+    for (const auto& r : q.inputs)
+        if (r.datasetType == "psfStars") inputs.push_back(r);
+    std::sort(inputs.begin(), inputs.end(), [](const DatasetRef& a, const DatasetRef& b) { return a.dataId < b.dataId; });
+    Provenance prov;
+    prov.task = q.task + " " + q.dataId.toString();
+    prov.config = configValues_;
+    // The detectors that were characterised (a failed one is left out: the task tolerates failed inputs), each with its
+    // place in the visit frame: the focal plane in pixels, along the detectors' pixel axes (they must be parallel).
+    std::vector<VisitPsfDetector> detectors;
+    std::vector<std::string> missing;
+    double yaw0 = 0.0;
+    std::string reason;
+    for (const auto& ref : inputs) {
+        auto rec = repo_.find(ref.datasetType, ref.run, ref.dataId);
+        if (!rec) {
+            missing.push_back(std::to_string(ref.dataId.getInt(Dimension::Detector)));
+            continue;
+        }
+        PsfStars stars = readPsfStars(repo_.root() / rec->relativePath);
+        prov.inputs.push_back(provenanceInput(*rec));
+        const Detector& det = camera_->detector(stars.detector);
+        if (detectors.empty()) yaw0 = det.yaw();
+        if (std::abs(std::remainder(det.yaw() - yaw0, 2.0 * std::numbers::pi)) > 1e-9)
+            reason = "detector " + std::to_string(det.id()) + " is rotated against the visit's first detector (yaw " +
+                     std::to_string(det.yaw()) + " vs " + std::to_string(yaw0) + " rad): no common pixel frame";
+        // visit frame = R(-yaw) focal plane / pixel size = R(-yaw) centre / pixel size + (p - pixel centre)
+        const double scale = det.pixelSizeMicrons() * 1e-3, c = std::cos(yaw0), sn = std::sin(yaw0);
+        const Point2D fc = det.focalPlaneCenter();
+        const Box2I b = det.bbox();
+        VisitPsfDetector d;
+        d.detector = det.id();
+        d.bbox = stars.bbox;
+        d.offset = {(c * fc.x + sn * fc.y) / scale - 0.5 * (b.minX() + b.maxX()), (-sn * fc.x + c * fc.y) / scale - 0.5 * (b.minY() + b.maxY())};
+        d.candidates = std::move(stars.candidates);
+        d.cutouts = std::move(stars.cutouts);
+        detectors.push_back(std::move(d));
+    }
+    if (detectors.empty()) throw NotFoundError("visit " + q.dataId.toString() + ": no detector was characterised (no psfStars)");
+    if (!missing.empty()) {
+        std::string list;
+        for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+        DRP_LOG_WARN("campaign", "visit PSF without detector(s) " << list << " (their characterisation failed)");
+    }
+    VisitPsfData data;
+    if (reason.empty()) {
+        try {
+            VisitPsfResult fit = determineVisitPsf(detectors, config_.psf, config_.visitPsf);
+            data.model = fit.model;
+            data.nUsed = fit.nUsed;
+            data.spatialOrder = fit.spatialOrder;
+            for (std::size_t i = 0; i < detectors.size(); ++i) {
+                VisitPsfData::DetectorFit d;
+                d.id = detectors[i].detector;
+                d.offset = detectors[i].offset;
+                d.bbox = detectors[i].bbox;
+                d.fit = fit.detectors[i];
+                d.fit.psf.reset();
+                const auto positions = [&](const std::vector<std::size_t>& idx) {
+                    std::vector<Point2D> p;
+                    for (std::size_t k : idx) p.push_back(detectors[i].candidates[k].position);
+                    return p;
+                };
+                d.selected = positions(d.fit.selected);
+                d.used = positions(d.fit.used);
+                d.reserved = positions(d.fit.reserved);
+                d.fit.selected.clear();
+                d.fit.used.clear();
+                d.fit.reserved.clear();
+                data.detectors.push_back(std::move(d));
+            }
+        } catch (const NumericalError& e) {  // too few stars in the whole visit: each detector fits its own
+            reason = e.message();
+        }
+    }
+    if (!data.model) {
+        DRP_LOG_WARN("campaign", "no visit-level PSF for " << q.dataId.toString() << ": " << reason << "; each detector fits its own");
+        data.reason = reason;
+        data.detectors.clear();
+        for (const auto& d : detectors) data.detectors.push_back({d.detector, d.offset, d.bbox, {}, {}, {}, {}});
+    }
+    prov.addTo(data.metadata);
+    for (const auto& out : q.outputs) {
+        if (out.datasetType != "visitPsf") throw LogicError("measureVisitPsf cannot write " + out.datasetType);
+        putOutput(repo_, out, prov.task, [&](const auto& p) { writeVisitPsf(p, data); });
+    }
+    return data.model ? "detectors=" + std::to_string(detectors.size()) + " stars=" + std::to_string(data.nUsed) +
+                            " order=" + std::to_string(data.spatialOrder)
+                      : "detectors=" + std::to_string(detectors.size()) + " no model (" + reason + ")";
+}
+
+std::string CampaignWorker::runSingleVisit(const QuantumSpec& q) {
+    const DataId& id = q.dataId;
+    const Detector& det = camera_->detector(int(id.getInt(Dimension::Detector)));
+    const std::string band = id.getString(Dimension::Band);
+    std::vector<DatasetRecord> used;
+    IsrCalibrations calibs;
+    const RawExposure raw = loadRaw(q, used, calibs);
+    // The visit's PSF model, when the pipeline has one and it covers this detector.
+    std::optional<DetectorVisitPsf> visitPsf;
+    for (const auto& r : q.inputs) {
+        if (r.datasetType != "visitPsf") continue;
+        const DatasetRecord rec = needInput(repo_, r);
+        used.push_back(rec);
+        visitPsf = readVisitPsf(repo_.root() / rec.relativePath).forDetector(det.id());
+        if (!visitPsf) DRP_LOG_VERBOSE("campaign", "the visit's PSF does not cover this detector: it fits its own");
+    }
 
     if (!refLevelsKnown_) {
         refLevels_ = refcatLevels(repo_, setup_.refcatRun);
@@ -173,7 +309,8 @@ std::string CampaignWorker::runSingleVisit(const QuantumSpec& q) {
         haveRefs = !refs.astrometry.empty();
     }
     const std::int64_t ccdVisitId = packCcdVisitId(id.getInt(Dimension::Visit), id.getInt(Dimension::Detector));
-    SingleVisitResult res = processSingleVisit(raw, det, calibs, haveRefs ? &refs : nullptr, band, ccdVisitId, config_);
+    SingleVisitResult res =
+        processSingleVisit(raw, det, calibs, haveRefs ? &refs : nullptr, band, ccdVisitId, config_, visitPsf ? &*visitPsf : nullptr);
 
     Provenance prov;
     prov.task = q.task + " " + id.toString();

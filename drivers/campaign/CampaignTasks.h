@@ -1,6 +1,7 @@
 // CampaignTasks: what a rank does with one quantum of the campaign — read its inputs from the
-// repository, call the stages, write its outputs with provenance. Implemented tasks: singleVisit
-// (raw -> calexp, calexpBackground, src), consolidateVisit (the src tables of a visit -> one
+// repository, call the stages, write its outputs with provenance. Implemented tasks: characterizeImage
+// (raw -> psfStars), measureVisitPsf (a visit's psfStars -> visitPsf; the detectors whose psfStars exist),
+// singleVisit (raw [+ visitPsf] -> calexp, calexpBackground, src), consolidateVisit (the src tables of a visit -> one
 // sourceTable_visit partition), releaseIndex (every partition with its row count and checksum).
 //
 // Outputs are written resume-safely: an output the manifest already records with a checksum matching
@@ -67,7 +68,12 @@ public:
     std::string run(const QuantumSpec& quantum);
 
 private:
+    std::string runCharacterizeImage(const QuantumSpec& q);
+    std::string runMeasureVisitPsf(const QuantumSpec& q);
     std::string runSingleVisit(const QuantumSpec& q);
+    /// The quantum's raw (with the camera's distortion in its header WCS) and its detector's calibrations; appends the
+    /// records read to `used`.
+    RawExposure loadRaw(const QuantumSpec& q, std::vector<DatasetRecord>& used, IsrCalibrations& calibs);
     std::string runConsolidateVisit(const QuantumSpec& q);
     std::string runReleaseIndex(const QuantumSpec& q);
     std::string runAssembleCoadd(const QuantumSpec& q);  // CoaddTasks.cpp

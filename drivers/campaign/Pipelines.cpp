@@ -23,10 +23,27 @@ TaskDef task(std::string name, std::string description, QuantumLevel level, std:
     return t;
 }
 
+const std::vector<std::string> kRawAndCalibs{"raw", "bias", "dark", "flat", "ampCalib", "defects"};
+
+/// The visit-level PSF (drivers/singlevisit/VisitPsfTasks.h): each detector's PSF stars, then one model over the focal
+/// plane from every detector of the visit that was characterised, then the detectors' processing with it.
+TaskDef characterizeImage() {
+    return task("characterizeImage", "ISR and characterisation of one detector up to its PSF stars (cutouts)",
+                QuantumLevel::VisitDetector, kRawAndCalibs, {"psfStars"}, true, 0.35);
+}
+
+TaskDef measureVisitPsf() {
+    TaskDef t = task("measureVisitPsf", "one PSF model over the focal plane from the PSF stars of every detector of a visit",
+                     QuantumLevel::Visit, {"psfStars"}, {"visitPsf"}, true, 0.5);
+    t.toleratesFailedInputs = true;  // a detector that failed does not stop its visit's PSF
+    return t;
+}
+
 TaskDef singleVisit() {
-    return task("singleVisit", "ISR, characterization and calibration of one detector of one visit",
-                QuantumLevel::VisitDetector, {"raw", "bias", "dark", "flat", "ampCalib", "defects"},
-                {"calexp", "calexpBackground", "src"}, true, 1.0);
+    std::vector<std::string> inputs = kRawAndCalibs;
+    inputs.push_back("visitPsf");
+    return task("singleVisit", "ISR, characterization and calibration of one detector of one visit, with its visit's PSF",
+                QuantumLevel::VisitDetector, inputs, {"calexp", "calexpBackground", "src"}, true, 1.0);
 }
 
 TaskDef consolidateVisit() {
@@ -39,7 +56,9 @@ TaskDef releaseIndex(std::vector<std::string> inputs) {
                 {"releaseIndex"}, true, 0.05);
 }
 
-std::vector<TaskDef> singleVisitPipeline() { return {singleVisit(), consolidateVisit(), releaseIndex({"sourceTable_visit"})}; }
+std::vector<TaskDef> singleVisitPipeline() {
+    return {characterizeImage(), measureVisitPsf(), singleVisit(), consolidateVisit(), releaseIndex({"sourceTable_visit"})};
+}
 
 /// single-visit + assembleCoadd: the calexps of one band whose corners overlap a patch's outer box
 /// (the graph builder's spatial join of a patch-band task with a visit-detector type), with their
@@ -55,7 +74,7 @@ std::vector<TaskDef> coaddPipeline() {
 
 std::vector<TaskDef> drpFullPipeline() {
     using L = QuantumLevel;
-    std::vector<TaskDef> p = {singleVisit(), consolidateVisit()};
+    std::vector<TaskDef> p = {characterizeImage(), measureVisitPsf(), singleVisit(), consolidateVisit()};
     p.push_back(task("fgcm", "global photometric calibration (forward global calibration method)", L::Global,
                      {"sourceTable_visit"}, {"fgcmCalibration"}, false, 50.0));
     p.push_back(task("globalAstrometry", "joint astrometric solution of every visit", L::Global, {"sourceTable_visit"},
@@ -113,6 +132,11 @@ std::vector<TaskDef> coaddFlavourTasks(bool bestSeeing, bool shortPeriod) {
         p.push_back(task("assembleShortPeriodCoadd", "coadd the calexps of one band and one date range on a patch",
                          QuantumLevel::PatchBand, {"calexp", "calexpBackground"}, {"shortPeriodCoadd"}, true, 1.0));
     return p;
+}
+
+void withoutVisitPsf(std::vector<TaskDef>& pipeline) {
+    std::erase_if(pipeline, [](const TaskDef& t) { return t.name == "characterizeImage" || t.name == "measureVisitPsf"; });
+    for (TaskDef& t : pipeline) std::erase(t.inputs, std::string("visitPsf"));
 }
 
 std::vector<std::string> pipelineNames() { return {"single-visit", "coadd", "drp-full"}; }

@@ -731,6 +731,23 @@ QuantumGraph buildQuantumGraph(const std::vector<TaskDef>& pipeline, std::vector
         B::setInt(vd[k], Dimension::Detector, id.getInt(Dimension::Detector));
     }
 
+    // The shard key of a visit: the tract holding the centre of its detectors (the normalised mean of their centres'
+    // unit vectors). Every visit-detector and visit quantum of a visit carries it, so that a visit's quanta (its
+    // detectors, the visit-level PSF between their steps, the consolidation) run in one Slurm share.
+    std::vector<std::int32_t> visitTract(n, -1);
+    std::map<PackedDataId, std::int32_t> tractOfVisit;
+    for (std::size_t lo = 0; lo < n;) {
+        const PackedDataId visitKey = vd[lo].project(kI | kB | kV);
+        std::size_t hi = lo;
+        Eigen::Vector3d sum = Eigen::Vector3d::Zero();
+        for (; hi < n && vd[hi].project(kI | kB | kV) == visitKey; ++hi) sum += exposures[order[hi]].center.vector();
+        const SpherePoint centre = sum.norm() > 0 ? SpherePoint::fromVector(sum) : exposures[order[lo]].center;
+        const std::int32_t tract = std::int32_t(skyMap.findTract(centre));
+        tractOfVisit.emplace(visitKey, tract);
+        for (std::size_t k = lo; k < hi; ++k) visitTract[k] = tract;
+        lo = hi;
+    }
+
     bool needOverlaps = false;
     for (const auto& p : plans)
         for (const auto& in : p) needOverlaps = needOverlaps || in.kind == InputKind::Overlap;
@@ -783,7 +800,7 @@ QuantumGraph buildQuantumGraph(const std::vector<TaskDef>& pipeline, std::vector
                     else
                         findSingle(p, vd[k], inputs);
                 }
-                g.addQuantum(task, vd[k], std::move(inputs), addOutputs(td, vd[k]), skyMap.findTract(e.center), cost);
+                g.addQuantum(task, vd[k], std::move(inputs), addOutputs(td, vd[k]), visitTract[k], cost);
             }
             continue;
         }
@@ -833,7 +850,9 @@ QuantumGraph buildQuantumGraph(const std::vector<TaskDef>& pipeline, std::vector
                 }
                 for (; e < hi && entries[e].slot == slot; ++e) inputs.push_back(entries[e].dataset);
             }
-            const std::int32_t tract = key.has(Dimension::Tract) ? std::int32_t(key.getInt(Dimension::Tract)) : -1;
+            std::int32_t tract = key.has(Dimension::Tract) ? std::int32_t(key.getInt(Dimension::Tract)) : -1;
+            if (td.level == QuantumLevel::Visit)
+                if (auto it = tractOfVisit.find(key); it != tractOfVisit.end()) tract = it->second;
             g.addQuantum(task, key, std::move(inputs), addOutputs(td, key), tract, cost);
             lo = hi;
         }

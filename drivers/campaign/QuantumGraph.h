@@ -3,7 +3,9 @@
 // listing (the raws and their sky regions) and the sky map into quanta — one execution of one task on
 // one data ID — linked by the datasets they produce and consume:
 //
-//   visit-detector quanta  (singleVisit: raw + calibrations -> calexp, calexpBackground, src)
+//   visit-detector quanta  (characterizeImage: raw + calibrations -> psfStars)
+//   visit quanta           (measureVisitPsf: every psfStars of a visit -> visitPsf)
+//   visit-detector quanta  (singleVisit: raw + calibrations + visitPsf -> calexp, calexpBackground, src)
 //   visit quanta           (consolidateVisit: every src of a visit -> sourceTable_visit)
 //   global quanta          (releaseIndex: every sourceTable_visit -> sourceIndex)
 //   and, in the full data-release pipeline (declared now, implemented by later stages):
@@ -14,9 +16,9 @@
 // Datasets are interned (one node per (type, run, data ID), shared by every quantum that reads it),
 // quanta hold indices, and data IDs are stored packed (PackedDataId: strings interned per graph), so
 // 10^6 quanta fit in a few hundred MB (benchmarks/bench_quantum_graph.cpp). Every quantum that is not global
-// carries a tract (its shard key for Slurm arrays): a visit-detector quantum belongs to the tract
-// holding its detector centre, a patch quantum to its own tract. Quanta are stored in a topological
-// order (every upstream index < the quantum's own).
+// carries a tract (its shard key for Slurm arrays): visit-detector and visit quanta belong to the tract
+// holding their visit's centre (so a visit's quanta run in one share), a patch quantum to its own
+// tract. Quanta are stored in a topological order (every upstream index < the quantum's own).
 //
 // The graph is built on rank 0; a worker receives one quantum at a time as a QuantumSpec (self-
 // contained: task, data ID, input and output dataset refs), serialised to bytes.
@@ -58,12 +60,20 @@ struct TaskDef {
     std::vector<std::string> outputs; ///< dataset types (each produced by exactly one task)
     bool implemented = false;         ///< false: declared for planning (dry runs, benchmarks) only
     double cost = 1.0;                ///< relative run time of one quantum (scheduling and shard balance)
+    /// A gather that works with the inputs there are (measureVisitPsf: the PSF stars of the detectors that were
+    /// characterised): a failed or blocked upstream quantum does not block it (Scheduler::Node::toleratesFailedUpstream),
+    /// and it reads only the inputs that exist.
+    bool toleratesFailedInputs = false;
 };
 
-/// Named pipelines. "single-visit": singleVisit, consolidateVisit, releaseIndex (the default).
+/// Named pipelines. "single-visit": characterizeImage, measureVisitPsf, singleVisit, consolidateVisit, releaseIndex (the
+/// default).
 /// "drp-full": the whole data release as declared today (includes unimplemented tasks; dry runs only).
 /// Throws NotFoundError naming the known pipelines.
 std::vector<TaskDef> pipelineByName(const std::string& name);
+/// Drop the visit-level PSF from a pipeline (characterizeImage, measureVisitPsf, and singleVisit's visitPsf input): every
+/// detector then fits its own PSF (the campaign's psf.visit_level=false).
+void withoutVisitPsf(std::vector<TaskDef>& pipeline);
 std::vector<std::string> pipelineNames();
 /// The optional coadd flavour tasks (appended to a pipeline that has assembleCoadd when the campaign's
 /// coadd config enables them): with bestSeeing, selectBestSeeingVisits (global: every calexp ->
@@ -246,8 +256,9 @@ struct GraphBuildOptions {
 ///    corners overlap the patch's outer box (SkyMap::findOverlaps; the centre's patch if no corners).
 ///    They define the visit-patch quanta. Likewise patch-band from visit-detector (assembleCoadd reading
 ///    calexp in the "coadd" pipeline): every detector of the band, any visit, overlapping the patch.
-/// Visit-detector quanta are one per exposure, tract = SkyMap::findTract(centre); patch-level quanta
-/// carry their tract, visit and global quanta -1. Quanta are stored task by task in pipeline order,
+/// Visit-detector quanta are one per exposure. Visit-detector and visit quanta carry the tract holding their visit's
+/// centre (SkyMap::findTract of the normalised mean of its detectors' centres), patch-level quanta their own tract,
+/// global quanta -1. Quanta are stored task by task in pipeline order,
 /// within a task by packed data ID, so the graph is topologically ordered and deterministic: the same
 /// inputs in any order give the same graph (exposures are sorted by instrument, band, visit, detector,
 /// then data ID). Throws InvalidInputError for an exposure whose data ID lacks instrument, band, visit

@@ -27,6 +27,7 @@ Scheduler::Scheduler(std::vector<Node> nodes, int numWorkers) : numWorkers_(numW
     const auto n = std::uint32_t(nodes.size());
     state_.assign(n, QuantumState::Pending);
     pending_.assign(n, 0);
+    tolerant_.assign(n, 0);
     priority_.resize(n);
     affinity_.resize(n);
     downOffset_.assign(std::size_t(n) + 1, 0);
@@ -36,6 +37,7 @@ Scheduler::Scheduler(std::vector<Node> nodes, int numWorkers) : numWorkers_(numW
     for (std::uint32_t i = 0; i < n; ++i) {
         const Node& node = nodes[i];
         priority_[i] = node.priority;
+        tolerant_[i] = node.toleratesFailedUpstream ? 1 : 0;
         auto [it, inserted] = dense.try_emplace(node.affinity, std::uint32_t(dense.size()));
         affinity_[i] = it->second;
         for (std::uint32_t u : node.upstream) {
@@ -159,6 +161,10 @@ std::vector<std::uint32_t> Scheduler::failed(std::uint32_t quantum) {
         for (std::size_t e = downOffset_[q]; e < downOffset_[q + 1]; ++e) {
             std::uint32_t d = downstream_[e];
             if (state_[d] != QuantumState::Pending) continue;  // already blocked, or Done (shields its dependents)
+            if (tolerant_[d]) {  // this upstream is finished for it: it runs with what the others produce
+                if (--pending_[d] == 0) makeReady(d);
+                continue;
+            }
             setState(d, QuantumState::Blocked);
             blocked.push_back(d);
             stack.push_back(d);

@@ -9,7 +9,10 @@
 // quantum with the highest priority (then the lowest index). Deterministic for a given call sequence.
 //
 // A failure blocks every quantum reachable downstream of it through quanta that are not Done: a Done
-// quantum's outputs already exist, so it shields its own dependents. Each call is O(log n) amortised
+// quantum's outputs already exist, so it shields its own dependents. A quantum that tolerates failed
+// upstream (a visit-level gather that works with the detectors there are) is not blocked: a failed or
+// blocked upstream counts as finished for it, and it runs once all its upstream are finished (it reads
+// the inputs that exist); the blocking stops there. Each call is O(log n) amortised
 // (next, succeeded) or O(newly blocked) (failed); construction is O(nodes + edges).
 #pragma once
 
@@ -30,6 +33,7 @@ public:
         std::uint32_t affinity = 0;           ///< quanta with the same key prefer the same worker
         double priority = 0;                  ///< larger first (e.g. the length of the longest path below)
         bool alreadyDone = false;             ///< outputs present before the run
+        bool toleratesFailedUpstream = false; ///< runs with what its finished upstream produced (see above)
     };
     /// Throws LogicError for an upstream index out of range or a cycle.
     Scheduler(std::vector<Node> nodes, int numWorkers);
@@ -37,7 +41,8 @@ public:
     /// A ready quantum for `worker` (now Running), or nothing if none is ready at the moment.
     std::optional<std::uint32_t> next(int worker);
     void succeeded(std::uint32_t quantum);
-    /// Marks it Failed and every quantum downstream Blocked; returns the newly blocked ones (ascending).
+    /// Marks it Failed and every quantum downstream Blocked (up to, not including, quanta that tolerate failed
+    /// upstream); returns the newly blocked ones (ascending).
     std::vector<std::uint32_t> failed(std::uint32_t quantum);
 
     /// Nothing Pending, Ready or Running.
@@ -70,6 +75,7 @@ private:
     int numWorkers_;
     std::vector<QuantumState> state_;
     std::vector<std::uint32_t> pending_;       ///< upstream edges not yet satisfied
+    std::vector<char> tolerant_;               ///< Node::toleratesFailedUpstream
     std::vector<double> priority_;
     std::vector<std::uint32_t> affinity_;      ///< dense affinity id
     std::vector<std::size_t> downOffset_;      ///< CSR of the downstream edges

@@ -105,6 +105,7 @@ void SingleVisitConfig::validate() const {
     seeing.validate();
     measurement.validate();
     psf.validate();
+    visitPsf.validate();
     astrometry.validate();
     photometry.validate();
     if (!(psfStarThresholdSigma >= 5 && psfStarThresholdSigma <= 1e6))
@@ -134,6 +135,9 @@ void SingleVisitConfig::bind(ConfigBinder& b) {
     b.bind("background.re_estimate", reEstimateBackground,
            "estimate the background again with the sources of a first detection masked, before the PSF");
     b.bind("psf.spatial_order", psf.spatialOrder, "polynomial order of the PSF variation over the detector");
+    b.bind("psf.visit_level", visitLevelPsf,
+           "fit the PSF once per visit from the stars of all its detectors (false: each detector fits its own)");
+    b.bind("psf.visit_spatial_order", visitPsf.spatialOrder, "polynomial order of the visit-level PSF over the focal plane");
     b.bind("psf.reserve_fraction", psf.reserveFraction, "fraction of PSF stars reserved for validation");
     b.bind("psf.oversampling", psf.oversampling, "PSF model nodes per pixel: 1, 2, 3, or 0 = 2 below psf.oversample_below_fwhm");
     b.bind("psf.min_weight_sigma", psf.minWeightSigma, "smallest weight sigma of the PSF determiner's adaptive moments, pixels (0: none)");
@@ -264,12 +268,21 @@ private:
     std::chrono::steady_clock::time_point last_;
 };
 
-SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisitId, const SingleVisitConfig& cfg,
-                                         double pixelScaleArcsec) {
-    SingleVisitResult res;
-    StepTimer timer(res.summary);
-    MaskedImageF& mi = exposure.maskedImage();
+namespace {
 
+/// Characterisation up to the PSF stars (background and its re-estimate, seeing, cosmic rays, the bright pass): what
+/// the PSF determination needs and what the rest of characterizeAndMeasure reuses. Sets res.background,
+/// res.nCosmicRays and the summary's SEEINGPX, PSFTHRSH; the exposure's PSF is the seeing's Gaussian.
+struct PsfStarsStage {
+    Background bkg;
+    double sigma0 = 0.0;            ///< the seeing's sigma (or the guess), pixels
+    Table brightTable{Schema()};    ///< the bright pass's catalogue
+    std::vector<PsfCandidate> candidates;
+};
+
+PsfStarsStage characterizeToPsfStars(Exposure& exposure, std::int64_t ccdVisitId, const SingleVisitConfig& cfg,
+                                     double pixelScaleArcsec, SingleVisitResult& res, StepTimer& timer) {
+    MaskedImageF& mi = exposure.maskedImage();
     // With a re-estimate to follow, the first estimate is from a quarter of the pixels (BackgroundConfig::sampleStep):
     // the sum of both has the re-estimate's noise.
     BackgroundConfig firstPass = cfg.background;
@@ -317,7 +330,6 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     timer.mark("CR");
 
     // Bright pass: PSF stars, measured by the plugins the star selection reads (psfCandidates) and no others.
-    SingleFrameMeasurement sfm(cfg.measurement);
     MeasurementConfig brightMeasurement = cfg.measurement;
     std::erase_if(brightMeasurement.plugins, [](const std::string& p) {
         return p != "centroid" && p != "pixelFlags" && p != "shape" && p != "psfFlux";
@@ -347,11 +359,76 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     }
     res.summary.set("PSFTHRSH", brightThreshold, "S/N threshold of the bright pass that found the PSF stars");
     timer.mark("BRIGHT");
-    // The PSF: the configured model; with too few stars for its spatial order, the next lower order
-    // (linear, then constant); with fewer still a Gaussian of the stars' median size (or the seeing
-    // guess). PSFFALLBK records how far it fell: 0 as configured, 1 a lower order, 2 Gaussian.
+    return PsfStarsStage{std::move(bkg), sigma0, std::move(brightTable), std::move(candidates)};
+}
+
+}  // namespace
+
+PsfStars characterizePsfStars(const RawExposure& raw, const Detector& detector, const IsrCalibrations& calibs,
+                              std::int64_t ccdVisitId, const SingleVisitConfig& cfg) {
+    Exposure post = runIsr(raw, detector, calibs, cfg.isr);
+    if (!post.hasWcs()) throw InvalidInputError("the raw has no header WCS: astrometry needs a starting point");
+    const double scale = post.wcs()->pixelScale({post.bbox().minX() + 0.5 * post.width(),
+                                                 post.bbox().minY() + 0.5 * post.height()}).asArcseconds();
+    SingleVisitResult res;
+    StepTimer timer(res.summary);
+    PsfStarsStage st = characterizeToPsfStars(post, ccdVisitId, cfg, scale, res, timer);
+    PsfStars out;
+    out.detector = detector.id();
+    out.bbox = post.bbox();
+    out.cutouts = psfStarCutouts(post.maskedImage(), st.candidates, cfg.psf);
+    out.candidates = std::move(st.candidates);
+    res.summary.set("NCR", res.nCosmicRays, "cosmic rays repaired");
+    res.summary.set("NPSFCAND", std::int64_t(out.candidates.size()), "bright-pass PSF candidates");
+    std::int64_t nCut = 0;
+    for (const auto& c : out.cutouts) nCut += c.width() > 0 ? 1 : 0;
+    res.summary.set("NPSFSEL", nCut, "selected PSF stars (with cutouts)");
+    out.metadata = withoutTimings(res.summary);
+    return out;
+}
+
+SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisitId, const SingleVisitConfig& cfg,
+                                         double pixelScaleArcsec, const DetectorVisitPsf* visitPsf) {
+    SingleVisitResult res;
+    StepTimer timer(res.summary);
+    MaskedImageF& mi = exposure.maskedImage();
+    PsfStarsStage st = characterizeToPsfStars(exposure, ccdVisitId, cfg, pixelScaleArcsec, res, timer);
+    const Background& bkg = st.bkg;
+    const double sigma0 = st.sigma0;
+    const Table& brightTable = st.brightTable;
+    const std::vector<PsfCandidate>& candidates = st.candidates;
+    SingleFrameMeasurement sfm(cfg.measurement);
+    const auto usable = [](const std::vector<PsfCandidate>& cs) {
+        return std::count_if(cs.begin(), cs.end(), [](const PsfCandidate& c) { return c.isCandidate(); });
+    };
+    const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
+                         exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
+    // The model's core width (matchedFilterSigma, with the determiner's weight floor): the check of a fitted model below
+    // and the final detection's filter; NaN until measured for the model kept.
+    double coreSigma = std::numeric_limits<double>::quiet_NaN();
+    // The visit's model, when there is one: it must have both widths defined here, as a fitted model must (below).
+    bool fromVisit = false;
+    if (visitPsf && visitPsf->fit.psf) {
+        double core = std::numeric_limits<double>::quiet_NaN(), unweighted = core;
+        try {
+            core = matchedFilterSigma(*visitPsf->fit.psf, centre, cfg.psf.minWeightSigma);
+            unweighted = visitPsf->fit.psf->computeSigma(centre);
+        } catch (const NumericalError&) {  // a kernel with no positive sum here: not usable
+        }
+        if (std::isfinite(core) && std::isfinite(unweighted) && unweighted > 0) {
+            res.psf = visitPsf->fit;
+            coreSigma = core;
+            fromVisit = true;
+        } else {
+            DRP_LOG_WARN("characterize", "the visit's PSF model has width " << core << " px (unweighted " << unweighted
+                                                                            << " px) here: the detector fits its own");
+        }
+    }
+    // The PSF of the detector's own stars (without a usable visit model): the configured model; with too few stars for
+    // its spatial order, the next lower order (linear, then constant); with fewer still a Gaussian of the stars' median
+    // size (or the seeing guess). PSFFALLBK records how far it fell: 0 as configured, 1 a lower order, 2 Gaussian.
     int fallback = 0;
-    bool fitted = false;
+    bool fitted = fromVisit;
     std::string lastError;
     for (int order = cfg.psf.spatialOrder; order >= 0 && !fitted; --order) {
         PsfDeterminerConfig c = cfg.psf;
@@ -376,9 +453,6 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     const double starT = psfLocusSize(candidates, cfg.psf);
     const std::size_t nSized = std::isfinite(starT) ? std::size_t(usable(candidates)) : 0;
     // The Gaussian of last resort: the stellar locus size, or the seeing guess.
-    // The model's core width (matchedFilterSigma, with the determiner's weight floor): the check of a fitted model below
-    // and the final detection's filter; NaN until measured for the model kept.
-    double coreSigma = std::numeric_limits<double>::quiet_NaN();
     auto gaussianFallback = [&](const std::string& why) {
         const double sigmaFallback = nSized > 0 ? std::sqrt(0.5 * starT) : sigma0;
         DRP_LOG_WARN("characterize", "no pixel PSF model (" << why << "): Gaussian of sigma " << sigmaFallback << " px from "
@@ -391,9 +465,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         fallback = 2;
     };
     if (!fitted) gaussianFallback(lastError);
-    const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
-                         exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
-    if (fitted) {
+    if (fitted && !fromVisit) {
         // A model fitted from very few stars can be degenerate (zero or undefined width at the centre): both its
         // adaptive width (with the determiner's weight floor) and its unweighted one (Psf::computeSigma, which the coadd
         // and the survey-property maps read from the calexp) must be defined. The unweighted moments of a model from a
@@ -421,6 +493,11 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     exposure.setPsf(res.psf.psf);
     timer.mark("PSF");
     res.summary.set("PSFFALLBK", fallback, "PSF fallback: 0 none, 1 constant pixel model, 2 Gaussian from moments");
+    res.summary.set("PSFVISIT", std::int64_t(fromVisit ? 1 : 0), "1: the visit-level PSF model (fitted to every detector's stars)");
+    if (fromVisit) {
+        res.summary.set("PSFVNSTR", std::int64_t(visitPsf->visitStars), "stars in the visit-level PSF fit");
+        res.summary.set("PSFVNDET", std::int64_t(visitPsf->visitDetectors), "detectors in the visit-level PSF fit");
+    }
     const double sigma = res.psf.psf->computeSigma(centre);
     // The final detection's filter: the PSF's core (the unweighted `sigma` counts the wings: demo r band completeness
     // at S/N 5-6 64.4% with it, 67.9% with the core); measured here only for a Gaussian of last resort.
@@ -433,19 +510,23 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     Table src = sfm.measure(exposure, det.positive, ccdVisitId);
     timer.mark("MEASURE");
 
-    // The PSF stars in the final catalog (the bright pass's rows are the candidates' indices): Rubin's
-    // calib_psf_candidate (chosen by the star selection), calib_psf_used (in the fit), calib_psf_reserved.
-    const auto finalRows = [&](const std::vector<std::size_t>& brightRows) {
+    // The PSF stars in the final catalog (the bright pass's rows are the candidates' indices; the visit's model lists
+    // the detector's stars by position): Rubin's calib_psf_candidate (chosen by the star selection), calib_psf_used (in
+    // the fit), calib_psf_reserved.
+    const auto finalRows = [&](const std::vector<std::size_t>& brightRows, const std::vector<Point2D>& visitStars) {
+        if (fromVisit) return rowsNear(src, visitStars, 1.0);
         auto bx = brightTable.column<double>("x"), by = brightTable.column<double>("y");
         std::vector<Point2D> positions;
         for (std::size_t i : brightRows) positions.push_back({bx[i], by[i]});
         return rowsNear(src, positions, 1.0);
     };
-    const std::vector<std::size_t> starRows = finalRows(res.psf.used);
+    static const DetectorVisitPsf kNoVisitPsf;
+    const DetectorVisitPsf& vp = fromVisit ? *visitPsf : kNoVisitPsf;
+    const std::vector<std::size_t> starRows = finalRows(res.psf.used, vp.used);
     for (const auto& [name, doc, rows] :
-         {std::tuple{"calib_psf_candidate", "chosen by the PSF star selection", finalRows(res.psf.selected)},
+         {std::tuple{"calib_psf_candidate", "chosen by the PSF star selection", finalRows(res.psf.selected, vp.selected)},
           std::tuple{"calib_psf_used", "used in the PSF model fit (and the aperture correction)", starRows},
-          std::tuple{"calib_psf_reserved", "a PSF star kept out of the fit to validate the model", finalRows(res.psf.reserved)}}) {
+          std::tuple{"calib_psf_reserved", "a PSF star kept out of the fit to validate the model", finalRows(res.psf.reserved, vp.reserved)}}) {
         auto flag = src.column(src.addColumn<bool>(name, doc));
         for (std::size_t r : rows) flag[r] = 1;
     }
@@ -492,12 +573,12 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
 
 SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& detector, const IsrCalibrations& calibs,
                                      const ReferenceStars* refs, const std::string& band, std::int64_t ccdVisitId,
-                                     const SingleVisitConfig& cfg) {
+                                     const SingleVisitConfig& cfg, const DetectorVisitPsf* visitPsf) {
     Exposure post = runIsr(raw, detector, calibs, cfg.isr);
     if (!post.hasWcs()) throw InvalidInputError("the raw has no header WCS: astrometry needs a starting point");
     const double scale = post.wcs()->pixelScale({post.bbox().minX() + 0.5 * post.width(),
                                                  post.bbox().minY() + 0.5 * post.height()}).asArcseconds();
-    SingleVisitResult res = characterizeAndMeasure(std::move(post), ccdVisitId, cfg, scale);
+    SingleVisitResult res = characterizeAndMeasure(std::move(post), ccdVisitId, cfg, scale, visitPsf);
     Table& src = res.sources;
 
     if (refs && cfg.doAstrometry) {

@@ -18,6 +18,7 @@
 #include "stages/characterize/PsfDeterminer.h"
 #include "stages/characterize/SeeingEstimate.h"
 #include "stages/characterize/SourceDetection.h"
+#include "stages/characterize/VisitPsf.h"
 #include "stages/isr/IsrCalibrations.h"
 #include "stages/isr/IsrConfig.h"
 #include "stages/measure/MeasurementConfig.h"
@@ -40,6 +41,10 @@ struct SingleVisitConfig {
     double psfStarThresholdSigmaFallback = 15.0;
     MeasurementConfig measurement;
     PsfDeterminerConfig psf;
+    /// Fit the PSF once per visit, from the stars of all its detectors (stages/characterize/VisitPsf.h; the campaign's
+    /// characterizeImage and measureVisitPsf tasks); false: every detector fits its own (psf, with its fallbacks).
+    bool visitLevelPsf = true;
+    VisitPsfConfig visitPsf;
     AstrometryConfig astrometry;
     PhotometryConfig photometry;
     double initialPsfFwhmArcsec = 1.0;        ///< guess of the seeing before the PSF is measured, arcsec (0, 10]
@@ -77,6 +82,23 @@ std::int64_t packCcdVisitId(std::int64_t visit, std::int64_t detector);
 ReferenceStars prepareReferenceStars(const Table& refcat, const SpherePoint& center, Angle radius, double mjd,
                                      const std::string& band, const PhotometryConfig& photometry);
 
+/// One detector's PSF stars: what characterizeImage writes (the psfStars dataset, VisitPsfIo.h) for its visit's PSF.
+struct PsfStars {
+    int detector = 0;
+    Box2I bbox;                              ///< the detector's pixels
+    std::vector<PsfCandidate> candidates;    ///< every bright-pass candidate
+    std::vector<MaskedImageF> cutouts;       ///< same length: the selected stars' cutouts (psfStarCutouts), empty for the others
+    PropertyList metadata;                   ///< the characterisation's summary (SEEINGPX, PSFTHRSH, NCR, ...)
+};
+
+/// The visit-level PSF as one detector uses it (VisitPsfData::forDetector).
+struct DetectorVisitPsf {
+    PsfDeterminationResult fit;          ///< psf: the visit model in the detector's frame; QA on its stars (indices empty)
+    std::vector<Point2D> selected, used, reserved;  ///< the detector's PSF stars (detector frame)
+    int visitStars = 0;                  ///< stars in the visit's fit
+    int visitDetectors = 0;              ///< detectors that contributed
+};
+
 struct SingleVisitResult {
     Exposure calexp;
     Table sources{Schema()};                 ///< Source table: instrumental fluxes calibrated to nJy
@@ -90,14 +112,23 @@ struct SingleVisitResult {
 };
 
 /// Raw to calexp + Source table. `refs` may be null (no astrometry/photometry then, flagged in the summary).
+/// `visitPsf` (optional): the visit's PSF model for this detector, used instead of a fit of its own when it passes the
+/// same checks as a fitted model (PSFVISIT 1 in the summary; otherwise the detector fits its own, PSFVISIT 0).
 SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& detector, const IsrCalibrations& calibs,
                                      const ReferenceStars* refs, const std::string& band, std::int64_t ccdVisitId,
-                                     const SingleVisitConfig& config);
+                                     const SingleVisitConfig& config, const DetectorVisitPsf* visitPsf = nullptr);
+
+/// The first half of processSingleVisit, up to the PSF stars: ISR, background, seeing, cosmic rays, the bright pass and
+/// the PSF star selection, with the selected stars' cutouts (deterministic: singleVisit repeats these steps and finds
+/// the same stars).
+PsfStars characterizePsfStars(const RawExposure& raw, const Detector& detector, const IsrCalibrations& calibs,
+                              std::int64_t ccdVisitId, const SingleVisitConfig& config);
 
 /// Characterise and measure an already calibrated image (background, cosmic rays, PSF, detection,
-/// measurement, aperture correction): what `drp measure-image` runs on a user's own image.
+/// measurement, aperture correction): what `drp measure-image` runs on a user's own image. `visitPsf` as in
+/// processSingleVisit.
 SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisitId, const SingleVisitConfig& config,
-                                         double pixelScaleArcsec);
+                                         double pixelScaleArcsec, const DetectorVisitPsf* visitPsf = nullptr);
 
 /// The table with every instrumental flux column (psfFlux, apFlux_*, kronFlux and their Err) converted
 /// to nJy by `calib`; the instrumental PSF flux is kept as psfInstFlux/psfInstFluxErr.

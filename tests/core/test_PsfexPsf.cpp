@@ -9,6 +9,7 @@
 #include "core/Error.h"
 #include "core/MoffatPsf.h"
 #include "core/PsfexPsf.h"
+#include "tests/support/TestSupport.h"
 
 using namespace drp;
 
@@ -140,17 +141,7 @@ TEST(PsfexPsf, ComputeImagePlacesTheCentroidAtTheSubPixelPosition) {
 TEST(PsfexPsf, PersistenceRoundTripIsExact) {
     registerPsfexPsf();
     EXPECT_TRUE(Psf::isRegistered(PsfexPsf::kTypeName));
-    std::mt19937_64 rng(9);
-    std::normal_distribution<double> g(0.0, 1e-4);
-    const Image<double> a = MoffatPsf(3.0, 3.5).computeKernelImage();
-    std::vector<Image<double>> comps;
-    for (int k = 0; k < PsfexPsf::numTerms(2); ++k) {
-        Image<double> c = k == 0 ? a.clone() : Image<double>(a.width(), a.height(), 0.0);
-        for (int y = 0; y < c.height(); ++y)
-            for (int x = 0; x < c.width(); ++x) c(x, y) += g(rng);
-        c.setXY0({0, 0});
-        comps.push_back(c);
-    }
+    const std::vector<Image<double>> comps = test::noisyPsfComponents(MoffatPsf(3.0, 3.5).computeKernelImage(), 2, 9, 1e-4);
     const auto psf = PsfexPsf::make(Box2I({-5, 7}, 4072, 4000), 2, comps);
     const PsfRecord rec = psf->toRecord();
     EXPECT_EQ(rec.typeName, "PsfexPsf");

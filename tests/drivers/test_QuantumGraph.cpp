@@ -118,15 +118,32 @@ void checkStructure(const QuantumGraph& g) {
 TEST(Pipelines, NamesAndDeclarations) {
     EXPECT_EQ(pipelineNames(), (std::vector<std::string>{"single-visit", "coadd", "drp-full"}));
     auto sv = pipelineByName("single-visit");
+    ASSERT_EQ(sv.size(), 5u);
+    const std::vector<std::string> rawAndCalibs{"raw", "bias", "dark", "flat", "ampCalib", "defects"};
+    EXPECT_EQ(sv[0].name, "characterizeImage");
+    EXPECT_EQ(sv[0].inputs, rawAndCalibs);
+    EXPECT_EQ(sv[0].outputs, (std::vector<std::string>{"psfStars"}));
+    EXPECT_EQ(sv[1].name, "measureVisitPsf");
+    EXPECT_EQ(sv[1].level, QuantumLevel::Visit);
+    EXPECT_TRUE(sv[1].toleratesFailedInputs);
+    EXPECT_EQ(sv[2].name, "singleVisit");
+    std::vector<std::string> svInputs = rawAndCalibs;
+    svInputs.push_back("visitPsf");
+    EXPECT_EQ(sv[2].inputs, svInputs);
+    EXPECT_EQ(sv[2].outputs, (std::vector<std::string>{"calexp", "calexpBackground", "src"}));
+    for (const auto& t : sv) EXPECT_TRUE(t.implemented) << t.name;
+    for (const auto& t : sv) EXPECT_EQ(t.toleratesFailedInputs, t.name == "measureVisitPsf") << t.name;
+    // Without the visit-level PSF: singleVisit alone reads the raw and the calibrations.
+    withoutVisitPsf(sv);
     ASSERT_EQ(sv.size(), 3u);
     EXPECT_EQ(sv[0].name, "singleVisit");
-    EXPECT_EQ(sv[0].inputs, (std::vector<std::string>{"raw", "bias", "dark", "flat", "ampCalib", "defects"}));
-    EXPECT_EQ(sv[0].outputs, (std::vector<std::string>{"calexp", "calexpBackground", "src"}));
-    for (const auto& t : sv) EXPECT_TRUE(t.implemented) << t.name;
+    EXPECT_EQ(sv[0].inputs, rawAndCalibs);
     auto full = pipelineByName("drp-full");
-    EXPECT_EQ(full.size(), 14u);
+    EXPECT_EQ(full.size(), 16u);
     for (const auto& t : full)
-        EXPECT_EQ(t.implemented, t.name == "singleVisit" || t.name == "consolidateVisit" || t.name == "releaseIndex") << t.name;
+        EXPECT_EQ(t.implemented, t.name == "characterizeImage" || t.name == "measureVisitPsf" || t.name == "singleVisit" ||
+                                     t.name == "consolidateVisit" || t.name == "releaseIndex")
+            << t.name;
     EXPECT_EQ(full.back().inputs, (std::vector<std::string>{"sourceTable_visit", "objectTable"}));
     EXPECT_THROW(pipelineByName("nope"), NotFoundError);
     EXPECT_STREQ(quantumLevelName(QuantumLevel::PatchBand), "patch-band");
@@ -138,40 +155,74 @@ TEST(QuantumGraph, SingleVisitStructure) {
     const auto runs = testRuns();
     QuantumGraph g = buildQuantumGraph(pipelineByName("single-visit"), exposures, smallMap(), runs);
     auto counts = g.countsPerTask();
-    ASSERT_EQ(counts.size(), 3u);
-    EXPECT_EQ(counts[0], (std::pair<std::string, std::size_t>{"singleVisit", nVisits * 9}));
-    EXPECT_EQ(counts[1], (std::pair<std::string, std::size_t>{"consolidateVisit", nVisits}));
-    EXPECT_EQ(counts[2], (std::pair<std::string, std::size_t>{"releaseIndex", 1}));
-    EXPECT_EQ(g.size(), std::size_t(nVisits * 10 + 1));
+    ASSERT_EQ(counts.size(), 5u);
+    EXPECT_EQ(counts[0], (std::pair<std::string, std::size_t>{"characterizeImage", nVisits * 9}));
+    EXPECT_EQ(counts[1], (std::pair<std::string, std::size_t>{"measureVisitPsf", nVisits}));
+    EXPECT_EQ(counts[2], (std::pair<std::string, std::size_t>{"singleVisit", nVisits * 9}));
+    EXPECT_EQ(counts[3], (std::pair<std::string, std::size_t>{"consolidateVisit", nVisits}));
+    EXPECT_EQ(counts[4], (std::pair<std::string, std::size_t>{"releaseIndex", 1}));
+    EXPECT_EQ(g.size(), std::size_t(nVisits * 20 + 1));
     checkStructure(g);
 
-    // singleVisit: exactly the declared refs.
+    // The tract of a visit: the one holding the normalised mean of its detectors' centres.
+    std::map<std::int64_t, int> visitTract;
+    {
+        std::map<std::int64_t, Eigen::Vector3d> sum;
+        for (const auto& e : exposures) {
+            auto [it, added] = sum.try_emplace(e.dataId.getInt(Dimension::Visit), Eigen::Vector3d::Zero());
+            it->second += e.center.vector();
+        }
+        for (const auto& [v, vec] : sum) visitTract[v] = smallMap().findTract(SpherePoint::fromVector(vec));
+    }
+    std::set<int> tracts;
+    for (const auto& [v, t] : visitTract) tracts.insert(t);
+    EXPECT_GE(tracts.size(), 2u) << "the listing should straddle tracts";
+
+    // characterizeImage and singleVisit: exactly the declared refs.
     std::map<DataId, const ExposureRegion*> byVd;
     for (const auto& e : exposures)
         byVd[e.dataId.subset({Dimension::Instrument, Dimension::Band, Dimension::Visit, Dimension::Detector})] = &e;
-    std::set<int> tracts;
-    for (auto q : quantaOf(g, "singleVisit")) {
+    std::map<std::int64_t, std::uint32_t> visitPsfQuantum;
+    for (auto q : quantaOf(g, "measureVisitPsf")) {
+        const DataId id = g.dataId(q);
+        EXPECT_EQ(id.size(), 3u);
+        visitPsfQuantum[id.getInt(Dimension::Visit)] = q;
+        std::vector<std::uint32_t> expect;
+        for (auto p : quantaOf(g, "characterizeImage"))
+            if (g.dataId(p).getInt(Dimension::Visit) == id.getInt(Dimension::Visit)) expect.push_back(p);
+        EXPECT_EQ(expect.size(), 9u);
+        EXPECT_EQ(g.quanta()[q].upstream, expect) << g.label(q);
+        EXPECT_EQ(g.quanta()[q].tract, visitTract.at(id.getInt(Dimension::Visit)));
         const QuantumSpec s = g.spec(q);
-        ASSERT_TRUE(byVd.count(s.dataId)) << s.dataId.toString();
-        const ExposureRegion& e = *byVd[s.dataId];
-        const DataId det{{"instrument", "TestCam"}, {"detector", s.dataId.getInt(Dimension::Detector)}};
-        DataId flat = det;
-        flat.set(Dimension::Band, s.dataId.getString(Dimension::Band));
-        const std::vector<DatasetRef> inputs = {{"raw", runs.raw, e.dataId},        {"bias", runs.calib, det},
-                                                {"dark", runs.calib, det},          {"flat", runs.calib, flat},
-                                                {"ampCalib", runs.calib, det},      {"defects", runs.calib, det}};
-        EXPECT_EQ(s.inputs, inputs);
-        const std::vector<DatasetRef> outputs = {{"calexp", runs.output, s.dataId},
-                                                 {"calexpBackground", runs.output, s.dataId},
-                                                 {"src", runs.output, s.dataId}};
-        EXPECT_EQ(s.outputs, outputs);
-        EXPECT_EQ(g.quanta()[q].tract, smallMap().findTract(e.center));
-        EXPECT_FLOAT_EQ(g.quanta()[q].cost, 1.0f);
-        EXPECT_EQ(g.quanta()[q].dataId.getInt(Dimension::Detector), s.dataId.getInt(Dimension::Detector));
-        EXPECT_TRUE(g.quanta()[q].upstream.empty());
-        tracts.insert(g.quanta()[q].tract);
+        ASSERT_EQ(s.inputs.size(), 9u);
+        for (const auto& r : s.inputs) EXPECT_EQ(r.datasetType, "psfStars");
+        EXPECT_EQ(s.outputs, (std::vector<DatasetRef>{{"visitPsf", runs.output, id}}));
     }
-    EXPECT_GE(tracts.size(), 2u) << "the listing should straddle tracts";
+    for (const char* task : {"characterizeImage", "singleVisit"}) {
+        const bool sv = std::string(task) == "singleVisit";
+        for (auto q : quantaOf(g, task)) {
+            const QuantumSpec s = g.spec(q);
+            ASSERT_TRUE(byVd.count(s.dataId)) << s.dataId.toString();
+            const ExposureRegion& e = *byVd[s.dataId];
+            const DataId det{{"instrument", "TestCam"}, {"detector", s.dataId.getInt(Dimension::Detector)}};
+            DataId flat = det;
+            flat.set(Dimension::Band, s.dataId.getString(Dimension::Band));
+            std::vector<DatasetRef> inputs = {{"raw", runs.raw, e.dataId},        {"bias", runs.calib, det},
+                                              {"dark", runs.calib, det},          {"flat", runs.calib, flat},
+                                              {"ampCalib", runs.calib, det},      {"defects", runs.calib, det}};
+            const std::int64_t visit = s.dataId.getInt(Dimension::Visit);
+            if (sv) inputs.push_back({"visitPsf", runs.output, s.dataId.subset({Dimension::Instrument, Dimension::Band, Dimension::Visit})});
+            EXPECT_EQ(s.inputs, inputs);
+            const std::vector<DatasetRef> outputs =
+                sv ? std::vector<DatasetRef>{{"calexp", runs.output, s.dataId}, {"calexpBackground", runs.output, s.dataId}, {"src", runs.output, s.dataId}}
+                   : std::vector<DatasetRef>{{"psfStars", runs.output, s.dataId}};
+            EXPECT_EQ(s.outputs, outputs);
+            EXPECT_EQ(g.quanta()[q].tract, visitTract.at(visit)) << g.label(q);
+            EXPECT_FLOAT_EQ(g.quanta()[q].cost, sv ? 1.0f : 0.35f);
+            EXPECT_EQ(g.quanta()[q].dataId.getInt(Dimension::Detector), s.dataId.getInt(Dimension::Detector));
+            EXPECT_EQ(g.quanta()[q].upstream, sv ? std::vector<std::uint32_t>{visitPsfQuantum.at(visit)} : std::vector<std::uint32_t>{});
+        }
+    }
     // consolidateVisit: exactly the singleVisit quanta of its visit; releaseIndex: every consolidateVisit.
     std::set<std::uint32_t> consolidate;
     for (auto q : quantaOf(g, "consolidateVisit")) {
@@ -182,7 +233,7 @@ TEST(QuantumGraph, SingleVisitStructure) {
             if (g.dataId(p).getInt(Dimension::Visit) == id.getInt(Dimension::Visit)) expect.push_back(p);
         EXPECT_EQ(expect.size(), 9u);
         EXPECT_EQ(g.quanta()[q].upstream, expect) << g.label(q);
-        EXPECT_EQ(g.quanta()[q].tract, -1);
+        EXPECT_EQ(g.quanta()[q].tract, visitTract.at(id.getInt(Dimension::Visit)));
         const QuantumSpec s = g.spec(q);
         ASSERT_EQ(s.inputs.size(), 9u);
         for (const auto& r : s.inputs) EXPECT_EQ(r.datasetType, "src");
@@ -193,12 +244,13 @@ TEST(QuantumGraph, SingleVisitStructure) {
     ASSERT_EQ(ri.size(), 1u);
     EXPECT_EQ(g.quanta()[ri[0]].upstream, std::vector<std::uint32_t>(consolidate.begin(), consolidate.end()));
     EXPECT_TRUE(g.dataId(ri[0]).empty());
+    EXPECT_EQ(g.quanta()[ri[0]].tract, -1);
     EXPECT_EQ(g.label(ri[0]), "releaseIndex");
-    EXPECT_EQ(g.label(0), "singleVisit band=g visit=100 detector=0");
-    // Tract costs: the visit-detector quanta only (visit and global quanta have no tract).
+    EXPECT_EQ(g.label(0), "characterizeImage band=g visit=100 detector=0");
+    // Tract costs: every quantum but the global one.
     double total = 0;
     for (const auto& [t, c] : g.tractCosts()) total += c;
-    EXPECT_NEAR(total, nVisits * 9, 1e-9);
+    EXPECT_NEAR(total, nVisits * 9 * (1.0 + 0.35) + nVisits * (0.5 + 0.05), 1e-4);
     EXPECT_GT(g.memoryBytes(), 0u);
 }
 
@@ -463,10 +515,10 @@ TEST(QuantumGraph, EmptyListingAndInvalidInputs) {
     pipeline[1].inputs.push_back("nothingMakesThis");
     EXPECT_THROW(buildQuantumGraph(pipeline, exposures, smallMap(), testRuns()), InvalidInputError);
     pipeline = pipelineByName("single-visit");
-    std::swap(pipeline[0], pipeline[1]);  // consolidateVisit before its producer
+    std::swap(pipeline[0], pipeline[1]);  // measureVisitPsf before its producer
     EXPECT_THROW(buildQuantumGraph(pipeline, exposures, smallMap(), testRuns()), InvalidInputError);
     pipeline = pipelineByName("single-visit");
-    pipeline[2].outputs.push_back("src");  // two producers
+    pipeline[4].outputs.push_back("src");  // two producers
     EXPECT_THROW(buildQuantumGraph(pipeline, exposures, smallMap(), testRuns()), InvalidInputError);
     pipeline = pipelineByName("single-visit");
     pipeline[1].inputs.push_back("bias");  // calibrations only for visit-detector tasks

@@ -24,8 +24,9 @@ Node node(std::vector<std::uint32_t> up, std::uint32_t affinity = 0, double prio
     return n;
 }
 
-/// A random DAG whose indices are shuffled (no topological order assumed), with some quanta already done.
-std::vector<Node> randomDag(std::mt19937& rng, std::size_t n, double doneFraction) {
+/// A random DAG whose indices are shuffled (no topological order assumed), with some quanta already done and some that
+/// tolerate failed upstream.
+std::vector<Node> randomDag(std::mt19937& rng, std::size_t n, double doneFraction, double tolerantFraction = 0.0) {
     std::vector<std::uint32_t> perm(n);
     std::iota(perm.begin(), perm.end(), 0u);
     std::shuffle(perm.begin(), perm.end(), rng);  // topological position t lives at index perm[t]
@@ -43,18 +44,20 @@ std::vector<Node> randomDag(std::mt19937& rng, std::size_t n, double doneFractio
         nd.affinity = std::uint32_t(rng() % 5);
         nd.priority = double(rng() % 4);
         nd.alreadyDone = u(rng) < doneFraction;
+        nd.toleratesFailedUpstream = u(rng) < tolerantFraction;
     }
     return nodes;
 }
 
-/// Quanta reachable from a failed one through quanta that are not already done (the failed ones excluded).
+/// Quanta reachable from a failed one through quanta that are not already done and do not tolerate failed upstream (the
+/// failed ones excluded).
 std::set<std::uint32_t> bruteForceBlocked(const std::vector<Node>& nodes, const std::set<std::uint32_t>& failed) {
     std::set<std::uint32_t> blocked;
     bool changed = true;
     while (changed) {
         changed = false;
         for (std::uint32_t i = 0; i < nodes.size(); ++i) {
-            if (nodes[i].alreadyDone || blocked.count(i) || failed.count(i)) continue;
+            if (nodes[i].alreadyDone || nodes[i].toleratesFailedUpstream || blocked.count(i) || failed.count(i)) continue;
             for (std::uint32_t up : nodes[i].upstream) {
                 if (failed.count(up) || blocked.count(up)) {
                     blocked.insert(i);
@@ -89,8 +92,9 @@ SimResult simulate(Scheduler& s, const std::vector<Node>& nodes, int workers, st
             EXPECT_EQ(++timesHanded[*q], 1) << "quantum " << *q << " handed out twice";
             for (std::uint32_t up : nodes[*q].upstream) {
                 QuantumState st = s.state(up);
-                EXPECT_TRUE(st == QuantumState::Succeeded || st == QuantumState::Done)
-                    << "quantum " << *q << " handed out while upstream " << up << " is " << quantumStateName(st);
+                const bool finished = st == QuantumState::Succeeded || st == QuantumState::Done ||
+                                      (nodes[*q].toleratesFailedUpstream && (st == QuantumState::Failed || st == QuantumState::Blocked));
+                EXPECT_TRUE(finished) << "quantum " << *q << " handed out while upstream " << up << " is " << quantumStateName(st);
             }
             running[std::size_t(w)] = *q;
             out.handedOut.push_back(*q);
@@ -108,10 +112,11 @@ SimResult simulate(Scheduler& s, const std::vector<Node>& nodes, int workers, st
         std::uint32_t q = *running[std::size_t(w)];
         running[std::size_t(w)].reset();
         if (willFail.count(q)) {
-            std::size_t pendingBefore = s.count(QuantumState::Pending);
+            const std::size_t pendingBefore = s.count(QuantumState::Pending), readyBefore = s.count(QuantumState::Ready);
             auto blocked = s.failed(q);
             EXPECT_TRUE(std::is_sorted(blocked.begin(), blocked.end()));
-            EXPECT_EQ(s.count(QuantumState::Pending), pendingBefore - blocked.size());
+            // Pending quanta become Blocked, or Ready when they tolerate the failure and it was their last upstream.
+            EXPECT_EQ(s.count(QuantumState::Pending), pendingBefore - blocked.size() - (s.count(QuantumState::Ready) - readyBefore));
             for (std::uint32_t b : blocked) EXPECT_EQ(s.state(b), QuantumState::Blocked);
             out.failed.insert(q);
         } else {
@@ -180,6 +185,45 @@ TEST(Scheduler, FailureBlocksTransitively) {
     s.succeeded(5);
     EXPECT_TRUE(s.finished());
     EXPECT_EQ(s.count(QuantumState::Blocked), 4u);
+}
+
+TEST(Scheduler, ToleratingQuantumRunsWithWhatItsUpstreamProduced) {
+    // A visit's detectors 0, 1, 2 -> visit-level gather 3 (tolerant) -> the detectors' second steps 4, 5, 6, which also
+    // need their own detector's first step.
+    std::vector<Node> nodes{node({}), node({}), node({}), node({0, 1, 2}), node({0, 3}), node({1, 3}), node({2, 3})};
+    nodes[3].toleratesFailedUpstream = true;
+    Scheduler s(nodes, 1);
+    for (std::uint32_t want : {0u, 1u}) {
+        auto q = s.next(0);
+        ASSERT_TRUE(q);
+        EXPECT_EQ(*q, want);
+        s.succeeded(*q);
+    }
+    auto q = s.next(0);
+    ASSERT_TRUE(q);
+    EXPECT_EQ(*q, 2u);
+    EXPECT_EQ(s.failed(2), std::vector<std::uint32_t>({6}));  // only the failed detector's own second step
+    EXPECT_EQ(s.state(3), QuantumState::Ready);
+    q = s.next(0);
+    ASSERT_TRUE(q);
+    EXPECT_EQ(*q, 3u);
+    s.succeeded(3);
+    for (std::uint32_t want : {4u, 5u}) {
+        q = s.next(0);
+        ASSERT_TRUE(q);
+        EXPECT_EQ(*q, want);
+        s.succeeded(*q);
+    }
+    EXPECT_TRUE(s.finished());
+    // The gather itself failing blocks everything after it.
+    Scheduler t(nodes, 1);
+    for (int i = 0; i < 3; ++i) t.succeeded(*t.next(0));
+    ASSERT_EQ(*t.next(0), 3u);
+    EXPECT_EQ(t.failed(3), std::vector<std::uint32_t>({4, 5, 6}));
+    // Every upstream failed: it still runs (and can fail for want of inputs).
+    Scheduler u(nodes, 1);
+    for (int i = 0; i < 3; ++i) u.failed(*u.next(0));
+    EXPECT_EQ(u.state(3), QuantumState::Ready);
 }
 
 TEST(Scheduler, AlreadyDoneIsNeverHandedOutButSatisfiesDependents) {
@@ -307,7 +351,7 @@ TEST(Scheduler, RandomDagsAgainstBruteForce) {
         std::mt19937 rng(seed);
         const std::size_t n = 1 + rng() % 200;
         const double doneFraction = (seed % 3 == 0) ? 0.2 : 0.0;
-        std::vector<Node> nodes = randomDag(rng, n, doneFraction);
+        std::vector<Node> nodes = randomDag(rng, n, doneFraction, seed % 2 == 0 ? 0.15 : 0.0);
         std::set<std::uint32_t> willFail;
         const double failP = (seed % 4 == 0) ? 0.0 : 0.05;
         for (std::uint32_t i = 0; i < n; ++i)

@@ -57,6 +57,21 @@ std::string pythonWith(const std::string& modules) {
     return runCommand(py + " -c 'import " + modules + "'") == 0 ? py : std::string();
 }
 
+std::vector<Image<double>> noisyPsfComponents(const Image<double>& base, int spatialOrder, std::uint64_t seed, double sigma) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> g(0.0, sigma);
+    std::vector<Image<double>> comps;
+    const int terms = (spatialOrder + 1) * (spatialOrder + 2) / 2;
+    for (int k = 0; k < terms; ++k) {
+        Image<double> c = k == 0 ? base.clone() : Image<double>(base.width(), base.height(), 0.0);
+        for (int y = 0; y < c.height(); ++y)
+            for (int x = 0; x < c.width(); ++x) c(x, y) += g(rng);
+        c.setXY0({0, 0});
+        comps.push_back(c);
+    }
+    return comps;
+}
+
 std::shared_ptr<const Footprint> starFootprint(const ImageF& image, Point2D position, int radius, std::int64_t id) {
     const Point2I c{int(std::lround(position.x)), int(std::lround(position.y))};
     PeakRecord peak;

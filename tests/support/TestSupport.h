@@ -6,6 +6,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "core/Footprint.h"
 #include "core/Image.h"
@@ -34,6 +35,10 @@ std::filesystem::path sourceDir();
 std::string pythonWith(const std::string& modules);
 /// A circular footprint of `radius` pixels about the pixel nearest `position`, with one peak (id `id`) on the
 /// brightest pixel of the 3 x 3 around it (as detection would put it on a star).
+/// PsfexPsf components of `spatialOrder` for tests: term 0 is `base` plus Gaussian noise of `sigma`, the others that noise
+/// alone (every pixel drawn from a generator seeded with `seed`); xy0 (0, 0).
+std::vector<Image<double>> noisyPsfComponents(const Image<double>& base, int spatialOrder, std::uint64_t seed, double sigma);
+
 std::shared_ptr<const Footprint> starFootprint(const ImageF& image, Point2D position, int radius, std::int64_t id);
 /// Run a shell command, returning its exit status and filling `output` with stdout+stderr.
 int runCommand(const std::string& command, std::string* output = nullptr);
