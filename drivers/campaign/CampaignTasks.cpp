@@ -225,9 +225,14 @@ std::string CampaignWorker::runMeasureVisitPsf(const QuantumSpec& q) {
         DRP_LOG_WARN("campaign", "visit PSF without detector(s) " << list << " (their characterisation failed)");
     }
     VisitPsfData data;
-    if (reason.empty()) {
+    // The configured order; with too few stars in the visit, lower orders from fewer stars (fewStarPsfConfig), as a
+    // detector's own PSF falls back; the reason of the last failure is kept.
+    for (int order = config_.visitPsf.spatialOrder; order >= 0 && reason.empty() && !data.model; --order) {
+        VisitPsfConfig vc = config_.visitPsf;
+        vc.spatialOrder = order;
+        const PsfDeterminerConfig pc = order < config_.visitPsf.spatialOrder ? fewStarPsfConfig(config_.psf, order) : config_.psf;
         try {
-            VisitPsfResult fit = determineVisitPsf(detectors, config_.psf, config_.visitPsf);
+            VisitPsfResult fit = determineVisitPsf(detectors, pc, vc);
             data.model = fit.model;
             data.nUsed = fit.nUsed;
             data.spatialOrder = fit.spatialOrder;
@@ -251,11 +256,12 @@ std::string CampaignWorker::runMeasureVisitPsf(const QuantumSpec& q) {
                 d.fit.reserved.clear();
                 data.detectors.push_back(std::move(d));
             }
-        } catch (const NumericalError& e) {  // too few stars in the whole visit: each detector fits its own
-            reason = e.message();
+        } catch (const NumericalError& e) {  // too few stars in the whole visit for this order
+            DRP_LOG_VERBOSE("campaign", "visit PSF of order " << order << " not possible: " << e.message());
+            if (order == 0) reason = e.message();
         }
     }
-    if (!data.model) {
+    if (!data.model) {  // each detector fits its own
         DRP_LOG_WARN("campaign", "no visit-level PSF for " << q.dataId.toString() << ": " << reason << "; each detector fits its own");
         data.reason = reason;
         data.detectors.clear();

@@ -79,6 +79,13 @@ bool isInstrumentalFluxColumn(const std::string& name) {
 
 }  // namespace
 
+PsfDeterminerConfig fewStarPsfConfig(PsfDeterminerConfig c, int order) {
+    const int terms = (order + 1) * (order + 2) / 2;
+    c.minStarsPerTerm = std::min(c.minStarsPerTerm, 3);
+    c.minStars = std::min(c.minStars, std::max(3, terms * c.minStarsPerTerm));
+    return c;
+}
+
 std::int64_t packCcdVisitId(std::int64_t visit, std::int64_t detector) {
     const std::int64_t dayObs = visit / 100000, seq = visit % 100000;
     const int y = int(dayObs / 10000), m = int(dayObs / 100 % 100), d = int(dayObs % 100);
@@ -434,9 +441,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
         PsfDeterminerConfig c = cfg.psf;
         c.spatialOrder = order;
         if (order < cfg.psf.spatialOrder) {
-            const int terms = (order + 1) * (order + 2) / 2;
-            c.minStarsPerTerm = std::min(c.minStarsPerTerm, 3);
-            c.minStars = std::min(c.minStars, std::max(3, terms * c.minStarsPerTerm));
+            c = fewStarPsfConfig(c, order);
             fallback = 1;
         }
         try {

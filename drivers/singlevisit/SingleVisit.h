@@ -77,6 +77,11 @@ struct ReferenceStars {
 /// dates before 2020).
 std::int64_t packCcdVisitId(std::int64_t visit, std::int64_t detector);
 
+/// The PSF settings of a fallback to spatial order `order` when the configured order had too few stars: as few as
+/// 3 stars per polynomial term (and at least 3 stars) instead of minStarsPerTerm and minStars. Star selection is
+/// unchanged. Used by a detector's own PSF and by the visit's.
+PsfDeterminerConfig fewStarPsfConfig(PsfDeterminerConfig config, int order);
+
 /// Select and prepare the reference stars of a reference-catalog table (sky/ReferenceCatalog.h schema)
 /// for an exposure: within `radius` of `center`, propagated by proper motion to `mjd`.
 ReferenceStars prepareReferenceStars(const Table& refcat, const SpherePoint& center, Angle radius, double mjd,
