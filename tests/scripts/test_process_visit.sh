@@ -33,7 +33,8 @@ while read -r band dets compl compl56 spur bias pull astrom zp snr res resn tru 
 done <<<"$qa"
 
 # The PSF stars are flagged in the Source table (Rubin's calib_psf_candidate / _used / _reserved): the used and
-# reserved ones are candidates, never both, nearly all of the fit's stars are found again, and they are point sources.
+# reserved ones are candidates, never both, nearly all of the fit's stars are found again, and they are point sources;
+# the PSF is the visit's, fitted to the stars of both detectors.
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import h5py" 2>/dev/null; then
   flags="$(/usr/bin/python3 -c "
 import glob, h5py, numpy as np
@@ -46,6 +47,9 @@ for f in sorted(glob.glob('$repo/processed/src/*/*/*.h5')):
     if used.sum() < 0.9 * nused or used.sum() > nused: bad.append(f + ': %d used flags for %d PSF stars' % (used.sum(), nused))
     if res.sum() < 1 or not np.isfinite(s.attrs['PSFDTTWM']): bad.append(f + ': no reserved star')
     if np.median(s['extendedness'][:][used]) > 0.5: bad.append(f + ': PSF stars are extended')
+    # The visit's PSF (both detectors' stars): this detector's stars are among them.
+    if int(s.attrs['PSFVISIT']) != 1 or int(s.attrs['PSFVNDET']) != 2 or int(s.attrs['PSFVNSTR']) < nused:
+        bad.append(f + ': not the visit-level PSF (PSFVISIT %d, %d detectors, %d stars)' % (s.attrs['PSFVISIT'], s.attrs.get('PSFVNDET', 0), s.attrs.get('PSFVNSTR', 0)))
 print('\n'.join(bad) if bad else 'ok')")"
   [ "$flags" = ok ] || bad "PSF star flags: $flags"
 fi
