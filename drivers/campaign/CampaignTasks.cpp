@@ -234,8 +234,12 @@ std::string CampaignWorker::runMeasureVisitPsf(const QuantumSpec& q) {
         try {
             VisitPsfResult fit = determineVisitPsf(detectors, pc, vc);
             data.model = fit.model;
-            data.nUsed = fit.nUsed;
-            data.spatialOrder = fit.spatialOrder;
+            data.nUsed = fit.pooled.nUsed;
+            data.spatialOrder = fit.pooled.spatialOrder;
+            data.metadata.set("VPSFNDST", std::int64_t(fit.detectorsWithStars), "detectors with stars in the visit's fit");
+            data.metadata.set("VPSFNRES", std::int64_t(fit.pooled.reservedSizeResiduals.size()), "reserved stars of the visit");
+            data.metadata.set("VPSFDTT", fit.pooled.reservedWeightedMeanSizeResidual,
+                              "weighted mean dT/T of the visit model on its reserved stars");
             for (std::size_t i = 0; i < detectors.size(); ++i) {
                 VisitPsfData::DetectorFit d;
                 d.id = detectors[i].detector;
@@ -273,7 +277,7 @@ std::string CampaignWorker::runMeasureVisitPsf(const QuantumSpec& q) {
         putOutput(repo_, out, prov.task, [&](const auto& p) { writeVisitPsf(p, data); });
     }
     return data.model ? "detectors=" + std::to_string(detectors.size()) + " stars=" + std::to_string(data.nUsed) +
-                            " order=" + std::to_string(data.spatialOrder)
+                            " order=" + std::to_string(data.spatialOrder) + " dtt=" + fmt("%.2e", data.metadata.getDouble("VPSFDTT", NAN))
                       : "detectors=" + std::to_string(detectors.size()) + " no model (" + reason + ")";
 }
 

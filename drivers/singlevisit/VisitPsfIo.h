@@ -12,7 +12,8 @@
 //   detectors   one row per detector that contributed: detector, offset (visit frame = detector pixel + offset),
 //               bbox, and the fit on its stars (nUsed, stamp size, oversampling, spatial order, the reserved stars'
 //               dT/T statistics as PsfDeterminationResult holds them); metadata: VPSFOK (a model or not), VPSFWHY
-//               (the reason when not), VPSFNUSE (stars in the fit), VPSFORDR (its spatial order), PSFTYPE
+//               (the reason when not), VPSFNUSE (stars in the fit), VPSFORDR (its spatial order), PSFTYPE; the task
+//               adds VPSFNDST (detectors with stars), VPSFNRES and VPSFDTT (reserved stars, their weighted mean dT/T)
 //   stars       the PSF stars: detector, x, y (detector frame), role (0 selected: one row for every selected star; 1
 //               used, 2 reserved: one more row each), and a reserved star's linear and direct dT/T and weight
 //   model_<a>   each array `a` of the model's PsfRecord, as one float64 column "value"

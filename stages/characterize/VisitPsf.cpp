@@ -78,21 +78,8 @@ VisitPsfResult determineVisitPsf(const std::vector<VisitPsfDetector>& detectors,
     VisitPsfResult r;
     r.model = fit.model;
     r.detectors = std::move(fit.sources);
-    const PsfDeterminationResult& p = fit.pooled;
-    r.nUsed = p.nUsed;
-    r.nReserved = int(p.reservedSizeResiduals.size());
-    r.spatialOrder = p.spatialOrder;
-    r.stampSize = p.stampSize;
-    r.oversampling = p.oversampling;
+    r.pooled = std::move(fit.pooled);
     for (const PsfDeterminationResult& d : r.detectors) r.detectorsWithStars += d.nUsed > 0 ? 1 : 0;
-    r.reservedMeanSizeResidual = p.reservedMeanSizeResidual;
-    r.reservedWeightedMeanSizeResidual = p.reservedWeightedMeanSizeResidual;
-    r.reservedSizeResidualWeightSum = p.reservedSizeResidualWeightSum;
-    r.reservedMedianSizeResidual = p.reservedMedianSizeResidual;
-    r.reservedSizeResidualScatter = p.reservedSizeResidualScatter;
-    r.reservedEllipticityResidual = p.reservedEllipticityResidual;
-    r.sizeChi2 = p.sizeChi2;
-    r.sizeChi2Terms = p.sizeChi2Terms;
     return r;
 }
 

@@ -71,21 +71,11 @@ struct VisitPsfResult {
     /// candidates; its reserved stars' residuals and their statistics; nUsed (its stars in the fit), stampSize,
     /// oversampling, spatialOrder, solverIterations (the visit fit's).
     std::vector<PsfDeterminationResult> detectors;
-    int nUsed = 0;          ///< stars in the fit, all detectors
-    int nReserved = 0;      ///< reserved stars, all detectors
-    int spatialOrder = 0;   ///< the order fitted
-    int stampSize = 0;      ///< the model's stamp side
-    int oversampling = 1;   ///< the model's nodes per pixel
+    /// The whole visit: psf = model; nUsed, spatialOrder, stampSize, oversampling, the size-consistency chi^2 over all
+    /// the visit's stars, and every reserved star's linear dT/T pooled over the detectors (the statistics as
+    /// PsfDeterminationResult defines them; no indices).
+    PsfDeterminationResult pooled;
     int detectorsWithStars = 0;  ///< detectors with at least one star in the fit
-    // Visit-wide QA: the reserved stars' linear dT/T pooled over the detectors (definitions as PsfDeterminationResult's).
-    double reservedMeanSizeResidual = 0.0;
-    double reservedWeightedMeanSizeResidual = 0.0;
-    double reservedSizeResidualWeightSum = 0.0;
-    double reservedMedianSizeResidual = 0.0;
-    double reservedSizeResidualScatter = 0.0;
-    double reservedEllipticityResidual = 0.0;
-    double sizeChi2 = 0.0;   ///< the size consistency chi^2 over all the visit's stars
-    int sizeChi2Terms = 0;
 };
 
 /// Stamp-side factor of the cutouts over the detector's median selected star (see the header).

@@ -183,8 +183,8 @@ TEST(VisitPsf, OneDetectorFromCutoutsIsDeterminePsfBitForBit) {
         EXPECT_TRUE(sameDouble(r.sizeChi2, ref.sizeChi2));
         EXPECT_EQ(r.stampSize, ref.stampSize);
         EXPECT_EQ(r.solverIterations, ref.solverIterations);
-        EXPECT_EQ(v.nUsed, ref.nUsed);
-        EXPECT_TRUE(sameDouble(v.reservedWeightedMeanSizeResidual, ref.reservedWeightedMeanSizeResidual));
+        EXPECT_EQ(v.pooled.nUsed, ref.nUsed);
+        EXPECT_TRUE(sameDouble(v.pooled.reservedWeightedMeanSizeResidual, ref.reservedWeightedMeanSizeResidual));
         ++compared;
     }
     EXPECT_EQ(compared, 5);
@@ -244,8 +244,8 @@ TEST(VisitPsf, MosaicModelBeatsPerDetectorModelsWithFewStars) {
         cutAll(dets, cfg);
         const VisitPsfResult v = determineVisitPsf(inputs(dets), cfg, VisitPsfConfig{});
         ASSERT_EQ(v.detectors.size(), dets.size());
-        EXPECT_GT(v.nUsed, 50);
-        EXPECT_EQ(v.oversampling, 1);
+        EXPECT_GT(v.pooled.nUsed, 50);
+        EXPECT_EQ(v.pooled.oversampling, 1);
         // Per-detector fits with the default config (few succeed at minStars 10) and with minStars 5.
         PsfDeterminerConfig few = cfg;
         few.minStars = 5;
@@ -298,10 +298,10 @@ TEST(VisitPsf, MosaicModelBeatsPerDetectorModelsWithFewStars) {
         errVisit /= nDet, errDet /= nDet;
         std::printf("seed %llu: visit order %d, %d stars used, %d reserved (%d finite); detectors fitted alone: %d/9 at minStars 10, "
                     "%d at 5; mean |dT/T| vs truth over those: visit %.2e, per-detector %.2e; pooled reserved dT/T weighted mean %.2e\n",
-                    (unsigned long long)seed, v.spatialOrder, v.nUsed, v.nReserved, reservedFinite, nDefaultOk, nDet, errVisit, errDet,
-                    v.reservedWeightedMeanSizeResidual);
+                    (unsigned long long)seed, v.pooled.spatialOrder, v.pooled.nUsed, int(v.pooled.reservedSizeResiduals.size()), reservedFinite, nDefaultOk, nDet, errVisit, errDet,
+                    v.pooled.reservedWeightedMeanSizeResidual);
         EXPECT_GE(reservedFinite, reservedTotal / 2);
-        EXPECT_TRUE(std::isfinite(v.reservedWeightedMeanSizeResidual));
+        EXPECT_TRUE(std::isfinite(v.pooled.reservedWeightedMeanSizeResidual));
         EXPECT_LT(errVisit, 0.6 * errDet) << "seed " << seed;
         EXPECT_LT(errVisit, 1.2e-2) << "seed " << seed;  // the photon noise of ~70 stars of median S/N ~95 in 6 terms
         sumVisit += errVisit, sumDet += errDet, ++nSeeds;
@@ -321,7 +321,7 @@ TEST(VisitPsf, UndersampledMosaicUsesTheOversampledFit) {
         cfg.seed = seed;
         cutAll(dets, cfg);
         const VisitPsfResult v = determineVisitPsf(inputs(dets), cfg, VisitPsfConfig{});
-        EXPECT_EQ(v.oversampling, 2);
+        EXPECT_EQ(v.pooled.oversampling, 2);
         double err = 0.0;
         for (std::size_t i = 0; i < dets.size(); ++i) {
             EXPECT_EQ(v.detectors[i].oversampling, 2);
@@ -329,9 +329,9 @@ TEST(VisitPsf, UndersampledMosaicUsesTheOversampledFit) {
         }
         err /= double(dets.size());
         std::printf("undersampled seed %llu: order %d, %d used, mean |dT/T| vs truth %.2e, reserved weighted mean %.2e\n",
-                    (unsigned long long)seed, v.spatialOrder, v.nUsed, err, v.reservedWeightedMeanSizeResidual);
+                    (unsigned long long)seed, v.pooled.spatialOrder, v.pooled.nUsed, err, v.pooled.reservedWeightedMeanSizeResidual);
         EXPECT_LT(err, 1e-2);
-        EXPECT_TRUE(std::isfinite(v.reservedWeightedMeanSizeResidual));
+        EXPECT_TRUE(std::isfinite(v.pooled.reservedWeightedMeanSizeResidual));
     }
 }
 
