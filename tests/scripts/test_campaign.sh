@@ -97,8 +97,10 @@ killrun() {  # copy name, what-to-kill (one|all)
   fresh "$1"
   mpi 2 "$drp" campaign --repo "$repo" "${sky[@]}" --output-run "$run" --quiet >"$tmp/$1.log" 2>&1 &
   bgpid=$!
-  local t=0  # kill as soon as the first Source table is recorded
-  while ! cat "$repo"/_manifest/*.jsonl 2>/dev/null | grep -q "\"type\":\"src\",\"run\":\"$run\"" \
+  # Kill as soon as the first detector's PSF stars are recorded: the visits' PSFs and every Source table are still to
+  # come (killing at the first Source table left too little: under load the job could finish first).
+  local t=0
+  while ! cat "$repo"/_manifest/*.jsonl 2>/dev/null | grep -q "\"type\":\"psfStars\",\"run\":\"$run\"" \
         && [ "$t" -lt 3000 ] && kill -0 "$bgpid" 2>/dev/null; do
     sleep 0.02; t=$((t + 1))
   done
