@@ -262,12 +262,14 @@ std::shared_ptr<const PsfexPsf> PsfexPsf::reframed(const Box2I& bbox, Point2D of
     if (bbox.empty()) throw InvalidInputError("PsfexPsf::reframed: the bbox must not be empty");
     if (!std::isfinite(offset.x) || !std::isfinite(offset.y)) throw InvalidInputError("PsfexPsf::reframed: non-finite offset");
     if (bbox == bbox_ && offset.x == 0.0 && offset.y == 0.0) return make(bbox_, order_, components_, q_);
-    // u = (x' + ox - cx) / hx = a_x u' + b_x with u' = (x' - cx') / hx': a_x = hx' / hx, b_x = (cx' + ox - cx) / hx.
-    const double cx = 0.5 * (bbox_.minX() + bbox_.maxX()), cy = 0.5 * (bbox_.minY() + bbox_.maxY());
-    const double hx = std::max(0.5, 0.5 * (bbox_.width() - 1)), hy = std::max(0.5, 0.5 * (bbox_.height() - 1));
-    const double cx2 = 0.5 * (bbox.minX() + bbox.maxX()), cy2 = 0.5 * (bbox.minY() + bbox.maxY());
-    const double hx2 = std::max(0.5, 0.5 * (bbox.width() - 1)), hy2 = std::max(0.5, 0.5 * (bbox.height() - 1));
-    const double ax = hx2 / hx, bx = (cx2 + offset.x - cx) / hx, ay = hy2 / hy, by = (cy2 + offset.y - cy) / hy;
+    // Both normalisations are affine, so u = a_x u' + b_x (and v likewise): a and b from two points a pixel apart, each
+    // normalised in the new frame (u') and, shifted by the offset, in this one (u).
+    const Point2D p0{double(bbox.minX()), double(bbox.minY())}, p1{p0.x + 1.0, p0.y + 1.0};
+    const Point2D n0 = normalisedPosition(bbox, p0), n1 = normalisedPosition(bbox, p1);
+    const Point2D m0 = normalisedPosition(bbox_, {p0.x + offset.x, p0.y + offset.y});
+    const Point2D m1 = normalisedPosition(bbox_, {p1.x + offset.x, p1.y + offset.y});
+    const double ax = (m1.x - m0.x) / (n1.x - n0.x), bx = m0.x - ax * n0.x;
+    const double ay = (m1.y - m0.y) / (n1.y - n0.y), by = m0.y - ay * n0.y;
     // Term index of u^i v^j (the header's order: degree-major, then by the power of v).
     auto termIndex = [](int i, int j) { const int d = i + j; return d * (d + 1) / 2 + j; };
     auto binomial = [](int n, int k) {

@@ -206,14 +206,14 @@ std::string CampaignWorker::runMeasureVisitPsf(const QuantumSpec& q) {
         if (std::abs(std::remainder(det.yaw() - yaw0, 2.0 * std::numbers::pi)) > 1e-9)
             reason = "detector " + std::to_string(det.id()) + " is rotated against the visit's first detector (yaw " +
                      std::to_string(det.yaw()) + " vs " + std::to_string(yaw0) + " rad): no common pixel frame";
-        // visit frame = R(-yaw) focal plane / pixel size = R(-yaw) centre / pixel size + (p - pixel centre)
+        // visit frame = the focal plane rotated by -yaw, in pixels: with the detectors' axes parallel, pixel p is there
+        // at p + (the frame position of pixel (0, 0)).
         const double scale = det.pixelSizeMicrons() * 1e-3, c = std::cos(yaw0), sn = std::sin(yaw0);
-        const Point2D fc = det.focalPlaneCenter();
-        const Box2I b = det.bbox();
+        const Point2D origin = det.pixelToFocalPlane({0.0, 0.0});
         VisitPsfDetector d;
         d.detector = det.id();
         d.bbox = stars.bbox;
-        d.offset = {(c * fc.x + sn * fc.y) / scale - 0.5 * (b.minX() + b.maxX()), (-sn * fc.x + c * fc.y) / scale - 0.5 * (b.minY() + b.maxY())};
+        d.offset = {(c * origin.x + sn * origin.y) / scale, (-sn * origin.x + c * origin.y) / scale};
         d.candidates = std::move(stars.candidates);
         d.cutouts = std::move(stars.cutouts);
         detectors.push_back(std::move(d));

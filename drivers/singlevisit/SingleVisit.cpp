@@ -277,6 +277,17 @@ private:
 
 namespace {
 
+/// Candidates with no flag set.
+std::ptrdiff_t usableCandidates(const std::vector<PsfCandidate>& cs) {
+    return std::count_if(cs.begin(), cs.end(), [](const PsfCandidate& c) { return c.isCandidate(); });
+}
+
+/// The pixel scale (arcsec) at the centre of a post-ISR exposure, from its header WCS; InvalidInputError without one.
+double headerPixelScaleArcsec(const Exposure& post) {
+    if (!post.hasWcs()) throw InvalidInputError("the raw has no header WCS: astrometry needs a starting point");
+    return post.wcs()->pixelScale({post.bbox().minX() + 0.5 * post.width(), post.bbox().minY() + 0.5 * post.height()}).asArcseconds();
+}
+
 /// Characterisation up to the PSF stars (background and its re-estimate, seeing, cosmic rays, the bright pass): what
 /// the PSF determination needs and what the rest of characterizeAndMeasure reuses. Sets res.background,
 /// res.nCosmicRays and the summary's SEEINGPX, PSFTHRSH; the exposure's PSF is the seeing's Gaussian.
@@ -353,11 +364,8 @@ PsfStarsStage characterizeToPsfStars(Exposure& exposure, std::int64_t ccdVisitId
     // A sparse field (faint sky band, short exposure): too few stars above the bright threshold for any
     // pixel model; search again lower (the PSF determiner keeps its own S/N cut, 20 by default), so the
     // PSF is measured from the stars there are instead of falling back to the seeing guess.
-    const auto usable = [](const std::vector<PsfCandidate>& cs) {
-        return std::count_if(cs.begin(), cs.end(), [](const PsfCandidate& c) { return c.isCandidate(); });
-    };
     double brightThreshold = cfg.psfStarThresholdSigma;
-    if (usable(candidates) < cfg.psf.minStars && cfg.psfStarThresholdSigmaFallback < cfg.psfStarThresholdSigma) {
+    if (usableCandidates(candidates) < cfg.psf.minStars && cfg.psfStarThresholdSigmaFallback < cfg.psfStarThresholdSigma) {
         brightCfg.thresholdSigma = cfg.psfStarThresholdSigmaFallback;
         bright = detectSources(mi, sigma0, brightCfg);
         brightTable = brightSfm.measure(exposure, bright.positive, ccdVisitId);
@@ -374,9 +382,7 @@ PsfStarsStage characterizeToPsfStars(Exposure& exposure, std::int64_t ccdVisitId
 PsfStars characterizePsfStars(const RawExposure& raw, const Detector& detector, const IsrCalibrations& calibs,
                               std::int64_t ccdVisitId, const SingleVisitConfig& cfg) {
     Exposure post = runIsr(raw, detector, calibs, cfg.isr);
-    if (!post.hasWcs()) throw InvalidInputError("the raw has no header WCS: astrometry needs a starting point");
-    const double scale = post.wcs()->pixelScale({post.bbox().minX() + 0.5 * post.width(),
-                                                 post.bbox().minY() + 0.5 * post.height()}).asArcseconds();
+    const double scale = headerPixelScaleArcsec(post);
     SingleVisitResult res;
     StepTimer timer(res.summary);
     PsfStarsStage st = characterizeToPsfStars(post, ccdVisitId, cfg, scale, res, timer);
@@ -405,9 +411,6 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     const Table& brightTable = st.brightTable;
     const std::vector<PsfCandidate>& candidates = st.candidates;
     SingleFrameMeasurement sfm(cfg.measurement);
-    const auto usable = [](const std::vector<PsfCandidate>& cs) {
-        return std::count_if(cs.begin(), cs.end(), [](const PsfCandidate& c) { return c.isCandidate(); });
-    };
     const Point2D centre{exposure.bbox().minX() + 0.5 * (exposure.width() - 1),
                          exposure.bbox().minY() + 0.5 * (exposure.height() - 1)};
     // The model's core width (matchedFilterSigma, with the determiner's weight floor): the check of a fitted model below
@@ -456,7 +459,7 @@ SingleVisitResult characterizeAndMeasure(Exposure exposure, std::int64_t ccdVisi
     // which galaxies do not inflate; NaN without any): the width of the Gaussian of last resort, and the check of a
     // lower-order model.
     const double starT = psfLocusSize(candidates, cfg.psf);
-    const std::size_t nSized = std::isfinite(starT) ? std::size_t(usable(candidates)) : 0;
+    const std::size_t nSized = std::isfinite(starT) ? std::size_t(usableCandidates(candidates)) : 0;
     // The Gaussian of last resort: the stellar locus size, or the seeing guess.
     auto gaussianFallback = [&](const std::string& why) {
         const double sigmaFallback = nSized > 0 ? std::sqrt(0.5 * starT) : sigma0;
@@ -580,9 +583,7 @@ SingleVisitResult processSingleVisit(const RawExposure& raw, const Detector& det
                                      const ReferenceStars* refs, const std::string& band, std::int64_t ccdVisitId,
                                      const SingleVisitConfig& cfg, const DetectorVisitPsf* visitPsf) {
     Exposure post = runIsr(raw, detector, calibs, cfg.isr);
-    if (!post.hasWcs()) throw InvalidInputError("the raw has no header WCS: astrometry needs a starting point");
-    const double scale = post.wcs()->pixelScale({post.bbox().minX() + 0.5 * post.width(),
-                                                 post.bbox().minY() + 0.5 * post.height()}).asArcseconds();
+    const double scale = headerPixelScaleArcsec(post);
     SingleVisitResult res = characterizeAndMeasure(std::move(post), ccdVisitId, cfg, scale, visitPsf);
     Table& src = res.sources;
 

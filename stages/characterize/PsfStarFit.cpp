@@ -304,83 +304,83 @@ FitOutput fitPsfStars(const std::vector<FitSource>& sources, const PsfDeterminer
         const FitSource& src = sources[si];
         const std::vector<PsfCandidate>& candidates = *src.candidates;
         out.sources[si].selected = src.selected;
-    for (std::size_t k = 0; k < src.selected.size(); ++k) {
-        const std::size_t idx = src.selected[k];
-        const MaskedImageF& image = *src.images[k];
-        const Mask& mask = image.mask();
-        const MaskPixel bad = mask.planeBitMaskIfPresent(config.badMaskPlanes);
-        const Box2I bbox = image.bbox();
-        const PsfCandidate& c = candidates[idx];
-        const SecondMoments start = SecondMoments::circle(std::max(0.5, std::sqrt(0.5 * (c.ixx + c.iyy))));
-        const AdaptiveMomentsResult am = computeAdaptiveMoments(image.image(), c.position, start, momentsControl, &mask, bad);
-        if (!am.converged || std::hypot(am.centre.x - c.position.x, am.centre.y - c.position.y) > 2.0) continue;
-        const Point2D m = am.centre;
-        const int ix = int(std::floor(m.x + 0.5)), iy = int(std::floor(m.y + 0.5));
-        const Box2I bigBox({ix - bigHalf, iy - bigHalf}, big, big), box({ix - half, iy - half}, n, n);
-        if (!bbox.contains(bigBox)) continue;
-        const Mask sub = mask.subImage(box);
-        if (sub.countBits(bad) > 0) continue;
-        Image<double> raw = image.image().subImage(bigBox).convertTo<double>();
-        bool finite = true;
-        for (int y = 0; y < big && finite; ++y)
-            for (int x = 0; x < big; ++x)
-                if (!std::isfinite(raw(x, y))) {
-                    finite = false;
-                    break;
-                }
-        if (!finite) continue;
-        Star s;
-        s.source = si;
-        s.index = idx;
-        s.image = &image;
-        s.offset = src.offset;
-        s.centre = m;
-        s.moments = am.moments;
-        s.phase = {m.x - ix, m.y - iy};
-        s.box = box;
-        s.data = sincShift(raw, -s.phase.x, -s.phase.y).subImage(box).clone();
-        s.data.setXY0({0, 0});
-        if (ovs > 1) {
-            s.stamp = raw.subImage(box).clone();
-            s.stamp.setXY0({0, 0});
-            s.padded = raw;
-        }
-        const Image<double> var = image.variance().subImage(box).convertTo<double>();
-        // v0: median variance of the stamp's border pixels; g: slope of (variance - v0) against the signal
-        // (least squares over the pixels above 5 sqrt(v0)), so the fit's weights follow the model, not the noise.
-        std::vector<double> border;
-        double fs = 0.0;
-        bool okVar = true;
-        for (int y = 0; y < n; ++y)
-            for (int x = 0; x < n; ++x) {
-                const double v = var(x, y);
-                if (!(v > 0.0) || !std::isfinite(v)) okVar = false;
-                if (x < 2 || y < 2 || x >= n - 2 || y >= n - 2) border.push_back(v);
-                fs += s.data(x, y);
+        for (std::size_t k = 0; k < src.selected.size(); ++k) {
+            const std::size_t idx = src.selected[k];
+            const MaskedImageF& image = *src.images[k];
+            const Mask& mask = image.mask();
+            const MaskPixel bad = mask.planeBitMaskIfPresent(config.badMaskPlanes);
+            const Box2I bbox = image.bbox();
+            const PsfCandidate& c = candidates[idx];
+            const SecondMoments start = SecondMoments::circle(std::max(0.5, std::sqrt(0.5 * (c.ixx + c.iyy))));
+            const AdaptiveMomentsResult am = computeAdaptiveMoments(image.image(), c.position, start, momentsControl, &mask, bad);
+            if (!am.converged || std::hypot(am.centre.x - c.position.x, am.centre.y - c.position.y) > 2.0) continue;
+            const Point2D m = am.centre;
+            const int ix = int(std::floor(m.x + 0.5)), iy = int(std::floor(m.y + 0.5));
+            const Box2I bigBox({ix - bigHalf, iy - bigHalf}, big, big), box({ix - half, iy - half}, n, n);
+            if (!bbox.contains(bigBox)) continue;
+            const Mask sub = mask.subImage(box);
+            if (sub.countBits(bad) > 0) continue;
+            Image<double> raw = image.image().subImage(bigBox).convertTo<double>();
+            bool finite = true;
+            for (int y = 0; y < big && finite; ++y)
+                for (int x = 0; x < big; ++x)
+                    if (!std::isfinite(raw(x, y))) {
+                        finite = false;
+                        break;
+                    }
+            if (!finite) continue;
+            Star s;
+            s.source = si;
+            s.index = idx;
+            s.image = &image;
+            s.offset = src.offset;
+            s.centre = m;
+            s.moments = am.moments;
+            s.phase = {m.x - ix, m.y - iy};
+            s.box = box;
+            s.data = sincShift(raw, -s.phase.x, -s.phase.y).subImage(box).clone();
+            s.data.setXY0({0, 0});
+            if (ovs > 1) {
+                s.stamp = raw.subImage(box).clone();
+                s.stamp.setXY0({0, 0});
+                s.padded = raw;
             }
-        if (!okVar || !(fs > 0.0)) continue;
-        s.skyVariance = median(border);
-        {
-            double vs = 0.0;
+            const Image<double> var = image.variance().subImage(box).convertTo<double>();
+            // v0: median variance of the stamp's border pixels; g: slope of (variance - v0) against the signal
+            // (least squares over the pixels above 5 sqrt(v0)), so the fit's weights follow the model, not the noise.
+            std::vector<double> border;
+            double fs = 0.0;
+            bool okVar = true;
             for (int y = 0; y < n; ++y)
-                for (int x = 0; x < n; ++x) vs += var(x, y);
-            s.meanVariance = vs / double(n * n);
-        }
-        double sdv = 0.0, sdd = 0.0;
-        const double floorSignal = 5.0 * std::sqrt(s.skyVariance);
-        for (int y = box.minY(); y <= box.maxY(); ++y)
-            for (int x = box.minX(); x <= box.maxX(); ++x) {
-                const double d = image.image().atParent({x, y});
-                if (d > floorSignal) {
-                    sdv += (image.variance().atParent({x, y}) - s.skyVariance) * d;
-                    sdd += d * d;
+                for (int x = 0; x < n; ++x) {
+                    const double v = var(x, y);
+                    if (!(v > 0.0) || !std::isfinite(v)) okVar = false;
+                    if (x < 2 || y < 2 || x >= n - 2 || y >= n - 2) border.push_back(v);
+                    fs += s.data(x, y);
                 }
+            if (!okVar || !(fs > 0.0)) continue;
+            s.skyVariance = median(border);
+            {
+                double vs = 0.0;
+                for (int y = 0; y < n; ++y)
+                    for (int x = 0; x < n; ++x) vs += var(x, y);
+                s.meanVariance = vs / double(n * n);
             }
-        s.gain = sdd > 0.0 && sdv > 0.0 ? sdv / sdd : 0.0;
-        s.keep.assign(std::size_t(n) * std::size_t(n), 1);
-        s.flux = fs;
-        stars.push_back(std::move(s));
-    }
+            double sdv = 0.0, sdd = 0.0;
+            const double floorSignal = 5.0 * std::sqrt(s.skyVariance);
+            for (int y = box.minY(); y <= box.maxY(); ++y)
+                for (int x = box.minX(); x <= box.maxX(); ++x) {
+                    const double d = image.image().atParent({x, y});
+                    if (d > floorSignal) {
+                        sdv += (image.variance().atParent({x, y}) - s.skyVariance) * d;
+                        sdd += d * d;
+                    }
+                }
+            s.gain = sdd > 0.0 && sdv > 0.0 ? sdv / sdd : 0.0;
+            s.keep.assign(std::size_t(n) * std::size_t(n), 1);
+            s.flux = fs;
+            stars.push_back(std::move(s));
+        }
     }
 
     // Reserve split: seeded Fisher-Yates over the usable stars (in selection order).
